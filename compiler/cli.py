@@ -1,0 +1,169 @@
+"""The ``sps`` command line: a thin layer over the Python API of each package.
+
+The compiler registers ``compile``, ``golden`` and ``report storage``; the hardware
+(``sps_hw.cli``) and board (``boards.cli``) packages add their own commands through
+``add_commands(subparsers, report_subparsers)``. A :class:`~compiler.errors.SPSError` becomes
+one line on stderr and exit status 2.
+"""
+
+import argparse
+import importlib
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SPSError
+
+PLUGINS = ("sps_hw.cli", "boards.cli")
+
+
+class Progress:
+    """Progress lines on stderr for long steps: ``sps: prune [3/16] conv2_1 (1.2 s)``, i counted from 1."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream, self.start = stream, time.monotonic()
+
+    def __call__(self, stage, i, n, name):
+        elapsed = time.monotonic() - self.start
+        print(f"sps: {stage} [{i}/{n}] {name} ({elapsed:.1f} s)", file=self.stream,
+              flush=True)
+
+
+def load_input(path, what="--input"):
+    """An array from a ``.npy`` file, or :class:`SPSError`."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise SPSError(f"{what} {path}: not a readable .npy file ({e})") from None
+
+
+def save_output(path, array):
+    """Write ``array`` to ``path`` atomically (a temporary file renamed into place)."""
+    path = Path(path)
+    if not path.parent.resolve().is_dir():
+        raise SPSError(f"-o {path}: directory {path.parent} does not exist")
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+    tmp.replace(path)
+
+
+def cmd_compile(args):
+    from . import images, pipeline
+    images.check_new_dir(args.output)
+    progress = Progress()
+    net = pipeline.load_network(args.model, seed=args.seed, weights=args.weights)
+    calib = None
+    if args.calib:
+        calib = pipeline.calibration_inputs(net, args.calib)
+    model, report = pipeline.compile_network(
+        net, keep=args.keep, patterns=args.patterns, period=args.period, permute=args.permute,
+        prune_first=args.prune_first, calib=calib, seed=args.seed,
+        source=args.model, progress=progress)
+    images.write(model, args.output, progress=lambda i, n, name: progress("write", i, n, name))
+    pruned = [row for row in report if row["pps"]]
+    if pruned:
+        total = sum(r["energy_total"] for r in pruned)
+        kept = sum(r["retained"] * r["energy_total"] for r in pruned) / total
+        bound = sum(r["upper_bound"] * r["energy_total"] for r in pruned) / total
+        print(f"sps: {len(pruned)} PPS layers keep {kept:.1%} of their weight energy "
+              f"(top-{args.keep} per kernel: {bound:.1%})", file=sys.stderr)
+    print(f"sps: wrote {args.output} ({time.monotonic() - progress.start:.1f} s)",
+          file=sys.stderr)
+
+
+def cmd_golden(args):
+    from . import golden, images
+    model = images.load(args.model)
+    x = load_input(args.input)
+    golden.check_input(model, x, what=f"--input {args.input}")
+    y = golden.infer(model, x)
+    save_output(args.output, y)
+    if args.compare:
+        from . import accuracy
+        rows = accuracy.compare(model, x, y)
+        print(json.dumps(rows, indent=1) if args.json else accuracy.format_table(rows))
+
+
+def cmd_report_storage(args):
+    from . import storage_report
+    net = storage_report.load_pruned(args.model, keep=args.keep, patterns=args.patterns,
+                                     period=args.period, seed=args.seed)
+    report = storage_report.storage_report(net)
+    if args.plot:
+        storage_report.plot(report, args.plot)
+    print(json.dumps(report, indent=1) if args.json else storage_report.format_table(report))
+
+
+def _pps_options(parser):
+    parser.add_argument("--keep", type=int, default=4, help="taps kept per 3x3 kernel (4)")
+    parser.add_argument("--patterns", type=int, default=4, metavar="K",
+                        help="patterns in each layer's library (4)")
+    parser.add_argument("--period", type=int, default=8, metavar="P",
+                        help="assignment period in input channels (8)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of random weights/inputs (0)")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="sps", description="Sparse periodic systolic CNN accelerator generator.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("compile", help="prune, quantize and write ROM images of a CNN")
+    p.add_argument("model", help="an .onnx or .npz file, or demo, demo8, vgg16, resnet18, "
+                                 "resnet50")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="new directory")
+    _pps_options(p)
+    p.add_argument("--permute", action=argparse.BooleanOptionalAction, default=True,
+                   help="permute input channels to group similar ones (on)")
+    p.add_argument("--prune-first", action="store_true",
+                   help="prune the first 3x3 layer too (kept dense by default)")
+    p.add_argument("--calib", metavar="FILE.npy", help="float32 [N, C, H, W] inputs to "
+                   "calibrate activation scales (default: 4 seeded N(0,1) samples)")
+    p.add_argument("--weights", metavar="FILE.npz",
+                   help="trained weights for a built-in model: <layer>.weight, <layer>.bias")
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("golden", help="bit-exact numpy inference of a compiled model")
+    p.add_argument("model", metavar="OUT", help="compiled model directory")
+    p.add_argument("--input", required=True, metavar="X.npy", help="int8 [C, H, W] input")
+    p.add_argument("-o", "--output", required=True, metavar="Y.npy", help="int8 output")
+    p.add_argument("--compare", action="store_true", help="also run the float model, "
+                   "unpruned and pruned, and print what pruning and quantization cost")
+    p.add_argument("--json", action="store_true", help="--compare results as JSON")
+    p.set_defaults(func=cmd_golden)
+
+    report = sub.add_parser("report", help="storage, cycle and energy comparisons")
+    report_sub = report.add_subparsers(dest="report", required=True, metavar="KIND")
+    p = report_sub.add_parser("storage", help="weight storage of dense, CSR, CSC, COO, "
+                              "bitmap, RLC and SPS formats")
+    p.add_argument("model", help="a compiled model directory, a model file or built-in name")
+    _pps_options(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--plot", metavar="PNG", help="also write a bar chart")
+    p.set_defaults(func=cmd_report_storage)
+
+    for name in PLUGINS:
+        if importlib.util.find_spec(name.split(".")[0]) and importlib.util.find_spec(name):
+            importlib.import_module(name).add_commands(sub, report_sub)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except SPSError as e:
+        print(f"sps: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
