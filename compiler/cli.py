@@ -92,8 +92,9 @@ def cmd_golden(args):
 def cmd_report_storage(args):
     from . import storage_report
     net = storage_report.load_pruned(args.model, keep=args.keep, patterns=args.patterns,
-                                     period=args.period, seed=args.seed)
-    report = storage_report.storage_report(net)
+                                     period=args.period, seed=args.seed,
+                                     prune_first=args.prune_first)
+    report = storage_report.storage_report(net, convention=args.convention)
     if args.plot:
         storage_report.plot(report, args.plot)
     print(json.dumps(report, indent=1) if args.json else storage_report.format_table(report))
@@ -143,6 +144,9 @@ def build_parser():
                               "bitmap, RLC and SPS formats")
     p.add_argument("model", help="a compiled model directory, a model file or built-in name")
     _pps_options(p)
+    p.add_argument("--prune-first", action="store_true", help="prune the first 3x3 layer too")
+    p.add_argument("--convention", default="minimal", choices=("minimal", "int16", "int32"),
+                   help="index field widths: minimal per layer (default), or 16/32-bit words")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--plot", metavar="PNG", help="also write a bar chart")
     p.set_defaults(func=cmd_report_storage)
