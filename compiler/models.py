@@ -33,7 +33,7 @@ class Builder:
         in_shape = self.net.shape_of(src)
         pad = kernel // 2 if pad is None else pad
         ci = in_shape[0]
-        std = gain * np.sqrt(2.0 / (ci * kernel * kernel))
+        std = np.float32(gain * np.sqrt(2.0 / (ci * kernel * kernel)))
         weight = (self.rng.standard_normal((co, ci, kernel, kernel), np.float32) * std)
         bias = self.rng.standard_normal(co, np.float32) * np.float32(0.01)
         return self._add(Layer(name, "conv", [src], tuple(in_shape),
@@ -44,7 +44,7 @@ class Builder:
     def fc(self, name, co, relu=True, src=None):
         src = src or self.last
         flat = (int(np.prod(self.net.shape_of(src))), 1, 1)
-        std = np.sqrt(2.0 / flat[0])
+        std = np.float32(np.sqrt(2.0 / flat[0]))
         weight = self.rng.standard_normal((co, flat[0], 1, 1), np.float32) * std
         bias = self.rng.standard_normal(co, np.float32) * np.float32(0.01)
         return self._add(Layer(name, "conv", [src], flat, (co, 1, 1), kernel=1, relu=relu,
