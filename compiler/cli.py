@@ -63,7 +63,7 @@ def cmd_compile(args):
     model, report = pipeline.compile_network(
         net, keep=args.keep, patterns=args.patterns, period=args.period, permute=args.permute,
         prune_first=args.prune_first, calib=calib, seed=args.seed,
-        source=args.model, progress=progress)
+        source=args.model, weights_file=args.weights, progress=progress)
     images.write(model, args.output, progress=lambda i, n, name: progress("write", i, n, name))
     pruned = [row for row in report if row["pps"]]
     if pruned:
@@ -82,10 +82,11 @@ def cmd_golden(args):
     x = load_input(args.input)
     golden.check_input(model, x, what=f"--input {args.input}")
     y = golden.infer(model, x)
-    save_output(args.output, y)
     if args.compare:
         from . import accuracy
         rows = accuracy.compare(model, x, y)
+    save_output(args.output, y)
+    if args.compare:
         print(json.dumps(rows, indent=1) if args.json else accuracy.format_table(rows))
 
 
@@ -115,8 +116,8 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("compile", help="prune, quantize and write ROM images of a CNN")
-    p.add_argument("model", help="an .onnx or .npz file, or demo, demo8, vgg16, resnet18, "
-                                 "resnet50")
+    p.add_argument("model", help="an .onnx or .npz file, or demo, demo8, digits, vgg16, "
+                                 "resnet18, resnet50")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="new directory")
     _pps_options(p)
     p.add_argument("--permute", action=argparse.BooleanOptionalAction, default=True,
@@ -137,6 +138,12 @@ def build_parser():
                    "unpruned and pruned, and print what pruning and quantization cost")
     p.add_argument("--json", action="store_true", help="--compare results as JSON")
     p.set_defaults(func=cmd_golden)
+
+    from . import train
+    p = sub.add_parser("train-digits", help="train demo8 on the 8x8 digits, prune, fine-tune "
+                       "and measure accuracy (regenerates the shipped weights)")
+    train.add_arguments(p)
+    p.set_defaults(func=train.run)
 
     report = sub.add_parser("report", help="storage, cycle and energy comparisons")
     report_sub = report.add_subparsers(dest="report", required=True, metavar="KIND")

@@ -139,8 +139,23 @@ def resnet50(seed=0):
     return _resnet("resnet50", _bottleneck, [3, 4, 6, 3], seed)
 
 
+def digits(seed=0):
+    """``demo8`` trained on scikit-learn's 8x8 digits, PPS keep 4 fine-tuned (docs/accuracy.md)."""
+    from .train import digits_model
+    return digits_model(seed)
+
+
+def default_calibration(name):
+    """Calibration inputs that come with a built-in model, or ``None``."""
+    if name == "digits":
+        from .train import calibration_images
+        return calibration_images()
+    return None
+
+
 BUILTIN = {
     "demo": demo,
+    "digits": digits,
     "demo8": lambda seed=0: demo(seed, size=8),
     "vgg16": vgg16,
     "resnet18": resnet18,

@@ -58,12 +58,6 @@ def calibration_inputs(net, calib=None, seed=0, count=4):
     return data.astype(np.float32)
 
 
-def source_id(model):
-    """What the manifest records as the source: the built-in name or the file's name."""
-    path = Path(str(model))
-    return path.name if path.suffix.lower() in (".onnx", ".npz") else str(model)
-
-
 def _file_sha256(model):
     path = Path(str(model))
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
@@ -98,10 +92,12 @@ def quantized_layers(net, scales):
 
 
 def compile_network(net, *, keep=4, patterns=4, period=8, permute=True, prune_first=False,
-                    calib=None, seed=0, source=None, progress=None):
+                    calib=None, seed=0, source=None, weights_file=None, progress=None):
     """Prune ``net`` in place to PPS, quantize it and return ``(CompiledModel, pps_report)``.
 
-    ``calib`` is a float ``[N, C, H, W]`` array (see :func:`calibration_inputs`);
+    ``calib`` is a float ``[N, C, H, W]`` array (see :func:`calibration_inputs`; by default
+    the built-in model's own samples, else seeded ones); ``source`` and ``weights_file`` (a file
+    of trained weights) are recorded so the float model can be rebuilt;
     ``progress(stage, i, n, name)`` is called as layers are processed.
     """
     if not 1 <= keep <= 9:
@@ -113,6 +109,8 @@ def compile_network(net, *, keep=4, patterns=4, period=8, permute=True, prune_fi
     report = pps.prune_network(net, keep=keep, patterns=patterns, period=period,
                                permute=permute, prune_first=prune_first, progress=step("prune"))
     if calib is None:
+        calib = models.default_calibration(net.name)
+    if calib is None:
         calib = calibration_inputs(net, seed=seed)
     if progress:
         progress("calibrate", 1, 1, f"{len(calib)} samples")
@@ -123,7 +121,10 @@ def compile_network(net, *, keep=4, patterns=4, period=8, permute=True, prune_fi
                                                       "permuted")}
     manifest = {
         "format": images.FORMAT, "version": images.VERSION,
-        "source": source or net.name, "source_sha256": _file_sha256(source) if source else None,
+        "source": str(source or net.name),
+        "source_sha256": _file_sha256(source) if source else None,
+        "weights": None if weights_file is None else {"path": str(weights_file),
+                                                      "sha256": _file_sha256(weights_file)},
         "options": {"keep": keep, "patterns": patterns, "period": period, "permute": permute,
                     "prune_first": prune_first, "seed": seed, "calib_samples": len(calib)},
         "input": {"name": "input", "shape": list(net.input_shape), "scale": scales["input"]},
@@ -137,18 +138,22 @@ def compile_network(net, *, keep=4, patterns=4, period=8, permute=True, prune_fi
 def float_networks(model, seed=None):
     """The float network a compiled model came from, in stored order, with its masks set.
 
-    The source is loaded again (a built-in name with the recorded seed, or the source file
-    in the current directory) and the manifest's permutations and masks are applied to it.
+    The source is loaded again (a built-in name with the recorded seed, or the source and
+    weight files at the paths given to ``sps compile``) and the manifest's permutations and
+    masks are applied to it.
     """
     source = model.manifest["source"]
     seed = model.manifest["options"]["seed"] if seed is None else seed
+    weights = model.manifest.get("weights")
+    for name, sha in ((source, model.manifest.get("source_sha256")),
+                      (weights and weights["path"], weights and weights["sha256"])):
+        if sha and _file_sha256(name) != sha:
+            raise SPSError(f"{name}: missing, or not the file the model was compiled from; "
+                           f"run from the directory that holds it")
     try:
-        net = load_network(source, seed=seed)
+        net = load_network(source, seed=seed, weights=weights and weights["path"])
     except SPSError as e:
         raise SPSError(f"cannot rebuild the float model from source {source!r}: {e}") from None
-    expected = model.manifest.get("source_sha256")
-    if expected and _file_sha256(source) != expected:
-        raise SPSError(f"{source}: differs from the file the model was compiled from")
     for entry in model.layers:
         if entry["op"] == "conv" and entry.get("permutation") is not None:
             graph.permute_input_channels(net, entry["name"], entry["permutation"])

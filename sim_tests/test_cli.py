@@ -120,3 +120,24 @@ def test_corrupted_image(tmp_path, capsys, demo_model, x_npy):
 def test_not_a_model(tmp_path, capsys, x_npy):
     fails_cleanly(capsys, ["golden", tmp_path, "--input", x_npy, "-o", tmp_path / "y.npy"],
                   "manifest.json")
+
+
+def test_compare_rebuilds_float_model_with_given_weights(tmp_path, monkeypatch, capsys):
+    """``--weights`` is recorded, so ``golden --compare`` measures against the trained model."""
+    import json
+    from compiler import train
+    monkeypatch.chdir(tmp_path)
+    np.savez("w.npz", **np.load(train.weights_path("digits8_dense.npz")))
+    np.save("c.npy", train.calibration_images(64))
+    assert main(["compile", "demo8", "--weights", "w.npz", "--calib", "c.npy", "-o", "m"]) == 0
+    model = images.load("m")
+    x = train.quantize_input(model, train.digits("test")[0][:1])[0]
+    np.save("x.npy", x)
+    capsys.readouterr()
+    assert main(["golden", "m", "--input", "x.npy", "-o", "y.npy", "--compare", "--json"]) == 0
+    rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["int8 pruned"]["cosine"] > 0.9
+    np.save("w.npz", np.zeros(1))            # a different file at the recorded path
+    fails_cleanly(capsys, ["golden", "m", "--input", "x.npy", "-o", "y2.npy", "--compare"],
+                  "w.npz", "not the file")
+    assert not (tmp_path / "y2.npy").exists()
