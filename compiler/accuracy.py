@@ -19,10 +19,10 @@ def _metrics(y, ref):
 
 
 def compare(model, x, y):
-    """Rows for the float dense, float pruned and int8 outputs on int8 input ``x``.
+    """What pruning, quantization and both cost on int8 input ``x`` with int8 output ``y``.
 
-    Each row gives the relative L2 error and cosine similarity to the float dense output
-    and the arg-max (the predicted class for a classifier).
+    Each row compares one output with a reference (relative L2 error, cosine similarity)
+    and gives both arg-maxes (the predicted classes of a classifier).
     """
     net = pipeline.float_networks(model)
     xf = x.astype(np.float32) * np.float32(model.manifest["input"]["scale"])
@@ -30,15 +30,19 @@ def compare(model, x, y):
     dense = graph.forward(net, xf, pruned=False)[out]
     pruned = graph.forward(net, xf, pruned=True)[out]
     quant = y.astype(np.float32) * np.float32(model.manifest["output"]["scale"])
-    return [{"model": name, **_metrics(val, dense)} for name, val in
-            (("float dense", dense), ("float pruned", pruned), ("int8 pruned", quant))]
+    outputs = {"float dense": dense, "float pruned": pruned, "int8 pruned": quant}
+    pairs = (("float pruned", "float dense"), ("int8 pruned", "float pruned"),
+             ("int8 pruned", "float dense"))
+    return [{"model": a, "reference": b, **_metrics(outputs[a], outputs[b]),
+             "reference_argmax": int(np.argmax(outputs[b]))} for a, b in pairs]
 
 
 def format_table(rows):
     """A small aligned table of :func:`compare` rows."""
-    lines = [f"{'model':<14}{'rel. error':>12}{'cosine':>10}{'argmax':>8}"]
+    lines = [f"{'output':<14}{'against':<14}{'rel. error':>11}{'cosine':>9}{'argmax':>10}"]
     for r in rows:
         err = "-" if r["rel_error"] is None else f"{r['rel_error']:.4f}"
         cos = "-" if r["cosine"] is None else f"{r['cosine']:.4f}"
-        lines.append(f"{r['model']:<14}{err:>12}{cos:>10}{r['argmax']:>8}")
+        argmax = f"{r['argmax']}/{r['reference_argmax']}"
+        lines.append(f"{r['model']:<14}{r['reference']:<14}{err:>11}{cos:>9}{argmax:>10}")
     return "\n".join(lines)

@@ -135,9 +135,9 @@ def test_compare_rebuilds_float_model_with_given_weights(tmp_path, monkeypatch, 
     np.save("x.npy", x)
     capsys.readouterr()
     assert main(["golden", "m", "--input", "x.npy", "-o", "y.npy", "--compare", "--json"]) == 0
-    rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
-    assert rows["int8 pruned"]["cosine"] > 0.9
-    np.save("w.npz", np.zeros(1))            # a different file at the recorded path
+    rows = {(r["model"], r["reference"]): r for r in json.loads(capsys.readouterr().out)}
+    assert rows["int8 pruned", "float pruned"]["cosine"] > 0.99
+    (tmp_path / "w.npz").write_bytes(b"other")   # a different file at the recorded path
     fails_cleanly(capsys, ["golden", "m", "--input", "x.npy", "-o", "y2.npy", "--compare"],
                   "w.npz", "not the file")
     assert not (tmp_path / "y2.npy").exists()
