@@ -12,11 +12,11 @@ import importlib.util
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from .errors import SPSError
+from .fileio import load_npy, save_npy
 
 PLUGINS = ("sps_hw.cli", "boards.cli")
 
@@ -31,25 +31,6 @@ class Progress:
         elapsed = time.monotonic() - self.start
         print(f"sps: {stage} [{i}/{n}] {name} ({elapsed:.1f} s)", file=self.stream,
               flush=True)
-
-
-def load_input(path, what="--input"):
-    """An array from a ``.npy`` file, or :class:`SPSError`."""
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise SPSError(f"{what} {path}: not a readable .npy file ({e})") from None
-
-
-def save_output(path, array):
-    """Write ``array`` to ``path`` atomically (a temporary file renamed into place)."""
-    path = Path(path)
-    if not path.parent.resolve().is_dir():
-        raise SPSError(f"-o {path}: directory {path.parent} does not exist")
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    tmp.replace(path)
 
 
 def cmd_compile(args):
@@ -79,13 +60,13 @@ def cmd_compile(args):
 def cmd_golden(args):
     from . import golden, images
     model = images.load(args.model)
-    x = load_input(args.input)
+    x = load_npy(args.input)
     golden.check_input(model, x, what=f"--input {args.input}")
     y = golden.infer(model, x)
     if args.compare:
         from . import accuracy
         rows = accuracy.compare(model, x, y)
-    save_output(args.output, y)
+    save_npy(args.output, y)
     if args.compare:
         print(json.dumps(rows, indent=1) if args.json else accuracy.format_table(rows))
 

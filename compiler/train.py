@@ -28,6 +28,7 @@ import numpy as np
 
 from . import golden, graph, images, kernels, models, pipeline, pps
 from .errors import SPSError
+from .fileio import atomic_write, save_npy
 
 PIXEL_MAX = 16.0          # digits pixels are integers 0..16; inputs are pixels / 16, in [0, 1]
 TEST_SIZE = 360           # of 1797 images; the other 1437 train
@@ -402,24 +403,7 @@ def network_weights(net):
 
 def save_weights(path, weights):
     """Write ``weights`` to ``path`` as a compressed ``.npz``, atomically."""
-    path = Path(path)
-    if not path.parent.resolve().is_dir():
-        raise SPSError(f"{path}: directory {path.parent} does not exist")
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        np.savez_compressed(f, **weights)
-    tmp.replace(path)
-
-
-def save_array(path, array):
-    """Write ``array`` to ``path`` as ``.npy``, atomically."""
-    path = Path(path)
-    if not path.parent.resolve().is_dir():
-        raise SPSError(f"{path}: directory {path.parent} does not exist")
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    tmp.replace(path)
+    atomic_write(path, lambda f: np.savez_compressed(f, **weights))
 
 
 def compile_weights(weights, *, keep, patterns=4, period=8, calib=None, seed=0):
@@ -539,7 +523,7 @@ def run(args):
               else f"{args.evaluate}: int8 test accuracy {100 * accuracy:.2f} % ({len(y)} images)")
         return
     if args.calib_output:
-        save_array(args.calib_output, calibration_images())
+        save_npy(args.calib_output, calibration_images())
         return
     try:
         keeps = [int(k) for k in args.table.split(",")] if args.table else []
