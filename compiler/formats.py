@@ -31,6 +31,7 @@ each index field ``ceil(log2(dim))`` bits for the dimension it indexes and each 
 import numpy as np
 
 from .errors import SPSError
+from .pps import layer_mask
 
 FORMATS = ("dense", "csr", "csc", "coo", "bitmap", "rlc", "sps")
 SPARSE_FORMATS = ("csr", "csc", "coo", "bitmap", "rlc")
@@ -76,18 +77,6 @@ def get_convention(spec="minimal"):
 def field_bits(count):
     """Bits of a field that names one of ``count`` things: ``ceil(log2(count))``, 0 for 1."""
     return max(int(count) - 1, 0).bit_length()
-
-
-def pps_mask(shape, library, assignment):
-    """Bool ``[Co, Ci, k, k]`` of the taps kept by ``library[assignment[i mod P]]``.
-
-    Bit ``t`` of a library mask is tap ``t = ky*k + kx``. Returns a read-only broadcast view.
-    """
-    co, ci, k, _ = shape
-    lib = np.asarray(library, dtype=np.int64)
-    bits = ((lib[:, None] >> np.arange(k * k)) & 1).astype(bool)            # [K, k*k]
-    taps = bits[np.asarray(assignment, dtype=np.int64)[np.arange(ci) % len(assignment)]]
-    return np.broadcast_to(taps.reshape(1, ci, k, k), (co, ci, k, k))
 
 
 def rlc_fillers(mask, run_bits):
@@ -161,7 +150,7 @@ def layer_storage(mask_or_shape, *, library=None, assignment=None, convention="m
                         f"not {type(mask_or_shape).__name__}")
     pps = _check_pps(shape, library, assignment)
     if pps is not None:
-        implied = pps_mask(shape, *pps)
+        implied = layer_mask(*pps, shape[0], shape[1], shape[2])
         if mask is None:
             mask = implied
         elif not np.array_equal(mask, implied):

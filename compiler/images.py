@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import pps
 from .errors import SPSError
 
 FORMAT, VERSION = "sps-model", 1
@@ -51,10 +52,8 @@ def is_pps(layer):
 
 def kept_mask(layer):
     """Bool ``[Co, Ci, k, k]`` of the taps a conv layer keeps: ``library[A[i mod P]]``."""
-    co, ci, k = layer["out_shape"][0], layer["in_shape"][0], layer["kernel"]
-    bits = np.array([[(m >> t) & 1 for t in range(k * k)] for m in layer["library"]], bool)
-    taps = bits[np.asarray(layer["assignment"])][np.arange(ci) % layer["period"]]
-    return np.broadcast_to(taps.reshape(1, ci, k, k), (co, ci, k, k))
+    return pps.layer_mask(layer["library"], layer["assignment"], layer["out_shape"][0],
+                          layer["in_shape"][0], layer["kernel"])
 
 
 def encode_weights(weight, mask):

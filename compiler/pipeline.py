@@ -107,7 +107,8 @@ def compile_network(net, *, keep=4, patterns=4, period=8, permute=True, prune_fi
     step = (lambda stage: (lambda i, n, name: progress(stage, i, n, name))) if progress else (
         lambda stage: None)
     report = pps.prune_network(net, keep=keep, patterns=patterns, period=period,
-                               permute=permute, prune_first=prune_first, progress=step("prune"))
+                               permute=permute, prune_first=prune_first, progress=step("prune"),
+                               seed=seed)
     if calib is None:
         calib = models.default_calibration(net.name)
     if calib is None:

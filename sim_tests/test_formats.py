@@ -9,7 +9,7 @@ import scipy.sparse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compiler import formats, storage_report
+from compiler import formats, pps, storage_report
 from compiler.errors import SPSError
 from compiler.graph import Layer, Network
 
@@ -137,7 +137,7 @@ def test_all_zero_and_all_one_masks():
 def test_sps_layer_by_hand():
     shape = (4, 16, 3, 3)
     lib, table = [TAPS_0134, TAPS_4578], [0, 1, 1, 0]
-    mask = np.ascontiguousarray(formats.pps_mask(shape, lib, table))
+    mask = np.ascontiguousarray(pps.layer_mask(lib, table, *shape[:3]))
     assert mask[2, 5].reshape(-1).tolist() == [0, 0, 0, 0, 1, 1, 0, 1, 1]   # 5 % 4 = 1
     assert mask[0, 4].reshape(-1).tolist() == [1, 1, 0, 1, 1, 0, 0, 0, 0]
     got = formats.layer_storage(mask, library=lib, assignment=table)
@@ -204,7 +204,7 @@ def test_sps_index_is_period_times_id_bits_plus_library(keep, period, patterns, 
     lib = [int(m) for m in rng.choice(cands, min(patterns, len(cands)), replace=False)]
     table = [int(a) for a in rng.integers(0, len(lib), period)]
     shape = (co, ci, 3, 3)
-    mask = np.ascontiguousarray(formats.pps_mask(shape, lib, table))
+    mask = np.ascontiguousarray(pps.layer_mask(lib, table, *shape[:3]))
     got = formats.layer_storage(mask, library=lib, assignment=table)
     k_bits = math.ceil(math.log2(len(lib))) if len(lib) > 1 else 0
     assert got["sps"]["index_bits"] == period * k_bits + 9 * len(lib)
@@ -220,7 +220,7 @@ def hand_net():
     lib, table = [TAPS_0134, TAPS_4578], [0, 1, 1, 0]
     a = Layer("a", "conv", ["input"], (4, 4, 4), (8, 4, 4), kernel=3, pad=1)
     a.pps = {"keep": 4, "period": 4, "library": lib, "assignment": table}
-    a.mask = np.ascontiguousarray(formats.pps_mask((8, 4, 3, 3), lib, table))
+    a.mask = np.array(pps.layer_mask(lib, table, 8, 4))
     b = Layer("b", "conv", ["a"], (8, 4, 4), (8, 4, 4), kernel=1)
     b.pps = {"keep": 1, "period": 1, "library": [1], "assignment": [0]}
     c = Layer("c", "conv", ["b"], (128, 1, 1), (10, 1, 1), kernel=1)
