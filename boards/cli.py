@@ -1,0 +1,63 @@
+"""``sps build`` and ``sps run``: thin wrappers over :func:`boards.build.build` and
+:func:`boards.host.run_model` (registered by ``compiler.cli`` through :func:`add_commands`)."""
+
+import json
+import sys
+
+__all__ = ["add_commands"]
+
+
+def cmd_build(args):
+    from .build import build
+    report = build(args.board, args.output, model=args.model, do_build=not args.no_synth,
+                   progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return
+    res = report["resources"]
+    fmax = report["fmax_mhz"]
+    print(f"{report['board']} ({report['device']}): array {report['array']['rows']}x"
+          f"{report['array']['cols']}, clock {report['clock_mhz']:g} MHz, "
+          + (f"Fmax {fmax:.1f} MHz" if fmax else
+             "Fmax: from Vivado (sh build_top.sh)" if report["family"] == "xc7" and res else
+             "not built"))
+    for cell, n in res.items():
+        if n["used"]:
+            avail = f"{n['available']}" if n["available"] is not None else "?"
+            print(f"  {cell:>16}: {n['used']:>7} / {avail}")
+
+
+def cmd_run(args):
+    from compiler.fileio import load_npy, save_npy
+
+    from .host import run_model
+    x = load_npy(args.input)
+    y = run_model(args.model, args.port, x, baud=args.baud, timeout=args.timeout,
+                  progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    save_npy(args.output, y)
+
+
+def add_commands(sub, report_sub):
+    """Register ``build`` and ``run`` on the ``sps`` parser (no ``report`` kinds)."""
+    from .platforms import BOARDS
+    p = sub.add_parser("build", help="bitstream (Lattice) or Vivado project (Xilinx) for a "
+                       "board, with report.json")
+    p.add_argument("--board", required=True, choices=sorted(BOARDS), metavar="NAME",
+                   help=f"one of {', '.join(BOARDS)}")
+    p.add_argument("--model", metavar="OUT", help="compiled model to bake into block RAM")
+    p.add_argument("-o", "--output", required=True, metavar="BUILD", help="new directory")
+    p.add_argument("--no-synth", action="store_true",
+                   help="write the project files only; run no tool")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("run", help="upload a compiled model to a board, infer, read back")
+    p.add_argument("model", metavar="OUT", help="compiled model directory")
+    p.add_argument("--port", required=True, metavar="DEV",
+                   help="serial device (/dev/ttyUSB1) or sim:BOARD for a simulated board")
+    p.add_argument("--input", required=True, metavar="X.npy", help="int8 [C, H, W] input")
+    p.add_argument("-o", "--output", required=True, metavar="Y.npy", help="int8 output")
+    p.add_argument("--baud", type=int, default=1_000_000, help="UART baud rate (1000000)")
+    p.add_argument("--timeout", type=float, default=0.5,
+                   help="seconds to wait for each answer beyond its transfer time (0.5)")
+    p.set_defaults(func=cmd_run)
