@@ -1,0 +1,103 @@
+"""The analytical model: which layers the hardware runs, pass counts, the 9/keep ratio on
+VGG16's channel counts, utilization, and the whole-network report. (Its exactness against the
+RTL's cycle counter is checked by every amaranth.sim and cocotb system test.)"""
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from compiler import cli
+from sps_hw.config import Config
+from sps_hw.model import cycle_report, layer_cycles, plan_layer
+from sps_hw.top import pipeline_latency
+
+BIG = {"max_hw": 2**16, "max_width": 2**10, "fmap_depth": 2**24}
+
+
+def conv(ci, co, h, w, keep=4, k=3, stride=1, pad=None, pool=None, name="l"):
+    pad = k // 2 if pad is None else pad
+    return {"name": name, "op": "conv", "inputs": ["input"], "in_shape": [ci, h, w],
+            "out_shape": [co, h // stride, w // stride], "kernel": k, "stride": stride,
+            "pad": pad, "keep": keep, "relu": True, "pool": pool}
+
+
+@pytest.mark.parametrize("layer, source, reason", [
+    (conv(8, 8, 16, 16, stride=2), None, "stride 2"),
+    (conv(3, 64, 32, 32, k=7, pad=3, keep=49), None, "7x7 kernel"),
+    (conv(8, 8, 1, 16), None, "needs at least 2 rows"),
+    (conv(8, 8, 16, 40), None, "width 40 > max_width 32"),
+    (conv(8, 8, 16, 16, pool={"k": 3, "s": 2, "p": 1}), None, "fused pool"),
+    ({"name": "a", "op": "add", "inputs": ["x", "y"]}, None, "add runs on the host"),
+    (conv(4096, 8, 16, 16), None, "input tensor needs"),
+])
+def test_host_layers_and_reasons(layer, source, reason):
+    cfg = Config(rows=4, cols=4, max_hw=1024, max_width=32, fmap_depth=4096)
+    source = source or tuple(layer.get("in_shape", (1, 1, 1)))
+    plan = plan_layer(layer, source, cfg)
+    assert isinstance(plan, str) and reason in plan
+
+
+def test_fc_on_a_flattened_tensor():
+    cfg = Config(rows=8, cols=4, **BIG)
+    fc = {"name": "fc", "op": "conv", "inputs": ["c"], "in_shape": [20 * 9, 1, 1],
+          "out_shape": [10, 1, 1], "kernel": 1, "stride": 1, "pad": 0, "keep": 1,
+          "relu": False, "pool": None}
+    plan = plan_layer(fc, (20, 3, 3), cfg)
+    assert (plan.kind, plan.subs, plan.passes, plan.groups) == ("fc", 9, 3, 3)
+    assert plan.total == 3 * 9 * 3 and plan.cycle == 8 and plan.macs == 10 * 180
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.integers(1, 40), cols=st.integers(1, 40), ci=st.integers(1, 300),
+       co=st.integers(1, 300), h=st.integers(2, 40), w=st.integers(1, 40),
+       keep=st.integers(1, 9))
+def test_pass_count_and_cycle_formula(rows, cols, ci, co, h, w, keep):
+    cfg = Config(rows=rows, cols=cols, **BIG)
+    plan = plan_layer(conv(ci, co, h, w, keep=keep), (ci, h, w), cfg)
+    assert plan.passes == math.ceil(ci * keep / rows)       # packed across channels
+    assert plan.groups == math.ceil(co / cols)
+    hw = h * w
+    assert plan.cycle == max(hw, rows, cols - 1)
+    assert plan.cycles == (4 + max(0, rows + w + 1 - hw) + plan.total * plan.cycle + hw
+                           + pipeline_latency(rows, cols))
+    assert 0 < plan.utilization(cfg) <= 1
+
+
+VGG = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256),
+       (256, 512), (512, 512), (512, 512), (512, 512), (512, 512), (512, 512)]
+
+
+@pytest.mark.parametrize("size", [16, 32])
+def test_vgg16_ratio_is_nine_fourths(size):
+    """SPS (keep 4) against dense (keep 9) on the same array: exactly 9/4 the passes on
+    every VGG16 layer with 64+ input channels, cycles within 5% at 28x28, and at least
+    90% multiplier utilization there."""
+    cfg = Config(rows=size, cols=size, **BIG)
+    for ci, co in VGG[1:]:
+        sps = plan_layer(conv(ci, co, 28, 28, keep=4), (ci, 28, 28), cfg)
+        dense = plan_layer(conv(ci, co, 28, 28, keep=9), (ci, 28, 28), cfg)
+        assert dense.total * 4 == sps.total * 9
+        assert abs(dense.cycles / sps.cycles / 2.25 - 1) < 0.05
+        assert sps.utilization(cfg) >= 0.9 and dense.utilization(cfg) >= 0.9
+
+
+def test_layer_cycles_closed_form():
+    assert layer_cycles(rows=4, cols=3, hw=1, lead=0, total=10) == (
+        4, 3, 0, 8, 4 + 3 + 40 + 1 + pipeline_latency(4, 3))
+
+
+def test_report_on_resnet18(capsys):
+    report = cycle_report("resnet18", Config(rows=16, cols=16, **BIG))
+    runs = {layer["name"]: layer["runs"] for layer in report["layers"]}
+    assert runs["conv1"] == "host" and runs["layer1.0.conv1"] == "hardware"
+    assert runs["layer2.0.conv1"] == "host" and runs["layer1.0.add"] == "host"
+    assert runs["fc"] == "hardware"
+    assert report["total_cycles"] == sum(layer["cycles"] for layer in report["layers"]
+                                         if layer["runs"] == "hardware")
+    assert 0.5 < report["utilization"] <= 1
+    assert cli.main(["report", "cycles", "resnet18", "--rows", "8", "--cols", "8",
+                     "--json"]) == 0
+    assert '"total_cycles"' in capsys.readouterr().out
+    assert cli.main(["report", "cycles", "nonexistent"]) == 2

@@ -1,0 +1,204 @@
+"""amaranth.sim tests of the output side (accumulate, requantize, pool, write) against
+``compiler.golden`` / ``compiler.kernels``."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from compiler import golden, kernels
+from sps_hw.output import Accumulator, MaxPool2, OutputSequencer, OutputWriter, Requantizer
+
+
+def simulate(dut, testbench, processes=()):
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    for p in processes:
+        sim.add_process(p)
+    sim.run()
+
+
+def test_requantizer_matches_golden():
+    cols = 4
+    dut = Requantizer(cols=cols)
+    rng = np.random.default_rng(0)
+    n = 60
+    acc = rng.integers(-2**31, 2**31, size=(n, cols))
+    mult = rng.integers(1, 2**31, size=(n, cols))
+    shift = rng.integers(1, 64, size=(n, cols))
+    # Corners: extreme accumulators and multipliers, shifts 1 and 63, small values near 0.
+    acc[0], mult[0], shift[0] = [-2**31, 2**31 - 1, -1, 0], 2**31 - 1, [1, 1, 63, 62]
+    acc[1], mult[1], shift[1] = [-2**31, 2**31 - 1, 5, -5], 1, [1, 31, 1, 2]
+    acc[2:6] = rng.integers(-300, 300, size=(4, cols))
+    mult[2:6], shift[2:6] = rng.integers(1, 2**15, size=(4, cols)), rng.integers(1, 20, (4, cols))
+    relu = rng.integers(0, 2, size=n)
+    want = np.stack([golden.requantize(acc[i], mult[i], shift[i], bool(relu[i]))
+                     for i in range(n)])
+
+    async def testbench(ctx):
+        got = []
+        for t in range(n + Requantizer.latency):
+            if t < n:
+                ctx.set(dut.valid, 1)
+                ctx.set(dut.acc, [int(v) for v in acc[t]])
+                ctx.set(dut.mult, [int(v) for v in mult[t]])
+                ctx.set(dut.shift, [int(v) for v in shift[t]])
+                ctx.set(dut.relu, int(relu[t]))
+            else:
+                ctx.set(dut.valid, 0)
+            await ctx.tick()
+            if ctx.get(dut.out_valid):
+                got.append([ctx.get(dut.out[c]) for c in range(cols)])
+        np.testing.assert_array_equal(np.array(got), want)
+
+    simulate(dut, testbench)
+
+
+def test_accumulator_sums_passes_with_bias():
+    cols, depth, hw, passes = 3, 16, 5, 4
+    dut = Accumulator(cols=cols, depth=depth)
+    rng = np.random.default_rng(1)
+    sums = rng.integers(-2**20, 2**20, size=(2, passes, hw, cols))     # two groups
+    bias = rng.integers(-2**20, 2**20, size=(2, cols))
+    want = bias[:, None, :] + sums.sum(axis=1)
+
+    async def testbench(ctx):
+        got = []
+        schedule = [(g, p, i) for g in range(2) for p in range(passes) for i in range(hw)]
+        timeline = []
+        for item in schedule:
+            while rng.random() < 0.3:
+                timeline.append(None)
+            timeline.append(item)
+        pending = None
+        for item in timeline + [None] * 3:
+            if item is not None:
+                g, p, i = item
+                ctx.set(dut.valid, 1)
+                ctx.set(dut.pixel, i)
+                ctx.set(dut.first, p == 0)
+                ctx.set(dut.last, p == passes - 1)
+            else:
+                ctx.set(dut.valid, 0)
+            if pending is not None:
+                g, p, i = pending
+                ctx.set(dut.sums, [int(v) for v in sums[g, p, i]])
+                ctx.set(dut.bias, [int(v) for v in bias[g]])
+            await ctx.tick()
+            if ctx.get(dut.result_valid):
+                got.append([ctx.get(dut.result[c]) for c in range(cols)])
+            pending = item
+        np.testing.assert_array_equal(np.array(got).reshape(2, hw, cols), want)
+
+    simulate(dut, testbench)
+
+
+@pytest.mark.parametrize("h, w, enable", [(4, 4, 1), (5, 7, 1), (6, 2, 1), (3, 5, 0), (8, 8, 1)])
+def test_maxpool_matches_kernels(h, w, enable):
+    cols = 3
+    dut = MaxPool2(cols=cols, max_width=8, hw_bits=7)
+    rng = np.random.default_rng(h * 10 + w)
+    images = rng.integers(-128, 128, size=(2, cols, h, w))        # two images back to back
+    if enable:
+        want = np.concatenate([kernels.maxpool(img.astype(np.int8), 2, 2, 0)
+                               .reshape(cols, -1).T for img in images])
+    else:
+        want = np.concatenate([img.reshape(cols, -1).T for img in images])
+
+    async def testbench(ctx):
+        ctx.set(dut.enable, enable)
+        got, index = [], []
+        pixels = [(n, y, x) for n in range(2) for y in range(h) for x in range(w)]
+        k, tail = 0, 0
+        while tail < MaxPool2.latency + 1:
+            tail += k == len(pixels)
+            if k < len(pixels) and rng.random() < 0.7:
+                n, y, x = pixels[k]
+                ctx.set(dut.valid, 1)
+                ctx.set(dut.first, y == 0 and x == 0)
+                ctx.set(dut.x, x)
+                ctx.set(dut.y_odd, y % 2)
+                ctx.set(dut.values, [int(v) for v in images[n, :, y, x]])
+                k += 1
+            else:
+                ctx.set(dut.valid, 0)
+            await ctx.tick()
+            if ctx.get(dut.out_valid):
+                got.append([ctx.get(dut.out[c]) for c in range(cols)])
+                index.append(ctx.get(dut.index))
+        ctx.set(dut.valid, 0)
+        np.testing.assert_array_equal(np.array(got), want)
+        per_image = len(want) // 2
+        assert index == list(range(per_image)) * 2
+
+    simulate(dut, testbench)
+
+
+@pytest.mark.parametrize("cols, banks, channels, out_hw", [(3, 4, 7, 5), (4, 4, 8, 3),
+                                                           (2, 5, 9, 1), (5, 5, 5, 2)])
+def test_writer_bank_layout(cols, banks, channels, out_hw):
+    dut = OutputWriter(cols=cols, banks=banks, addr_bits=8, hw_bits=4)
+    rng = np.random.default_rng(channels)
+    groups = -(-channels // cols)
+    values = rng.integers(-128, 128, size=(groups, out_hw, cols))
+    memory = {}
+
+    async def testbench(ctx):
+        ctx.set(dut.out_hw, out_hw)
+        ctx.set(dut.channels, channels)
+        ctx.set(dut.restart, 1)
+        await ctx.tick()
+        ctx.set(dut.restart, 0)
+        for g in range(groups):
+            for i in range(out_hw):
+                while rng.random() < 0.3:
+                    ctx.set(dut.valid, 0)
+                    await ctx.tick()
+                ctx.set(dut.valid, 1)
+                ctx.set(dut.index, i)
+                ctx.set(dut.values, [int(v) for v in values[g, i]])
+                for b in range(banks):
+                    if ctx.get(dut.write[b].en):
+                        key = (b, ctx.get(dut.write[b].addr))
+                        assert key not in memory, f"bank {b} word {key[1]} written twice"
+                        memory[key] = ctx.get(dut.write[b].data)
+                await ctx.tick()
+        ctx.set(dut.valid, 0)
+
+    simulate(dut, testbench)
+    flat = values.transpose(0, 2, 1).reshape(groups * cols, out_hw)[:channels]
+    want = {(c % banks, (c // banks) * out_hw + i): int(flat[c, i])
+            for c in range(channels) for i in range(out_hw)}
+    assert memory == want
+
+
+def test_sequencer_counts_passes_and_groups():
+    dut = OutputSequencer(hw_bits=6)
+    hw, width, passes, subs, groups = 6, 3, 2, 3, 2
+
+    async def testbench(ctx):
+        for name, v in (("hw", hw), ("width", width), ("passes", passes), ("subs", subs),
+                        ("groups", groups)):
+            ctx.set(getattr(dut, name), v)
+        ctx.set(dut.restart, 1)
+        await ctx.tick()
+        ctx.set(dut.restart, 0)
+        seen = []
+        for g in range(groups):
+            for sub in range(subs):
+                for p in range(passes):
+                    for i in range(hw):
+                        ctx.set(dut.valid, 1)
+                        seen.append((ctx.get(dut.group), ctx.get(dut.pixel), ctx.get(dut.x),
+                                     ctx.get(dut.y_odd), ctx.get(dut.first), ctx.get(dut.last),
+                                     ctx.get(dut.end)))
+                        want = (g, i, i % width, (i // width) % 2, int(sub == 0 and p == 0),
+                                int(sub == subs - 1 and p == passes - 1),
+                                int(g == groups - 1 and sub == subs - 1 and p == passes - 1
+                                    and i == hw - 1))
+                        assert seen[-1] == want
+                        await ctx.tick()
+                        ctx.set(dut.valid, 0)
+                        await ctx.tick()
+
+    simulate(dut, testbench)

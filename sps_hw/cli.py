@@ -1,0 +1,128 @@
+"""The hardware commands of ``sps``: ``generate``, ``sim`` and ``report cycles``.
+
+``compiler.cli`` calls :func:`add_commands`; each handler is a thin layer over
+:func:`sps_hw.generate.generate`, :func:`sps_hw.simulation.run` and
+:func:`sps_hw.model.cycle_report`, and raises :class:`~compiler.errors.SPSError` for
+mistakes a user can make.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from compiler.errors import SPSError
+
+__all__ = ["add_commands"]
+
+
+def _array_options(p, sizes=False):
+    p.add_argument("--rows", type=int, default=8, metavar="R", help="array rows (8)")
+    p.add_argument("--cols", type=int, default=8, metavar="C", help="array columns (8)")
+    if sizes:
+        p.add_argument("--max-hw", type=int, metavar="N",
+                       help="most pixels of a feature map (default: fit the model, or 1024)")
+        p.add_argument("--max-width", type=int, metavar="W",
+                       help="widest 3x3 feature map (default: fit the model, or 32)")
+        p.add_argument("--fmap-depth", type=int, metavar="N",
+                       help="words per feature-buffer bank (default: fit the model, or 2048)")
+
+
+def _check_array(args):
+    for name in ("rows", "cols"):
+        value = getattr(args, name)
+        if not 1 <= value <= 256:
+            raise SPSError(f"--{name} must be in 1..256, not {value}")
+
+
+def cmd_generate(args):
+    from .generator import generate
+    _check_array(args)
+    summary = generate(args.output, model=args.model, rows=args.rows, cols=args.cols,
+                       max_hw=args.max_hw, max_width=args.max_width,
+                       fmap_depth=args.fmap_depth)
+    cfg = summary["config"]
+    print(f"sps: wrote {args.output}: sps_top.v ({cfg['rows']} x {cfg['cols']} array) and "
+          f"ROM images", file=sys.stderr)
+    for layer in summary.get("layers", []):
+        where = layer["runs"] if layer["runs"] == "hardware" else \
+            f"host ({layer['reason']})"
+        print(f"sps:   {layer['name']}: {where}", file=sys.stderr)
+
+
+def cmd_sim(args):
+    import numpy as np
+
+    from compiler.fileio import atomic_write, load_npy, save_npy
+
+    from . import simulation
+    _check_array(args)
+    x = load_npy(args.input)
+    if args.stats and not Path(args.stats).parent.resolve().is_dir():
+        raise SPSError(f"--stats {args.stats}: directory {Path(args.stats).parent} does not "
+                       f"exist")
+    result = simulation.run(args.model, x, rows=args.rows, cols=args.cols,
+                            simulator=args.simulator, build_dir=args.build_dir,
+                            waves=args.waves)
+    save_npy(args.output, np.asarray(result.output, np.int8))
+    for layer in result.stats["layers"]:
+        if layer["ran"] == "hardware":
+            print(f"sps: {layer['name']}: hardware, {layer['cycles']} cycles (model "
+                  f"{layer['model_cycles']}), utilization {layer['utilization']:.1%}",
+                  file=sys.stderr)
+        else:
+            print(f"sps: {layer['name']}: host ({layer['reason']})", file=sys.stderr)
+    print(f"sps: {result.stats['total_cycles']} cycles on {args.simulator}", file=sys.stderr)
+    if args.stats:
+        text = (json.dumps(result.stats, indent=1) + "\n").encode()
+        atomic_write(args.stats, lambda f: f.write(text), "--stats")
+    if args.waves and result.waves:
+        print(f"sps: waveform {result.waves}", file=sys.stderr)
+
+
+def cmd_report_cycles(args):
+    from .generator import make_config
+    from .model import cycle_report, format_report
+    _check_array(args)
+    if not Path(args.model).exists() and args.model not in _builtin_names():
+        raise SPSError(f"{args.model}: not a compiled model directory, a model file or one "
+                       f"of {', '.join(_builtin_names())}")
+    sizes = {"max_hw": 2**20, "max_width": 2**16, "fmap_depth": 2**30}
+    cfg = make_config(None, args.rows, args.cols, **sizes)
+    report = cycle_report(args.model, cfg)
+    print(json.dumps(report, indent=1) if args.json else format_report(report))
+
+
+def _builtin_names():
+    from compiler.models import BUILTIN
+    return list(BUILTIN)
+
+
+def add_commands(subparsers, report_subparsers=None):
+    """Register ``generate`` and ``sim`` (and ``report cycles``) with the ``sps`` parser."""
+    p = subparsers.add_parser("generate", help="synthesizable Verilog of an SPS accelerator")
+    p.add_argument("-o", "--output", required=True, metavar="RTL", help="new directory")
+    _array_options(p, sizes=True)
+    p.add_argument("--model", metavar="OUT", help="compiled model: size the accelerator to "
+                   "it and write its packed ROM images")
+    p.set_defaults(func=cmd_generate)
+
+    p = subparsers.add_parser("sim", help="run a compiled model on the RTL under cocotb")
+    p.add_argument("model", metavar="OUT", help="compiled model directory")
+    p.add_argument("--input", required=True, metavar="X.npy", help="int8 [C, H, W] input")
+    p.add_argument("-o", "--output", required=True, metavar="Y.npy", help="int8 output")
+    _array_options(p)
+    p.add_argument("--simulator", default="verilator", choices=("verilator", "icarus"))
+    p.add_argument("--stats", metavar="STATS.json", help="per-layer cycles and utilization")
+    p.add_argument("--waves", action="store_true", help="record a waveform")
+    p.add_argument("--build-dir", metavar="DIR",
+                   help="simulator build directory (default: a cache per accelerator)")
+    p.set_defaults(func=cmd_sim)
+
+    if report_subparsers is not None:
+        p = report_subparsers.add_parser("cycles", help="analytical per-layer cycles, "
+                                         "utilization and throughput of the accelerator")
+        p.add_argument("model", help="a compiled model directory, a model file or a built-in "
+                       "name (vgg16, resnet50, ...)")
+        _array_options(p)
+        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        p.set_defaults(func=cmd_report_cycles)

@@ -1,0 +1,92 @@
+"""Generator parameters of one accelerator instance."""
+
+from dataclasses import dataclass, fields, replace
+
+__all__ = ["Config"]
+
+
+def _bits(n):
+    """Bits of an unsigned counter that holds ``0..n`` (at least 1)."""
+    return max(1, int(n).bit_length())
+
+
+@dataclass(frozen=True)
+class Config:
+    """The size of an SPS accelerator: array, buffers and ROM depths.
+
+    Parameters
+    ----------
+    rows, cols : int
+        The ``R x C`` PE array: rows carry the compacted reduction dimension, columns output
+        channels.
+    max_hw : int
+        Most pixels of a feature map the hardware handles (a conv's pre-pool output, the
+        depth of the int32 accumulator).
+    max_width : int
+        Widest 3x3 feature map (the depth of each row's line buffer).
+    fmap_depth : int
+        Words of each of the ``banks`` int8 banks of one feature buffer (a tensor of ``C``
+        channels and ``HW`` pixels needs ``ceil(C / banks) * HW``).
+    weight_depth, index_depth, library_depth, param_depth, layer_depth : int
+        Entries of the weight ROM (``cols`` int8 each), the pattern-assignment ROM, the
+        pattern-library ROM, the per-output-group parameter ROM and the layer-descriptor ROM
+        (one more than the hardware layers, for the terminator).
+    max_patterns : int
+        Largest pattern library of a layer (the width of a pattern id).
+    """
+
+    rows: int = 8
+    cols: int = 8
+    max_hw: int = 1024
+    max_width: int = 32
+    fmap_depth: int = 2048
+    weight_depth: int = 4096
+    index_depth: int = 64
+    library_depth: int = 64
+    param_depth: int = 64
+    layer_depth: int = 16
+    max_patterns: int = 16
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{f.name} must be an int, not {value!r}")
+            if value < 1:
+                raise ValueError(f"{f.name} must be at least 1, not {value}")
+        if self.rows > 256 or self.cols > 256:
+            raise ValueError(f"rows and cols must be at most 256, not {self.rows} x {self.cols}")
+        if self.max_width > self.max_hw:
+            raise ValueError(f"max_width ({self.max_width}) must not exceed max_hw "
+                             f"({self.max_hw})")
+        if self.layer_depth < 2:
+            raise ValueError(f"layer_depth must be at least 2 (a layer and the terminator), "
+                             f"not {self.layer_depth}")
+
+    def replace(self, **changes):
+        return replace(self, **changes)
+
+    @property
+    def banks(self):
+        """Banks per feature buffer: enough for ``rows`` reads and ``cols`` writes a cycle."""
+        return max(self.rows, self.cols)
+
+    # Widths of counters and addresses, shared by the RTL and the packer.
+    @property
+    def hw_bits(self):
+        return _bits(self.max_hw)
+
+    @property
+    def width_bits(self):
+        return _bits(self.max_width)
+
+    @property
+    def fmap_bits(self):
+        return _bits(self.fmap_depth - 1)
+
+    @property
+    def pattern_bits(self):
+        return _bits(self.max_patterns - 1)
+
+    def as_dict(self):
+        return {f.name: getattr(self, f.name) for f in fields(self)}

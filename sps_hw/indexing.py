@@ -1,0 +1,254 @@
+"""The indexing unit: which tap of which channel each array row multiplies in a pass.
+
+Row ``r`` of pass ``p`` carries reduction index ``q = p * rows + r`` of the layer's compacted
+reduction dimension: channel ``c = q // keep``, slot ``s = q % keep``, and the tap is the
+``s``-th set bit of the pattern ``library[A[c mod P]]`` (SPEC section 2). The
+:class:`PassWalker` visits the rows of a pass once, one per cycle, reading the assignment
+``A`` from the index ROM and the mask from the library ROM; the :class:`IndexingUnit` holds
+the resulting tap of every row (three passes deep) and applies it to each pixel's windows.
+"""
+
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from .pe import Activation
+from .window import Window
+
+__all__ = [
+    "SLOTS",
+    "ZERO_TAP",
+    "BaseConfig",
+    "IndexingUnit",
+    "PassWalker",
+    "RouteConfig",
+    "TapConfig",
+    "nth_set_bit",
+]
+
+#: Tap code of a row that carries no reduction index (past the end): its activation is 0.
+ZERO_TAP = 15
+#: Passes whose configuration is held at once: the one being computed, the next one (its
+#: input already streaming into the windows) and the one being written by the walker.
+SLOTS = 3
+
+
+class TapConfig(wiring.Signature):
+    """Set the tap (0..8, or :data:`ZERO_TAP`) of ``row`` for the pass in ``slot``."""
+
+    def __init__(self, rows):
+        self.rows = rows
+        super().__init__({"en": Out(1), "row": Out(range(rows)), "slot": Out(range(SLOTS)),
+                          "tap": Out(4)})
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.rows == self.rows
+
+
+class RouteConfig(wiring.Signature):
+    """Route feature-buffer bank ``bank`` to ``row`` for the pass in ``slot``."""
+
+    def __init__(self, rows, banks):
+        self.rows, self.banks = rows, banks
+        super().__init__({"en": Out(1), "row": Out(range(rows)), "slot": Out(range(SLOTS)),
+                          "bank": Out(range(banks))})
+
+    def __eq__(self, other):
+        return type(other) is type(self) and (other.rows, other.banks) == (self.rows, self.banks)
+
+
+class BaseConfig(wiring.Signature):
+    """Where the channels of the pass in ``slot`` live: the first channel is in bank
+    ``first_bank`` at word ``block`` (``(c // banks) * HW``); pixels start at ``pixel``."""
+
+    def __init__(self, banks, addr_bits, hw_bits):
+        self.banks, self.addr_bits, self.hw_bits = banks, addr_bits, hw_bits
+        super().__init__({"en": Out(1), "slot": Out(range(SLOTS)),
+                          "first_bank": Out(range(banks)), "block": Out(addr_bits),
+                          "pixel": Out(hw_bits)})
+
+    def __eq__(self, other):
+        return type(other) is type(self) and (
+            (other.banks, other.addr_bits, other.hw_bits)
+            == (self.banks, self.addr_bits, self.hw_bits))
+
+
+def nth_set_bit(mask, n):
+    """The index (0..8) of the ``n``-th set bit (``n`` from 0) of a 9-bit ``mask`` Value,
+    or :data:`ZERO_TAP` if it has fewer set bits."""
+    result = Const(ZERO_TAP, 4)
+    count = Const(0, 4)
+    for t in range(9):
+        result = Mux(mask[t] & (count == n) & (result == ZERO_TAP), t, result)
+        count = count + mask[t]
+    return result
+
+
+class IndexingUnit(wiring.Component):
+    """N-of-9 tap selection of every array row.
+
+    Each row holds its tap for :data:`SLOTS` passes (written through ``config`` by the
+    :class:`PassWalker`); for the pixel on ``windows`` (one 3x3 window per row) in pass slot
+    ``slot`` it outputs, one cycle later on ``acts``, the window value at the row's tap, or 0
+    if the tap is outside the image (``inside`` bit clear) or the row is unused. ``bank``, the
+    pixel's weight bank, travels along.
+    """
+
+    def __init__(self, rows):
+        if isinstance(rows, bool) or not isinstance(rows, int):
+            raise TypeError(f"rows must be an int, not {rows!r}")
+        if rows < 1:
+            raise ValueError(f"rows must be at least 1, not {rows}")
+        self.rows = rows
+        super().__init__({
+            "windows": In(data.ArrayLayout(Window, rows)),
+            "inside": In(9),
+            "slot": In(range(SLOTS)),
+            "bank": In(1),
+            "config": In(TapConfig(rows)),
+            "acts": Out(data.ArrayLayout(Activation, rows)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        for r in range(self.rows):
+            taps = Array(Signal(4, init=ZERO_TAP, name=f"tap_{r}_{s}") for s in range(SLOTS))
+            with m.If(cfg.en & (cfg.row == r)):
+                m.d.sync += taps[cfg.slot].eq(cfg.tap)
+            tap = Signal(4, name=f"tap_{r}")
+            m.d.comb += tap.eq(taps[self.slot])
+            value = Signal(signed(8), name=f"value_{r}")
+            with m.Switch(tap):
+                for t in range(9):
+                    with m.Case(t):
+                        m.d.comb += value.eq(Mux(self.inside[t], self.windows[r][t], 0))
+            m.d.sync += [self.acts[r].value.eq(value), self.acts[r].bank.eq(self.bank)]
+        return m
+
+
+class PassWalker(wiring.Component):
+    """Computes the per-row configuration of one pass at a time, one row per cycle.
+
+    ``start`` (for ``rows`` cycles) walks the rows of the next pass; with ``first`` the pass
+    starts a new reduction (a new output group, or an FC sub-pass), from channel 0, reading
+    its pixels from ``pixel``. The layer constants (``keep``, ``period``, ``index_base``,
+    ``library_base``, ``reduction``: ``Q``, ``hw``: pixels per input channel) hold while a
+    layer runs; ``restart`` (at a layer's start) resets the slot counter and the walk.
+
+    Outputs: per pass one ``bases`` write (bank and word of its first channel), per row one
+    ``routes`` write (the bank of its channel) in the cycle it is visited, and one ``taps``
+    write :attr:`tap_latency` cycles after it is visited (after two ROM reads).
+    """
+
+    tap_latency = 2
+
+    def __init__(self, *, rows, banks, addr_bits, hw_bits, index_rom, library_rom):
+        for name, value in (("rows", rows), ("banks", banks), ("addr_bits", addr_bits),
+                            ("hw_bits", hw_bits)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, not {value!r}")
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, not {value}")
+        for name, sig in (("index_rom", index_rom), ("library_rom", library_rom)):
+            if not isinstance(sig, memory.ReadPort.Signature):
+                raise TypeError(f"{name} must be a memory.ReadPort.Signature, not {sig!r}")
+        if sig.shape != unsigned(9):
+            raise ValueError(f"library_rom must read 9-bit masks, not {sig.shape!r}")
+        self.rows, self.banks = rows, banks
+        super().__init__({
+            "restart": In(1),
+            "start": In(1),
+            "first": In(1),
+            "pixel": In(hw_bits),
+            "keep": In(range(1, 10), init=1),
+            "period": In(range(1, 2 ** index_rom.addr_width + 1), init=1),
+            "index_base": In(index_rom.addr_width),
+            "library_base": In(library_rom.addr_width),
+            "reduction": In(24),
+            "hw": In(hw_bits),
+            "index_rom": In(index_rom),     # the ROMs' ports, driven from here
+            "library_rom": In(library_rom),
+            "taps": Out(TapConfig(rows)),
+            "routes": Out(RouteConfig(rows, banks)),
+            "bases": Out(BaseConfig(banks, addr_bits, hw_bits)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        rows, banks = self.rows, self.banks
+        slot = Signal(range(SLOTS))
+        row = Signal(range(rows))
+        # Walk state: the channel c (as c mod banks, (c // banks) * hw, c mod P), slot s, q.
+        bank = Signal(range(banks))
+        block = Signal(len(self.bases.block))
+        phase = Signal(range(2 ** len(self.index_rom.addr)))
+        s = Signal(range(9))
+        q = Signal(24)
+
+        first_row = self.start & (row == 0)
+        begin = first_row & self.first
+        # The row being visited, with the walk reset for a new reduction.
+        cur_bank = Mux(begin, 0, bank)
+        cur_block = Mux(begin, 0, block)
+        cur_phase = Mux(begin, 0, phase)
+        cur_s = Mux(begin, 0, s)
+        cur_q = Mux(begin, 0, q)
+        pixel = Signal.like(self.pixel)
+        with m.If(begin):
+            m.d.sync += pixel.eq(self.pixel)
+
+        with m.If(self.start):
+            last_slot = Mux(row == rows - 1, 1, 0)
+            m.d.sync += [
+                row.eq(Mux(row == rows - 1, 0, row + 1)),
+                slot.eq(Mux(last_slot, Mux(slot == SLOTS - 1, 0, slot + 1), slot)),
+                q.eq(cur_q + 1),
+            ]
+            with m.If(cur_s == self.keep - 1):
+                m.d.sync += [
+                    s.eq(0),
+                    bank.eq(Mux(cur_bank == banks - 1, 0, cur_bank + 1)),
+                    block.eq(Mux(cur_bank == banks - 1, cur_block + self.hw, cur_block)),
+                    phase.eq(Mux(cur_phase == self.period - 1, 0, cur_phase + 1)),
+                ]
+            with m.Else():
+                m.d.sync += [s.eq(cur_s + 1), bank.eq(cur_bank), block.eq(cur_block),
+                             phase.eq(cur_phase)]
+        with m.If(self.restart):
+            m.d.sync += [slot.eq(0), row.eq(0), s.eq(0), q.eq(0), bank.eq(0), block.eq(0),
+                         phase.eq(0)]
+
+        m.d.comb += [
+            self.bases.en.eq(first_row),
+            self.bases.slot.eq(slot),
+            self.bases.first_bank.eq(cur_bank),
+            self.bases.block.eq(cur_block),
+            self.bases.pixel.eq(Mux(begin, self.pixel, pixel)),
+            self.routes.en.eq(self.start),
+            self.routes.row.eq(row),
+            self.routes.slot.eq(slot),
+            self.routes.bank.eq(cur_bank),
+            self.index_rom.addr.eq(self.index_base + cur_phase),
+            self.index_rom.en.eq(1),
+            self.library_rom.en.eq(1),
+        ]
+        # Two ROM reads, then the tap.
+        v1, v2 = Signal(), Signal()
+        row1, row2 = Signal.like(row), Signal.like(row)
+        slot1, slot2 = Signal.like(slot), Signal.like(slot)
+        s1, s2 = Signal.like(s), Signal.like(s)
+        used1, used2 = Signal(), Signal()
+        m.d.sync += [
+            v1.eq(self.start), row1.eq(row), slot1.eq(slot), s1.eq(cur_s),
+            used1.eq(cur_q < self.reduction),
+            v2.eq(v1), row2.eq(row1), slot2.eq(slot1), s2.eq(s1), used2.eq(used1),
+        ]
+        m.d.comb += self.library_rom.addr.eq(self.library_base + self.index_rom.data)
+        m.d.comb += [
+            self.taps.en.eq(v2),
+            self.taps.row.eq(row2),
+            self.taps.slot.eq(slot2),
+            self.taps.tap.eq(Mux(used2, nth_set_bit(self.library_rom.data, s2), ZERO_TAP)),
+        ]
+        return m

@@ -1,0 +1,237 @@
+"""The analytical model of the accelerator: per-layer geometry, schedule and cycle count.
+
+:func:`plan_layer` decides whether the hardware runs a layer and, if so, computes everything
+the controller needs (written into the layer's descriptor) and the exact number of cycles
+the RTL takes. The schedule (see ``docs/hardware.md``, section 4) runs every pass in
+
+    S = max(HW, R, C - 1)
+
+cycles, and a layer takes
+
+    cycles = 4 + t_feed + N * S + HW + pipeline_latency(R, C)
+
+where ``t_feed = max(0, R + D - HW)`` and ``N`` is the number of passes. The system tests
+compare this with the cycle counter of the RTL for every layer they run.
+"""
+
+import math
+from dataclasses import asdict, dataclass
+
+from .config import Config
+from .top import pipeline_latency
+
+__all__ = ["FETCH_CYCLES", "LayerPlan", "layer_cycles", "plan_layer"]
+
+#: Cycles of a layer spent outside the schedule: fetch, decode and prepare, plus the cycle
+#: in which it finishes.
+FETCH_CYCLES = 4
+#: The hardware's pooling window (SPEC: a conv may carry a fused 2x2 stride-2 max-pool).
+POOL2 = {"k": 2, "s": 2, "p": 0}
+
+
+@dataclass
+class LayerPlan:
+    """A layer as the hardware runs it; field names match the descriptor (``Descriptor``)."""
+
+    name: str
+    kind: str              # "conv3", "conv1" or "fc"
+    in_channels: int       # channels of the input tensor as stored (FC: of the source)
+    out_channels: int
+    keep: int
+    height: int
+    width: int
+    hw: int                # output pixels per pass, pre-pool (1 for FC)
+    in_hw: int             # pixels per channel of the input tensor
+    out_hw: int            # pixels per channel of the output tensor (after the pool)
+    subs: int              # FC: one sub-pass per input pixel; else 1
+    reduction: int         # Q, reduction indices per (group, sub-pass)
+    passes: int            # NP = ceil(Q / R)
+    groups: int            # G = ceil(Co / C)
+    total: int             # N = G * subs * NP
+    lead: int              # D
+    ring: int
+    cycle: int             # S
+    t_feed: int
+    t_walk: int
+    t_load: int
+    cycles: int
+    macs: int              # useful multiply-accumulates
+    dense_macs: int        # multiply-accumulates of the same layer unpruned
+    relu: bool
+    pool: bool
+
+    @property
+    def conv3(self):
+        return self.kind == "conv3"
+
+    def utilization(self, cfg):
+        return self.macs / (cfg.rows * cfg.cols * self.cycles)
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def layer_cycles(*, rows, cols, hw, lead, total):
+    """``(S, t_feed, t_walk, t_load, cycles)`` of a layer of ``total`` passes."""
+    cycle = max(hw, rows, cols - 1, 1)
+    t_feed = max(0, rows + lead - hw)
+    t_walk = t_feed + hw - lead - rows
+    t_load = t_feed + cycle + 1
+    cycles = FETCH_CYCLES + t_feed + total * cycle + hw + pipeline_latency(rows, cols)
+    return cycle, t_feed, t_walk, t_load, cycles
+
+
+def plan_layer(layer, source_shape, cfg):
+    """The :class:`LayerPlan` of a manifest layer dict on accelerator ``cfg``, or a string
+    saying why the hardware does not run it (then it runs on the host).
+
+    ``source_shape`` is the shape of the tensor the layer reads (its input's ``out_shape``).
+    Only ``op``, ``in_shape``, ``out_shape``, ``kernel``, ``stride``, ``pad``, ``keep``,
+    ``relu`` and ``pool`` are used, so a layer needs no weights to be planned.
+    """
+    if not isinstance(cfg, Config):
+        raise TypeError(f"cfg must be a sps_hw.config.Config, not {cfg!r}")
+    op = layer["op"]
+    if op != "conv":
+        return f"{op} runs on the host"
+    k, stride, pad = layer["kernel"], layer["stride"], layer["pad"]
+    if stride != 1:
+        return f"stride {stride}"
+    if not ((k == 3 and pad == 1) or (k == 1 and pad == 0)):
+        return f"{k}x{k} kernel with padding {pad}"
+    pool = layer.get("pool")
+    if pool and dict(pool) != POOL2:
+        return f"fused pool {pool} (the hardware pools 2x2, stride 2)"
+    ci, h, w = (int(v) for v in layer["in_shape"])
+    co = int(layer["out_shape"][0])
+    source = tuple(int(v) for v in source_shape)
+    rows, cols, banks = cfg.rows, cfg.cols, cfg.banks
+    if k == 3:
+        keep = int(layer["keep"])
+        if h < 2:
+            return f"3x3 on a {h}x{w} map (needs at least 2 rows)"
+        if w > cfg.max_width:
+            return f"width {w} > max_width {cfg.max_width}"
+        kind, hw, in_channels, in_hw, subs = "conv3", h * w, ci, h * w, 1
+        lead, ring, reduction = w + 1, w, ci * keep
+    elif source == (ci, h, w):
+        keep = 1
+        kind, hw, in_channels, in_hw, subs = "conv1", h * w, ci, h * w, 1
+        lead, ring, reduction = 0, 1, ci
+    else:                              # FC on a flattened [C, H, W] tensor
+        keep = 1
+        kind, hw, in_channels = "fc", 1, source[0]
+        in_hw = subs = source[1] * source[2]
+        lead, ring, reduction = 0, 1, in_channels
+    if hw > cfg.max_hw or in_hw > cfg.max_hw:
+        return f"{max(hw, in_hw)} pixels > max_hw {cfg.max_hw}"
+    out_hw = (h // 2) * (w // 2) if (pool and kind != "fc") else hw
+    if pool and out_hw == 0:
+        return "pool of a map smaller than 2x2"
+    for what, channels, pixels in (("input", in_channels, in_hw), ("output", co, out_hw)):
+        need = math.ceil(channels / banks) * pixels
+        if need > cfg.fmap_depth:
+            return (f"{what} tensor needs {need} words per bank > fmap_depth "
+                    f"{cfg.fmap_depth}")
+        if channels >= 2 ** 16:
+            return f"{channels} {what} channels"
+    passes = math.ceil(reduction / rows)
+    groups = math.ceil(co / cols)
+    total = groups * subs * passes
+    if total >= 2 ** 24:
+        return f"{total} passes (the counters hold 2**24)"
+    cycle, t_feed, t_walk, t_load, cycles = layer_cycles(
+        rows=rows, cols=cols, hw=hw, lead=lead, total=total)
+    macs = co * reduction * subs * hw
+    return LayerPlan(
+        name=layer["name"], kind=kind, in_channels=in_channels, out_channels=co, keep=keep,
+        height=1 if kind == "fc" else h, width=1 if kind == "fc" else w, hw=hw, in_hw=in_hw,
+        out_hw=out_hw, subs=subs, reduction=reduction, passes=passes, groups=groups,
+        total=total, lead=lead, ring=ring, cycle=cycle, t_feed=t_feed, t_walk=t_walk,
+        t_load=t_load, cycles=cycles, macs=macs, dense_macs=co * ci * k * k * h * w,
+        relu=bool(layer["relu"]), pool=bool(pool) and kind != "fc")
+
+
+def network_layers(model):
+    """``(layers, input_shape)`` of a compiled model, a model directory or a built-in name.
+
+    For a network that was not compiled, layer dicts carry what :func:`plan_layer` needs,
+    with ``keep`` from the compiler's defaults (3x3 layers keep 4, except the first conv
+    reading the network input, which stays dense).
+    """
+    from pathlib import Path
+
+    from compiler import images
+
+    if isinstance(model, images.CompiledModel):
+        return model.layers, tuple(model.manifest["input"]["shape"])
+    path = Path(str(model))
+    if (path / "manifest.json").is_file():
+        loaded = images.load(path, verify=False)
+        return loaded.layers, tuple(loaded.manifest["input"]["shape"])
+    from compiler import pipeline
+    net = pipeline.load_network(str(model))
+    layers = []
+    first = next((c.name for c in net.convs() if "input" in c.inputs), None)
+    for layer in net.layers:
+        entry = {"name": layer.name, "op": layer.op, "inputs": list(layer.inputs),
+                 "in_shape": list(layer.in_shape), "out_shape": list(layer.out_shape),
+                 "kernel": layer.kernel, "stride": layer.stride, "pad": layer.pad,
+                 "relu": layer.relu, "pool": layer.pool}
+        if layer.op == "conv":
+            entry["keep"] = 4 if layer.kernel == 3 and layer.name != first else \
+                layer.kernel ** 2
+        layers.append(entry)
+    return layers, tuple(net.input_shape)
+
+
+def cycle_report(model, cfg):
+    """Per-layer cycles, utilization and dense-equivalent throughput of a whole network.
+
+    Returns ``{"rows", "cols", "layers": [...], "total_cycles", "macs", "utilization",
+    "dense_ops_per_multiplier_cycle"}``; host layers have ``"runs": "host"`` and a reason.
+    """
+    layers, input_shape = network_layers(model)
+    shapes = {"input": input_shape}
+    rows, total, macs, dense = [], 0, 0, 0
+    for layer in layers:
+        shapes[layer["name"]] = tuple(layer["out_shape"])
+        plan = plan_layer(layer, shapes[layer["inputs"][0]], cfg)
+        if isinstance(plan, str):
+            rows.append({"name": layer["name"], "op": layer["op"], "runs": "host",
+                         "reason": plan})
+            continue
+        util = plan.utilization(cfg)
+        rows.append({
+            "name": plan.name, "op": plan.kind, "runs": "hardware", "keep": plan.keep,
+            "passes": plan.total, "cycles_per_pass": plan.cycle, "cycles": plan.cycles,
+            "macs": plan.macs, "utilization": round(util, 4),
+            "dense_ops_per_multiplier_cycle": round(
+                plan.dense_macs / (cfg.rows * cfg.cols * plan.cycles), 4)})
+        total += plan.cycles
+        macs += plan.macs
+        dense += plan.dense_macs
+    mults = cfg.rows * cfg.cols
+    return {"rows": cfg.rows, "cols": cfg.cols, "layers": rows, "total_cycles": total,
+            "macs": macs, "utilization": round(macs / (mults * total), 4) if total else None,
+            "dense_ops_per_multiplier_cycle": round(dense / (mults * total), 4)
+            if total else None}
+
+
+def format_report(report):
+    """A text table of :func:`cycle_report`."""
+    head = (f"{'layer':<22} {'runs':<9} {'keep':>4} {'passes':>8} {'S':>6} {'cycles':>12} "
+            f"{'util':>6} {'dense/mult/cyc':>14}")
+    lines = [f"array {report['rows']} x {report['cols']}", head, "-" * len(head)]
+    for r in report["layers"]:
+        if r["runs"] == "host":
+            lines.append(f"{r['name']:<22} {'host':<9} {r['reason']}")
+            continue
+        lines.append(f"{r['name']:<22} {'hardware':<9} {r['keep']:>4} {r['passes']:>8} "
+                     f"{r['cycles_per_pass']:>6} {r['cycles']:>12} {r['utilization']:>6.1%} "
+                     f"{r['dense_ops_per_multiplier_cycle']:>14.3f}")
+    if report["total_cycles"]:
+        lines.append(f"{'total':<22} {'':<9} {'':>4} {'':>8} {'':>6} "
+                     f"{report['total_cycles']:>12} {report['utilization']:>6.1%} "
+                     f"{report['dense_ops_per_multiplier_cycle']:>14.3f}")
+    return "\n".join(lines)

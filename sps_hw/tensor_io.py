@@ -1,0 +1,151 @@
+"""Tensors in and out: the activation streams to and from the feature buffers.
+
+A tensor of ``channels x hw`` int8 values travels in C, H, W order (channel by channel, each
+in raster order). In a feature buffer channel ``c``, pixel ``i`` is bank ``c mod banks``,
+word ``(c // banks) * hw + i``.
+"""
+
+from amaranth.hdl import Array, Cat, Elaboratable, Module, Signal, signed, unsigned
+from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["OutputWord", "TensorDrainer", "TensorLoader"]
+
+#: A result byte and whether it is the last of its tensor.
+OutputWord = data.StructLayout({"data": signed(8), "last": unsigned(1)})
+
+
+def _check(**values):
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, not {value!r}")
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, not {value}")
+
+
+class _Walk(Elaboratable):
+    """Position (bank, word) of the next element of a tensor in C, H, W order."""
+
+    def __init__(self, banks, addr_bits, hw_bits):
+        self.banks = banks
+        self.restart, self.step = Signal(), Signal()
+        self.channels, self.hw = Signal(16), Signal(hw_bits)
+        self.bank = Signal(range(banks))
+        self.word = Signal(addr_bits)
+        self.last = Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        pixel = Signal.like(self.hw)
+        channel = Signal.like(self.channels)
+        block = Signal.like(self.word)
+        m.d.comb += [self.word.eq(block + pixel),
+                     self.last.eq((pixel == self.hw - 1) & (channel == self.channels - 1))]
+        with m.If(self.restart):
+            m.d.sync += [pixel.eq(0), channel.eq(0), block.eq(0), self.bank.eq(0)]
+        with m.Elif(self.step):
+            with m.If(pixel == self.hw - 1):
+                m.d.sync += [pixel.eq(0), channel.eq(channel + 1)]
+                with m.If(self.bank == self.banks - 1):
+                    m.d.sync += [self.bank.eq(0), block.eq(block + self.hw)]
+                with m.Else():
+                    m.d.sync += self.bank.eq(self.bank + 1)
+            with m.Else():
+                m.d.sync += pixel.eq(pixel + 1)
+        return m
+
+
+class TensorLoader(wiring.Component):
+    """Writes a ``channels x hw`` tensor from the ``stream`` into the feature-buffer banks.
+
+    ``start`` begins (taking ``channels``/``hw``); ``done`` is high in the cycle the last
+    element is taken. ``stream`` is ready only while a tensor is being loaded.
+    """
+
+    def __init__(self, *, banks, addr_bits, hw_bits):
+        _check(banks=banks, addr_bits=addr_bits, hw_bits=hw_bits)
+        self.banks, self.addr_bits, self.hw_bits = banks, addr_bits, hw_bits
+        super().__init__({
+            "start": In(1), "channels": In(16), "hw": In(hw_bits),
+            "stream": In(stream.Signature(signed(8))),
+            "write": In(memory.WritePort.Signature(addr_width=addr_bits,
+                                                   shape=signed(8))).array(banks),
+            "done": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.walk = walk = _Walk(self.banks, self.addr_bits, self.hw_bits)
+        active = Signal()
+        take = Signal()
+        m.d.comb += [
+            walk.channels.eq(self.channels), walk.hw.eq(self.hw),
+            walk.restart.eq(self.start), walk.step.eq(take),
+            self.stream.ready.eq(active),
+            take.eq(active & self.stream.valid),
+            self.done.eq(take & walk.last),
+        ]
+        with m.If(self.start):
+            m.d.sync += active.eq(1)
+        with m.Elif(self.done):
+            m.d.sync += active.eq(0)
+        for b in range(self.banks):
+            m.d.comb += [
+                self.write[b].addr.eq(walk.word),
+                self.write[b].data.eq(self.stream.payload),
+                self.write[b].en.eq(take & (walk.bank == b)),
+            ]
+        return m
+
+
+class TensorDrainer(wiring.Component):
+    """Streams a ``channels x hw`` tensor out of the feature-buffer banks.
+
+    ``start`` begins; each element leaves on ``stream`` (the last one flagged), at up to one
+    per cycle, with backpressure. ``done`` is high in the cycle the last element is taken.
+    """
+
+    def __init__(self, *, banks, addr_bits, hw_bits):
+        _check(banks=banks, addr_bits=addr_bits, hw_bits=hw_bits)
+        self.banks, self.addr_bits, self.hw_bits = banks, addr_bits, hw_bits
+        super().__init__({
+            "start": In(1), "channels": In(16), "hw": In(hw_bits),
+            "reads": In(memory.ReadPort.Signature(addr_width=addr_bits,
+                                                  shape=signed(8))).array(banks),
+            "stream": Out(stream.Signature(OutputWord)),
+            "done": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        depth = 3
+        m.submodules.walk = walk = _Walk(self.banks, self.addr_bits, self.hw_bits)
+        m.submodules.queue = queue = fifo.SyncFIFOBuffered(width=9, depth=depth)
+        active = Signal()           # elements left to read
+        issue = Signal()
+        pending = Signal()          # a read issued last cycle, its data arriving now
+        bank = Signal(range(self.banks))
+        last = Signal()
+        m.d.comb += [
+            walk.channels.eq(self.channels), walk.hw.eq(self.hw),
+            walk.restart.eq(self.start), walk.step.eq(issue),
+            issue.eq(active & (queue.level + pending < depth)),
+        ]
+        with m.If(self.start):
+            m.d.sync += active.eq(1)
+        with m.Elif(issue & walk.last):
+            m.d.sync += active.eq(0)
+        m.d.sync += [pending.eq(issue & ~self.start), bank.eq(walk.bank),
+                     last.eq(walk.last)]
+        for b in range(self.banks):
+            m.d.comb += [self.reads[b].addr.eq(walk.word), self.reads[b].en.eq(issue)]
+        data_in = Array(self.reads[b].data for b in range(self.banks))[bank]
+        m.d.comb += [
+            queue.w_data.eq(Cat(data_in, last)),
+            queue.w_en.eq(pending),
+            self.stream.payload.eq(queue.r_data),
+            self.stream.valid.eq(queue.r_rdy),
+            queue.r_en.eq(self.stream.ready),
+            self.done.eq(queue.r_rdy & self.stream.ready & queue.r_data[8]),
+        ]
+        return m

@@ -1,0 +1,240 @@
+"""The SPS accelerator: every block of ``docs/hardware.md`` joined together."""
+
+from amaranth.hdl import Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import Config
+from .controller import Controller, Descriptor, Stats
+from .feeder import Feeder
+from .indexing import IndexingUnit, PassWalker
+from .memories import ROM, FeatureBuffer
+from .output import Accumulator, ChannelParams, MaxPool2, OutputSequencer, OutputWriter, Requantizer
+from .pe import SystolicArray
+from .tensor_io import OutputWord, TensorDrainer, TensorLoader
+from .window import WindowGenerator
+
+__all__ = ["ROM_NAMES", "Accelerator", "pipeline_latency", "rom_bits", "rom_shapes"]
+
+#: The ROMs of an accelerator and the ``$readmemh`` image that fills each.
+ROM_NAMES = ("layers", "weights", "index", "library", "params")
+
+
+def _addr_bits(depth):
+    return max(1, (depth - 1).bit_length())
+
+
+def rom_bits(shape):
+    """Bits of one word of a ROM of ``shape`` (a shape or a data layout)."""
+    return shape.size if isinstance(shape, data.Layout) else Shape.cast(shape).width
+
+
+def rom_shapes(cfg):
+    """``{name: (shape, depth)}`` of the ROMs of accelerator ``cfg``."""
+    descriptor = Descriptor(cfg, _addr_bits(cfg.weight_depth), _addr_bits(cfg.index_depth),
+                            _addr_bits(cfg.library_depth), _addr_bits(cfg.param_depth))
+    return {
+        "layers": (descriptor, cfg.layer_depth),
+        "weights": (data.ArrayLayout(signed(8), cfg.cols), cfg.weight_depth),
+        # A pattern id never needs more bits than a library address.
+        "index": (unsigned(min(cfg.pattern_bits, _addr_bits(cfg.library_depth))),
+                  cfg.index_depth),
+        "library": (unsigned(9), cfg.library_depth),
+        "params": (ChannelParams(cfg.cols), cfg.param_depth),
+    }
+
+
+#: Stages from a pixel's issue (F0) to its 3x3 windows (F2) and to the array's input (F3).
+WINDOW_STAGES = 2
+ARRAY_INPUT_STAGE = 3
+#: Stages after the column sums leave the array (A): accumulate (1), requantize, pool.
+POST_STAGES = 1 + Requantizer.latency + MaxPool2.latency
+
+
+def pipeline_latency(rows, cols):
+    """Cycles from issuing a layer's last pixel to writing its result (the layer's end)."""
+    return ARRAY_INPUT_STAGE + SystolicArray.latency(rows, cols) + POST_STAGES
+
+
+def _delay(m, value, cycles, name):
+    for i in range(cycles):
+        reg = Signal.like(value, name=f"{name}_d{i + 1}")
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value
+
+
+class Accelerator(wiring.Component):
+    """An SPS accelerator of size ``cfg`` (a :class:`~sps_hw.config.Config`).
+
+    ``images`` maps ROM names (:data:`ROM_NAMES`) to their packed contents (integer arrays,
+    from :func:`sps_hw.program.build`) for simulation in Amaranth; in the emitted Verilog the
+    ROMs are filled by ``$readmemh`` from ``<name>.hex`` instead.
+
+    Ports: ``act_in`` takes each segment's input tensor (int8, C, H, W order), ``act_out``
+    gives each segment's output tensor (``last`` on its final byte), ``stats`` reports every
+    finished layer's index and cycle count.
+    """
+
+    act_in: In(stream.Signature(signed(8)))
+    act_out: Out(stream.Signature(OutputWord))
+    stats: Out(stream.Signature(Stats, always_ready=True))
+
+    def __init__(self, cfg, images=None):
+        if not isinstance(cfg, Config):
+            raise TypeError(f"cfg must be a sps_hw.config.Config, not {cfg!r}")
+        images = dict(images or {})
+        unknown = set(images) - set(ROM_NAMES)
+        if unknown:
+            raise ValueError(f"images has unknown ROMs {sorted(unknown)}; expected names "
+                             f"from {ROM_NAMES}")
+        self.cfg = cfg
+        self.images = images
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        rows, cols, banks = cfg.rows, cfg.cols, cfg.banks
+        hw_bits, fmap_bits = cfg.hw_bits, cfg.fmap_bits
+
+        roms = {}
+        for name, (shape, depth) in rom_shapes(cfg).items():
+            roms[name] = m.submodules[f"rom_{name}"] = ROM(
+                shape=shape, depth=depth, init=self.images.get(name), image=f"{name}.hex")
+        m.submodules.controller = ctrl = Controller(
+            cfg, rom_shapes(cfg)["layers"][0], layer_bits=_addr_bits(cfg.layer_depth),
+            weight_bits=_addr_bits(cfg.weight_depth))
+        wiring.connect(m, ctrl.descriptors, roms["layers"].read)
+        wiring.connect(m, ctrl.weights, roms["weights"].read)
+        wiring.connect(m, wiring.flipped(self.stats), ctrl.stats)
+        layer = ctrl.layer
+
+        # --- feature buffers, tensors in and out ---------------------------------------
+        buffers = [FeatureBuffer(banks=banks, depth=cfg.fmap_depth) for _ in range(2)]
+        m.submodules.fmap0, m.submodules.fmap1 = buffers
+        m.submodules.loader = loader = TensorLoader(banks=banks, addr_bits=fmap_bits,
+                                                    hw_bits=hw_bits)
+        m.submodules.drainer = drainer = TensorDrainer(banks=banks, addr_bits=fmap_bits,
+                                                       hw_bits=hw_bits)
+        wiring.connect(m, wiring.flipped(self.act_in), loader.stream)
+        wiring.connect(m, wiring.flipped(self.act_out), drainer.stream)
+        m.d.comb += [
+            loader.start.eq(ctrl.load_start), loader.channels.eq(layer.in_channels),
+            loader.hw.eq(layer.in_hw), ctrl.load_done.eq(loader.done),
+            drainer.start.eq(ctrl.drain_start), drainer.channels.eq(layer.out_channels),
+            drainer.hw.eq(layer.out_hw), ctrl.drain_done.eq(drainer.done),
+        ]
+
+        # --- input side: feeder, windows, indexing ---------------------------------------
+        m.submodules.walker = walker = PassWalker(
+            rows=rows, banks=banks, addr_bits=fmap_bits, hw_bits=hw_bits,
+            index_rom=roms["index"].read.signature, library_rom=roms["library"].read.signature)
+        wiring.connect(m, walker.index_rom, roms["index"].read)
+        wiring.connect(m, walker.library_rom, roms["library"].read)
+        m.d.comb += [
+            walker.restart.eq(ctrl.restart), walker.start.eq(ctrl.walk_start),
+            walker.first.eq(ctrl.walk_first), walker.pixel.eq(ctrl.walk_pixel),
+            walker.keep.eq(layer.keep), walker.period.eq(layer.period),
+            walker.index_base.eq(layer.index_base), walker.library_base.eq(layer.library_base),
+            walker.reduction.eq(layer.reduction), walker.hw.eq(layer.in_hw),
+        ]
+        m.submodules.feeder = feeder = Feeder(rows=rows, banks=banks, addr_bits=fmap_bits,
+                                              hw_bits=hw_bits)
+        wiring.connect(m, walker.bases, feeder.bases)
+        wiring.connect(m, walker.routes, feeder.routes)
+        m.d.comb += [feeder.restart.eq(ctrl.restart), feeder.issue.eq(ctrl.issue_in),
+                     feeder.hw.eq(layer.hw), feeder.stride.eq(layer.in_hw)]
+
+        m.submodules.indexing = indexing = IndexingUnit(rows)
+        wiring.connect(m, walker.taps, indexing.config)
+        for r in range(rows):
+            win = WindowGenerator(max_width=cfg.max_width)
+            m.submodules[f"window_{r}"] = win
+            m.d.comb += [
+                win.restart.eq(ctrl.restart), win.length.eq(layer.ring),
+                win.advance.eq(ctrl.issue_in), win.pixel.eq(feeder.pixels[r]),
+                indexing.windows[r].eq(win.window),
+            ]
+        m.d.comb += [
+            indexing.slot.eq(_delay(m, ctrl.slot, WINDOW_STAGES, "slot")),
+            indexing.bank.eq(_delay(m, ctrl.bank, WINDOW_STAGES, "bank")),
+            indexing.inside.eq(_delay(m, ctrl.inside, WINDOW_STAGES, "inside")),
+        ]
+
+        # --- the array -----------------------------------------------------------------
+        m.submodules.array = array = SystolicArray(rows, cols)
+        wiring.connect(m, ctrl.row_load, array.load)
+        m.d.comb += array.acts.eq(indexing.acts)
+
+        # --- output side -----------------------------------------------------------------
+        # The array's sums of a pixel issued at F0 arrive at stage A; control runs a cycle
+        # ahead (A - 1) so that the accumulator and parameter reads land with them.
+        ahead = ARRAY_INPUT_STAGE + SystolicArray.latency(rows, cols) - 1
+        valid = _delay(m, ctrl.issue_out, ahead, "valid")
+        m.submodules.sequencer = seq = OutputSequencer(hw_bits=hw_bits)
+        m.d.comb += [
+            seq.restart.eq(ctrl.restart), seq.valid.eq(valid),
+            seq.hw.eq(layer.hw), seq.width.eq(layer.width), seq.passes.eq(layer.passes),
+            seq.subs.eq(layer.subs), seq.groups.eq(layer.groups),
+        ]
+        params = roms["params"].read
+        m.d.comb += [params.addr.eq(layer.param_base + seq.group), params.en.eq(valid)]
+
+        m.submodules.accumulator = acc = Accumulator(cols=cols, depth=cfg.max_hw)
+        m.d.comb += [
+            acc.valid.eq(valid), acc.pixel.eq(seq.pixel), acc.first.eq(seq.first),
+            acc.last.eq(seq.last), acc.sums.eq(array.sums), acc.bias.eq(params.data.bias),
+        ]
+        m.submodules.requantizer = rq = Requantizer(cols=cols)
+        mult, shift = Signal.like(params.data.mult), Signal.like(params.data.shift)
+        m.d.sync += [mult.eq(params.data.mult), shift.eq(params.data.shift)]
+        m.d.comb += [rq.valid.eq(acc.result_valid), rq.acc.eq(acc.result), rq.mult.eq(mult),
+                     rq.shift.eq(shift), rq.relu.eq(layer.relu)]
+
+        m.submodules.pool = pool = MaxPool2(cols=cols, max_width=cfg.max_width,
+                                            hw_bits=hw_bits)
+        to_pool = 1 + 1 + Requantizer.latency          # A - 1 -> the pool's input
+        m.d.comb += [
+            pool.enable.eq(layer.pool), pool.valid.eq(rq.out_valid), pool.values.eq(rq.out),
+            pool.x.eq(_delay(m, seq.x, to_pool, "x")),
+            pool.y_odd.eq(_delay(m, seq.y_odd, to_pool, "y_odd")),
+            pool.first.eq(_delay(m, seq.pixel == 0, to_pool, "first")),
+        ]
+        m.submodules.writer = writer = OutputWriter(cols=cols, banks=banks, addr_bits=fmap_bits,
+                                                    hw_bits=hw_bits)
+        m.d.comb += [
+            writer.restart.eq(ctrl.restart), writer.out_hw.eq(layer.out_hw),
+            writer.channels.eq(layer.out_channels), writer.valid.eq(pool.out_valid),
+            writer.index.eq(pool.index), writer.values.eq(pool.out),
+            ctrl.done.eq(_delay(m, seq.end, 1 + POST_STAGES, "end")),
+        ]
+
+        # --- feature-buffer ports: the layer reads `buffer`, writes the other one ---------
+        for i, buf in enumerate(buffers):
+            reading = ctrl.buffer == i
+            for b in range(banks):
+                rd, wr = buf.read[b], buf.write[b]
+                with m.If(reading):
+                    with m.If(ctrl.draining):
+                        m.d.comb += [rd.addr.eq(drainer.reads[b].addr),
+                                     rd.en.eq(drainer.reads[b].en)]
+                    with m.Else():
+                        m.d.comb += [rd.addr.eq(feeder.reads[b].addr),
+                                     rd.en.eq(feeder.reads[b].en)]
+                    with m.If(ctrl.loading):
+                        m.d.comb += [wr.addr.eq(loader.write[b].addr),
+                                     wr.data.eq(loader.write[b].data),
+                                     wr.en.eq(loader.write[b].en)]
+                with m.Else():
+                    m.d.comb += [wr.addr.eq(writer.write[b].addr),
+                                 wr.data.eq(writer.write[b].data),
+                                 wr.en.eq(writer.write[b].en & ctrl.running)]
+        for b in range(banks):
+            m.d.comb += [
+                feeder.reads[b].data.eq(Mux(ctrl.buffer, buffers[1].read[b].data,
+                                            buffers[0].read[b].data)),
+                drainer.reads[b].data.eq(Mux(ctrl.buffer, buffers[1].read[b].data,
+                                             buffers[0].read[b].data)),
+            ]
+        return m

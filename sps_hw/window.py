@@ -1,0 +1,74 @@
+"""The line-buffer 3x3 window generator of one array row."""
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["Window", "WindowGenerator"]
+
+#: A 3x3 window, tap ``t = ky * 3 + kx`` (0 = top left, 8 = the newest pixel).
+Window = data.ArrayLayout(signed(8), 9)
+
+
+class WindowGenerator(wiring.Component):
+    """3x3 windows over a row-major pixel stream of an image ``length`` pixels wide.
+
+    A ring of ``length`` entries (at most ``max_width``) holds the two image rows above the
+    incoming pixel. The stream is issued one cycle ahead of its data: ``advance`` says that a
+    pixel is read this cycle (the ring is read with it) and ``pixel`` carries its value the
+    next cycle. One cycle later ``window`` holds, for the ``i``-th pixel shifted in::
+
+        window[ky * 3 + kx] = pixel[i - (2 - ky) * length - (2 - kx)]
+
+    so the window is centred on pixel ``i - length - 1``. Values from before the image (or
+    from the previous pass of a layer) are whatever was streamed then: the consumer masks
+    taps outside the image. ``restart`` rewinds the ring (at the start of a layer).
+    """
+
+    def __init__(self, *, max_width):
+        if isinstance(max_width, bool) or not isinstance(max_width, int):
+            raise TypeError(f"max_width must be an int, not {max_width!r}")
+        if max_width < 1:
+            raise ValueError(f"max_width must be at least 1, not {max_width}")
+        self.max_width = max_width
+        super().__init__({
+            "restart": In(1),
+            "length": In(range(1, max_width + 1), init=1),
+            "advance": In(1),
+            "pixel": In(signed(8)),
+            "window": Out(Window),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        # Entry j: [pixel one row above, pixel two rows above] the pixel at ring position j.
+        m.submodules.ring = ring = memory.Memory(
+            shape=data.ArrayLayout(signed(8), 2), depth=self.max_width, init=[])
+        wr = ring.write_port()
+        rd = ring.read_port(transparent_for=(wr,))
+
+        ptr = Signal(range(self.max_width))
+        ptr_d = Signal.like(ptr)
+        shift = Signal()
+        m.d.comb += [rd.addr.eq(ptr), rd.en.eq(self.advance)]
+        with m.If(self.restart):
+            m.d.sync += ptr.eq(0)
+        with m.Elif(self.advance):
+            m.d.sync += ptr.eq(Mux(ptr == self.length - 1, 0, ptr + 1))
+        m.d.sync += [ptr_d.eq(ptr), shift.eq(self.advance & ~self.restart)]
+
+        above, above2 = rd.data[0], rd.data[1]
+        m.d.comb += [
+            wr.addr.eq(ptr_d),
+            wr.en.eq(shift),
+            wr.data.eq(Cat(self.pixel, above)),
+        ]
+        column = [above2, above, self.pixel]           # rows ky = 0, 1, 2 of the new column
+        with m.If(shift):
+            for ky in range(3):
+                m.d.sync += [
+                    self.window[ky * 3 + 0].eq(self.window[ky * 3 + 1]),
+                    self.window[ky * 3 + 1].eq(self.window[ky * 3 + 2]),
+                    self.window[ky * 3 + 2].eq(column[ky]),
+                ]
+        return m
