@@ -13,8 +13,6 @@ import json
 import sys
 import time
 
-import numpy as np
-
 from .errors import SPSError
 from .fileio import load_npy, save_npy
 
@@ -22,7 +20,7 @@ PLUGINS = ("sps_hw.cli", "boards.cli")
 
 
 class Progress:
-    """Progress lines on stderr for long steps: ``sps: prune [3/16] conv2_1 (1.2 s)``, i counted from 1."""
+    """Progress lines on stderr for long steps, ``sps: prune [3/16] conv2_1 (1.2 s)``."""
 
     def __init__(self, stream=sys.stderr):
         self.stream, self.start = stream, time.monotonic()

@@ -144,7 +144,7 @@ def load(path, verify=True):
                        f"got {manifest.get('format')!r} version {manifest.get('version')}")
     weights = {}
     for layer in manifest["layers"]:
-        for name, entry in layer.get("files", {}).items():
+        for entry in layer.get("files", {}).values():
             file = path / entry["path"]
             if not file.is_file():
                 raise SPSError(f"{file}: missing (listed in the manifest)")

@@ -15,7 +15,7 @@ def out_size(size, kernel, stride, pad):
 
 def im2col(x, kernel, stride, pad, fill=0):
     """Patches of ``x[C, H, W]`` as ``[C*k*k, Ho*Wo]``, rows ordered (c, ky, kx)."""
-    c, h, w = x.shape
+    c = x.shape[0]
     if pad:
         x = np.pad(x, ((0, 0), (pad, pad), (pad, pad)), constant_values=fill)
     win = np.lib.stride_tricks.sliding_window_view(x, (kernel, kernel), axis=(1, 2))

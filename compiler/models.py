@@ -7,9 +7,9 @@ torchvision's (``features`` aside), so converted checkpoints line up.
 
 import numpy as np
 
+from . import kernels
 from .errors import SPSError
 from .graph import Layer, Network, conv_out_shape, validate
-from . import kernels
 
 POOL2 = {"k": 2, "s": 2, "p": 0}
 
@@ -53,7 +53,8 @@ class Builder:
     def maxpool(self, name, kernel, stride, pad=0, src=None):
         src = src or self.last
         c, h, w = self.net.shape_of(src)
-        out = (c, kernels.out_size(h, kernel, stride, pad), kernels.out_size(w, kernel, stride, pad))
+        out = (c, kernels.out_size(h, kernel, stride, pad),
+               kernels.out_size(w, kernel, stride, pad))
         return self._add(Layer(name, "maxpool", [src], (c, h, w), out, kernel=kernel,
                                stride=stride, pad=pad))
 

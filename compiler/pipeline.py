@@ -51,7 +51,8 @@ def calibration_inputs(net, calib=None, seed=0, count=4):
     except (OSError, ValueError) as e:
         raise SPSError(f"{calib}: not a readable .npy file ({e})") from None
     if data.dtype.kind != "f" or data.ndim != 4 or data.shape[1:] != shape or not len(data):
-        raise SPSError(f"{calib}: expected float32 calibration samples [N, {', '.join(map(str, shape))}], "
+        dims = ", ".join(map(str, shape))
+        raise SPSError(f"{calib}: expected float32 calibration samples [N, {dims}], "
                        f"got {data.dtype} {list(data.shape)}")
     if not np.all(np.isfinite(data)):
         raise SPSError(f"{calib}: calibration samples hold NaN or Inf values")

