@@ -59,11 +59,6 @@ def _host(model, layer, acts):
 
 
 @cocotb.test()
-async def noop(dut):
-    """Does nothing: a run that only makes sure the simulator is built."""
-
-
-@cocotb.test()
 async def run_network(dut):
     """Run the job's network: host layers in Python, segments on the RTL."""
     from compiler import images

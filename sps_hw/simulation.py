@@ -10,10 +10,8 @@ including the analytical model's cycle count next to the RTL's.
 import contextlib
 import fcntl
 import hashlib
-import inspect
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,25 +189,11 @@ def run(model, x, *, rows=8, cols=8, cfg=None, simulator="verilator", build_dir=
         common = {"build_dir": build_dir, "simulator": simulator, "waves": waves,
                   "timeout_s": timeout_s, "build_args": build_args, "lint_waivers": (),
                   "python_path": [Path(__file__).resolve().parents[1]]}
-        plusarg = f"+sps_images={image_dir}"
-        if "plusargs" in inspect.signature(simulate).parameters:
-            extra = {"plusargs": [plusarg]}
-        elif simulator == "verilator":
-            extra = {"test_args": [plusarg]}      # Verilator takes plusargs anywhere
-        else:
-            extra = None
         with _lock(build_dir / ".sps.lock"):          # one run at a time per build
             sources = write_rtl(cfg, build_dir, simulator)
-            if extra is None:
-                # Icarus without plusargs: the images go into the simulator's directory,
-                # after a first call has (re)built it there.
-                simulate(sources, "sps_top", "sps_hw.cocotb_tb", test_filter="noop",
-                         **common)
-                for f in image_dir.iterdir():
-                    shutil.copyfile(f, build_dir / simulator / f.name)
-                extra = {}
             result = simulate(sources, "sps_top", "sps_hw.cocotb_tb", job=job,
-                              test_filter="run_network", **common, **extra)
+                              test_filter="run_network", plusargs=[f"+sps_images={image_dir}"],
+                              **common)
         out = read_outputs(job)
     tensors = {name: np.asarray(out[f"segment{i}"]).astype(np.int8)
                for i, name in enumerate(out.get("segment_outputs", []))}

@@ -439,7 +439,7 @@ def write_verilog(elaboratable, path, *, name=None, ports=None):
 def simulate(verilog_files, toplevel, test_module, *, build_dir, simulator="verilator",
              env=None, waves=False, timeout_s=None, test_filter=None, job=None,
              python_path=(), build_args=(), lint_waivers=AMARANTH_LINT_WAIVERS,
-             parameters=None, seed=None, test_args=()):
+             parameters=None, seed=None, test_args=(), plusargs=()):
     """Build ``verilog_files`` (once per ``build_dir``) and run the cocotb ``test_module``.
 
     Parameters
@@ -475,6 +475,9 @@ def simulate(verilog_files, toplevel, test_module, *, build_dir, simulator="veri
         ``COCOTB_RANDOM_SEED``.
     test_args : sequence of str
         Extra arguments of the simulator executable.
+    plusargs : sequence of str
+        ``+name=value`` arguments for the design (``$value$plusargs``), placed where each
+        simulator expects them (Icarus: after the compiled design).
 
     Returns
     -------
@@ -540,7 +543,8 @@ def simulate(verilog_files, toplevel, test_module, *, build_dir, simulator="veri
             runner.test(test_module=module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
                         build_dir=sim_dir, test_dir=sim_dir, results_xml=str(results_xml),
                         waves=waves, timescale=TIMESCALE, test_filter=test_filter,
-                        test_args=list(test_args), log_file=sim_log)
+                        test_args=list(test_args), plusargs=list(plusargs),
+                        log_file=sim_log)
         except (_CommandFailed, _CommandTimeout) as e:
             crash = str(e)
         except SystemExit:
