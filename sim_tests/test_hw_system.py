@@ -16,8 +16,8 @@ from sps_hw import simulation
 from sps_hw.config import Config
 
 _SIZES = {"max_hw": 64, "max_width": 8, "fmap_depth": 256, "weight_depth": 4096,
-          "index_depth": 64,
-              "library_depth": 64, "param_depth": 64, "layer_depth": 16, "max_patterns": 8}
+          "index_depth": 64, "library_depth": 64, "param_depth": 64, "layer_depth": 16,
+          "max_patterns": 8}
 CONFIGS = {
     "3x2": Config(rows=3, cols=2, **_SIZES),
     "4x5": Config(rows=4, cols=5, **_SIZES),
