@@ -499,6 +499,9 @@ def simulate(verilog_files, toplevel, test_module, *, build_dir, simulator="veri
         env[JOB_ENV] = str(job)
     if seed is not None:
         env["COCOTB_RANDOM_SEED"] = str(int(seed))
+    # cocotb rewrites the asserts of every module the simulator imports (numpy, amaranth...),
+    # uncached, ~1 s a run: only the test module's own asserts need the detailed messages.
+    env.setdefault("COCOTB_REWRITE_ASSERTION_FILES", f"{module.rpartition('.')[2]}.py")
     parameters = dict(parameters or {})
     args = [*build_args, *(lint_waivers if simulator == "verilator" else ())]
     python_path = [*module_path, *(Path(p).resolve() for p in python_path)]
