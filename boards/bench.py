@@ -16,7 +16,7 @@ from pathlib import Path
 from .build import build
 from .platforms import BOARDS
 
-__all__ = ["bench"]
+__all__ = ["bench", "run"]
 
 KEY_CELLS = ("ICESTORM_LC", "ICESTORM_RAM", "ICESTORM_DSP", "ICESTORM_SPRAM", "TRELLIS_COMB",
              "TRELLIS_FF", "DP16KD", "MULT18X18D", "LUT", "FF", "RAMB18E1", "RAMB36E1",
@@ -43,6 +43,11 @@ def bench(boards=None, keep=4):
                 "gops_at": "fmax" if fmax is not None else "board clock (Xilinx: no Fmax)",
             })
     return rows
+
+
+def run():
+    """The boards section of ``make bench`` (``compiler.bench``)."""
+    return bench()
 
 
 if __name__ == "__main__":
