@@ -7,8 +7,6 @@ returns every tensor the hardware produced, the network output and per-layer sta
 including the analytical model's cycle count next to the RTL's.
 """
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -106,16 +104,6 @@ def _model_path(model, scratch):
     return images.load(path), path
 
 
-@contextlib.contextmanager
-def _lock(path):
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def stats_json(program, rtl_stats, cfg):
     """The ``--stats`` document: per layer where it ran, RTL and model cycles, MACs,
     multipliers and utilization; ``total_cycles`` sums the hardware layers."""
@@ -150,6 +138,7 @@ def run(model, x, *, rows=8, cols=8, cfg=None, simulator="verilator", build_dir=
     ``reset_after`` pulses reset that many cycles into the first layer, then runs again.
     """
     from .sim import SIMULATORS, read_outputs, simulate, write_job
+    from .sim.runner import locked
 
     if simulator not in SIMULATORS:
         raise SPSError(f"--simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
@@ -189,7 +178,7 @@ def run(model, x, *, rows=8, cols=8, cfg=None, simulator="verilator", build_dir=
         common = {"build_dir": build_dir, "simulator": simulator, "waves": waves,
                   "timeout_s": timeout_s, "build_args": build_args, "lint_waivers": (),
                   "python_path": [Path(__file__).resolve().parents[1]]}
-        with _lock(build_dir / ".sps.lock"):          # one run at a time per build
+        with locked(build_dir / ".sps.lock"):          # one run at a time per build
             sources = write_rtl(cfg, build_dir, simulator)
             result = simulate(sources, "sps_top", "sps_hw.cocotb_tb", job=job,
                               test_filter="run_network", plusargs=[f"+sps_images={image_dir}"],

@@ -359,7 +359,7 @@ def _tail(path, lines=_LOG_TAIL_LINES):
 
 
 @contextlib.contextmanager
-def _locked(path):
+def locked(path):
     """An exclusive lock on ``path`` (a build directory used by two processes waits its turn)."""
     with open(path, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
@@ -513,7 +513,7 @@ def simulate(verilog_files, toplevel, test_module, *, build_dir, simulator="veri
     results_xml = sim_dir / "results.xml"
     runner = _runner(simulator, env=env, python_path=python_path)
 
-    with _locked(build_root / f".{simulator}.lock"):
+    with locked(build_root / f".{simulator}.lock"):
         key = _build_key(simulator, sources, toplevel, args, parameters, waves)
         stamp = sim_dir / _STAMP
         exe = sim_dir / (toplevel if simulator == "verilator" else "sim.vvp")
