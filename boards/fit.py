@@ -3,9 +3,9 @@
 The packed images of the SPS core are counted with the formulas of ``docs/hardware.md``
 section 3 (words per region for an ``R x C`` array), staged twice (the committed copy and the
 upload copy, see ``boards/link/staged.py``); the feature buffers, the accumulator and the line
-buffers with section 2's sizes. :func:`check_fit` compares the total with the board's block RAM
-and refuses, before any synthesis, a model that cannot fit, with the numbers. When the packer
-of ``sps_hw`` exists, its exact word counts replace the estimate (``images=``).
+buffers with section 2's sizes (:func:`requirements`, an estimate for sizing boards).
+:func:`check_fit` packs the model for the board's core (``sps_hw.program``) and refuses,
+before any synthesis, a model whose images exceed the core's memories, with the numbers.
 """
 
 import math
@@ -77,16 +77,42 @@ def requirements(manifest, rows, cols):
             "total_bits": sum(bits.values())}
 
 
-def check_fit(manifest, spec, name="model"):
-    """:func:`requirements` on ``spec``'s array; :class:`SPSError` if it exceeds the board."""
-    req = requirements(manifest, spec.rows, spec.cols)
-    budget = spec.budget.get("bram_bits", 0) + spec.budget.get("spram_bits", 0)
-    req["available_bits"] = budget
-    if req["total_bits"] > budget:
-        b = req["bits"]
-        raise SPSError(
-            f"{name} does not fit {spec.name}: on its {spec.rows}x{spec.cols} array it needs "
-            f"{req['total_bits']:,} bits of block RAM (images {b['images']:,} with the staging "
-            f"copy, feature maps {b['feature_maps']:,}, accumulator {b['accumulator']:,}, line "
-            f"buffers {b['line_buffers']:,}); the {spec.device} has {budget:,}")
-    return req
+def check_fit(model, spec, name="model"):
+    """Does compiled ``model`` (a :class:`compiler.images.CompiledModel`) fit the SPS core of
+    board ``spec``? Returns the fit (where each layer runs, the words each image memory needs
+    and holds); :class:`SPSError` with the numbers if it does not.
+
+    The board's core has fixed sizes (``spec.config``): layers larger than its buffers run on
+    the host (``sps run`` does that between the hardware segments); a model is refused when
+    its packed images exceed the core's image memories, when it needs a larger pattern
+    library, or when no layer at all runs on the hardware.
+    """
+    from sps_hw.program import build as build_program
+    from sps_hw.top import ROM_NAMES, rom_bits, rom_shapes
+
+    cfg = spec.config
+    unbounded = cfg.replace(weight_depth=2**31, index_depth=2**24, library_depth=2**24,
+                            param_depth=2**24, layer_depth=2**16, max_patterns=2**8)
+    program = build_program(model, unbounded)
+    shapes = rom_shapes(cfg)
+    words = {rom: {"used": len(program.images[rom]), "available": shapes[rom][1],
+                   "bits": rom_bits(shapes[rom][0])} for rom in ROM_NAMES}
+    fit = {"rows": cfg.rows, "cols": cfg.cols, "config": cfg.as_dict(),
+           "hardware_layers": [n for n in program.order if n in program.plans],
+           "host_layers": dict(program.host), "segments": len(program.segments),
+           "words": words}
+    if not program.segments:
+        reasons = "; ".join(f"{n}: {r}" for n, r in program.host.items())
+        raise SPSError(f"{name} does not fit {spec.name}: no layer runs on its "
+                       f"{cfg.rows}x{cfg.cols} core (max_hw {cfg.max_hw}, max_width "
+                       f"{cfg.max_width}, fmap_depth {cfg.fmap_depth}): {reasons}")
+    over = [f"{rom} {w['used']:,} words of {w['bits']} bits > {w['available']:,}"
+            for rom, w in words.items() if w["used"] > w["available"]]
+    patterns = max([len(model.layer(n)["library"]) for n, p in program.plans.items()
+                    if p.conv3] + [1])
+    if patterns > cfg.max_patterns:
+        over.append(f"pattern library of {patterns} > {cfg.max_patterns}")
+    if over:
+        raise SPSError(f"{name} does not fit {spec.name}: on its {cfg.rows}x{cfg.cols} core "
+                       f"the packed images need {', '.join(over)}")
+    return fit

@@ -544,6 +544,7 @@ def register_sim_transport(board, factory):
 def open_transport(port, baud):
     """A transport for ``port``: ``sim:<board>`` (a simulated board) or a serial device."""
     if port.startswith("sim:"):
+        from . import sim_transport  # noqa: F401  (registers sim:<board> for every board)
         board = port[4:]
         if board not in _SIM_TRANSPORTS:
             known = ", ".join(sorted(_SIM_TRANSPORTS)) or "none registered"
@@ -559,11 +560,13 @@ def run_model(model_dir, port, x, *, baud=1_000_000, timeout=DEFAULT_TIMEOUT, pr
 
     The model's image files are checked against the manifest's sha256 before anything is
     sent; the packed images are uploaded only if the board does not already hold them (same
-    tag), so repeated runs cost one inference each.
+    tag), so repeated runs cost one inference each. Each hardware segment is one RUN on the
+    board; the layers between segments run on the host (``compiler.golden``).
     """
     from compiler import golden, images
+    from sps_hw.program import run_network
 
-    from .build import pack_model
+    from .build import pack_model, pack_program
     from .platforms import BOARDS
     say = progress or (lambda msg: None)
     model = images.load(model_dir)                  # sha256 of every image file
@@ -577,14 +580,26 @@ def run_model(model_dir, port, x, *, baud=1_000_000, timeout=DEFAULT_TIMEOUT, pr
             raise LinkError(f"--port {port}: unknown board id {info.board_id}")
         say(f"sps: {port}: {spec.name}, array {info.rows}x{info.cols}, "
             f"{info.clk_hz / 1e6:g} MHz")
-        packed = pack_model(model, spec)
+        from .core import memory_map
+        want = [(r.name, r.width, r.depth) for r in memory_map(spec.config)]
+        have = [(r.name, r.width, r.depth) for r in info.regions]
+        if have != want:
+            raise LinkError(f"--port {port}: the board's core is not the SPS core of "
+                            f"{spec.name} (its memories are {have}, the core's {want}); "
+                            f"program it with a bitstream of sps build --board {spec.name}")
+        program = pack_program(model, spec)
+        packed = pack_model(model, spec, program)
         tag = model_tag(packed)
         st = link.status()
         if not (st.model_valid and st.model_tag == tag):
             say(f"sps: uploading {sum(len(v) for v in packed.values()):,} bytes of images")
             link.upload(packed, tag)
-        out_shape = model.manifest["output"]["shape"]
-        y = link.infer(x, int(np.prod(out_shape)))
-        return y.reshape(out_shape)
+
+        def run_segment(index, tensor):
+            seg = program.segments[index]
+            say(f"sps: segment {index} ({', '.join(seg.layers)}) on the board")
+            return link.infer(tensor, int(np.prod(seg.out_shape)), segment=index)
+        out = model.manifest["output"]["name"]
+        return run_network(model, program, x, run_segment)[out]
     finally:
         transport.close()

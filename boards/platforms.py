@@ -18,6 +18,7 @@ from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from compiler.errors import SPSError
 
+from .clocks import PLL
 from .link import MemoryMap, divisor_for
 
 __all__ = [
@@ -114,6 +115,18 @@ class BoardSpec:
     out_depth: int = 1024
     program: str = ""
     overrides: dict = field(default_factory=dict)
+    #: Sizes of the SPS core's buffers and image memories (``sps_hw.config.Config``
+    #: parameters besides ``rows`` and ``cols``).
+    core: dict = field(default_factory=dict)
+    #: The PLL that makes the core clock ``clk_hz`` from the board's oscillator (None: the
+    #: oscillator drives the core).
+    pll: object = None
+    #: Why the SPS core cannot be built for this board (None: it can); such a board builds
+    #: the link with the self-test core and refuses ``--model`` with this reason.
+    no_core: str = None
+    #: Whether ``--model`` can bake the images into the bitstream (not where the weights
+    #: live in memories a bitstream cannot initialise, the iCE40's SPRAM).
+    bakes_model: bool = True
 
     @property
     def divisor(self):
@@ -133,6 +146,12 @@ class BoardSpec:
                     out_depth=self.out_depth, board_id=self.board_id, rows=self.rows,
                     cols=self.cols, **extra)
 
+    @property
+    def config(self):
+        """The :class:`sps_hw.config.Config` of the SPS core built for this board."""
+        from sps_hw.config import Config
+        return Config(rows=self.rows, cols=self.cols, **self.core)
+
     def make_platform(self):
         return self.platform()
 
@@ -147,15 +166,32 @@ BOARDS = {
         budget={"lut": 5280, "dsp": 8, "bram_bits": 30 * 4096, "spram_bits": 4 * 262144},
         program="openFPGALoader -b icebreaker {bitstream}",
         overrides={"synth_opts": "-dsp -spram"},
+        core={"max_hw": 256, "max_width": 32, "fmap_depth": 256, "weight_depth": 8192,
+              "index_depth": 64, "library_depth": 32, "param_depth": 64, "layer_depth": 16,
+              "max_patterns": 8, "count_bits": 12, "channel_bits": 11, "mult_bits": 16,
+              "layer_words": 16},
+        bakes_model=False,
+        no_core=("the SPS core does not fit the iCE40UP5K beside the host link: with its 4x2 "
+                 "array (4 SB_MAC16 in 8x8 mode, 4 for the requantizer) link and core need "
+                 "8,238 of the 5,280 logic cells (5,777 LUT4, 3,458 flip-flops) and 32 of the "
+                 "30 block RAMs; even a 1x1 core takes 2,219 LUT4 and 1,570 flip-flops beside "
+                 "the link's ~2,300 cells (docs/boards.md)"),
     ),
     "ulx3s-85f": BoardSpec(
         name="ulx3s-85f", board_id=2, platform=ULX3S85F, family="ecp5",
-        device="LFE5U-85F-6BG381C", clk_hz=25_000_000, baud=1_000_000,
-        # 128 of the 156 MULT18X18D: 16 reduction rows (4 channels at keep 4) x 8 columns.
-        rows=16, cols=8,
+        device="LFE5U-85F-6BG381C", clk_hz=50_000_000, baud=1_000_000,
+        # The core clock from the 25 MHz oscillator (ecppll -i 25 -o 50).
+        pll=PLL("EHXPLLL", 25_000_000, {"CLKI_DIV": 1, "CLKFB_DIV": 2, "CLKOP_DIV": 12,
+                                        "CLKOP_CPHASE": 5}),
+        # 64 MULT18X18D for the array (8 reduction rows: 2 channels at keep 4, x 8 output
+        # channels), 16 for the requantizer (32 x 16 bits per column), of 156.
+        rows=8, cols=8,
         leds=("heartbeat", "model_valid", "busy", "done", "loading", "error", "activity"),
         budget={"lut": 83640, "dsp": 156, "bram_bits": 208 * 18432},
         program="openFPGALoader -b ulx3s {bitstream}",
+        core={"max_hw": 1024, "max_width": 64, "fmap_depth": 2048, "weight_depth": 4096,
+              "index_depth": 256, "library_depth": 128, "param_depth": 256, "layer_depth": 32,
+              "max_patterns": 16, "count_bits": 16, "channel_bits": 12, "mult_bits": 16},
     ),
     "arty-a7-35": BoardSpec(
         name="arty-a7-35", board_id=3, platform=ArtyA735, family="xc7",
@@ -165,6 +201,9 @@ BOARDS = {
         leds=("heartbeat", "model_valid", "busy", "error"),
         budget={"lut": 20800, "dsp": 90, "bram_bits": 50 * 36864},
         program="openFPGALoader -b arty_a7_35t {bitstream}",
+        core={"max_hw": 1024, "max_width": 64, "fmap_depth": 2048, "weight_depth": 4096,
+              "index_depth": 256, "library_depth": 128, "param_depth": 256, "layer_depth": 32,
+              "max_patterns": 16, "count_bits": 16, "channel_bits": 12, "mult_bits": 16},
     ),
 }
 

@@ -6,9 +6,10 @@
 """
 
 from amaranth.build import ResourceError
-from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.hdl import ClockDomain, Elaboratable, Module, Signal
 from amaranth.lib import io, wiring
 
+from .clocks import ClockGenerator
 from .link import HostLink
 
 __all__ = ["LED_SIGNALS", "BoardTop", "LinkedCore"]
@@ -75,7 +76,8 @@ class _Blinker(Elaboratable):
 
 
 class BoardTop(Elaboratable):
-    """A board's top level: UART ``uart`` 0 to the link, LEDs per ``spec.leds``.
+    """A board's top level: UART ``uart`` 0 to the link, LEDs per ``spec.leds``, and the core
+clock from the board's PLL when ``spec.pll`` is set (:class:`~boards.clocks.ClockGenerator`).
 
     Parameters
     ----------
@@ -96,6 +98,9 @@ class BoardTop(Elaboratable):
         m = Module()
         m.submodules.linked = linked = self.linked
         clk_hz = self.spec.clk_hz
+        if platform is not None and self.spec.pll is not None:
+            m.domains.sync = ClockDomain("sync")
+            m.submodules.clocks = ClockGenerator(self.spec.pll)
         if platform is not None:
             uart = platform.request("uart", 0, dir="-")
             m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)

@@ -11,9 +11,11 @@ import sys
 import numpy as np
 import pytest
 
-from boards.build import build, parse_nextpnr_log, parse_yosys_stat
+from boards.build import build, pack_model, parse_nextpnr_log, parse_yosys_stat
 from boards.fit import check_fit, requirements
+from boards.host import model_tag
 from boards.platforms import BOARDS, board_spec
+from compiler import images
 from compiler.errors import SPSError
 
 SPS = [sys.executable, "-m", "compiler.cli"]
@@ -62,6 +64,11 @@ def test_board_specs():
         assert spec.divisor >= 4
         assert spec.multipliers <= spec.budget["dsp"], name
     assert BOARDS["ulx3s-85f"].multipliers >= 64
+    for spec in BOARDS.values():                    # a PLL makes exactly the core clock
+        if spec.pll is not None:
+            assert spec.pll.output_hz() == spec.clk_hz
+            low, high = (400e6, 800e6) if spec.pll.kind == "EHXPLLL" else (533e6, 1066e6)
+            assert low <= spec.pll.vco_hz() <= high, spec.name
     with pytest.raises(SPSError, match="unknown board; expected one of icebreaker"):
         board_spec("de10")
 
@@ -130,39 +137,69 @@ def test_requirements_follow_the_memory_map(demo):
         assert req["words"]["weights"] == want
         assert req["hardware_layers"] == 4 and req["words"]["layers"] == 5
     assert requirements(manifest, 4, 2)["words"]["weights"] == 48 + 256 + 512 + 1280
-    for board in BOARDS:
-        check_fit(manifest, BOARDS[board])                  # the demo fits every board
+
+
+def test_demo_fits_every_board(demo):
+    """The packer's exact word counts: the demo runs entirely on each board's core."""
+    model = images.load(demo)
+    for board, spec in BOARDS.items():
+        fit = check_fit(model, spec)
+        assert fit["hardware_layers"] == ["conv1", "conv2", "conv3", "fc"], board
+        assert not fit["host_layers"] and fit["segments"] == 1
+        words = fit["words"]
+        assert words["weights"]["bits"] == 8 * spec.cols
+        assert words["layers"]["used"] == 5 * spec.config.layer_words
+        assert all(w["used"] <= w["available"] for w in words.values())
+    assert check_fit(model, BOARDS["icebreaker"])["words"]["weights"]["used"] == 2096
+
+
+def _scaled(tmp_path, size):
+    """The demo network on ``size x size`` inputs, compiled into ``tmp_path``."""
+    from compiler import models, pipeline
+    net = models.demo(size=size)
+    model, _ = pipeline.compile_network(net, calib=np.zeros((1, 1, size, size), np.float32))
+    return images.write(model, tmp_path / f"demo{size}").path
 
 
 def test_too_large_is_refused_before_synthesis(demo, tmp_path):
-    """A demo scaled to 512x512 pixels: refused with the numbers, nothing written."""
-    big = tmp_path / "big"
-    shutil.copytree(demo, big)
-    manifest = json.loads((big / "manifest.json").read_text())
-    scale = 32
-    manifest["input"]["shape"][1:] = [s * scale for s in manifest["input"]["shape"][1:]]
-    for layer in manifest["layers"][:-1]:
-        for key in ("in_shape", "out_shape"):
-            layer[key][1:] = [s * scale for s in layer[key][1:]]
-    (big / "manifest.json").write_text(json.dumps(manifest))
+    """The demo at 512x512 pixels: no layer fits the ULX3S core's buffers; at 64x64 the FC
+    layer's weights exceed its weight memory. Refused with the numbers, nothing written."""
     out = tmp_path / "build"
-    proc = subprocess.run([*SPS, "build", "--board", "icebreaker", "--model", str(big), "-o",
-                           str(out)], capture_output=True, text=True)
-    assert proc.returncode == 2
-    line = proc.stderr.strip().splitlines()[-1]
-    assert line.startswith(f"sps: error: model {big} does not fit icebreaker: on its 4x2 "
-                           f"array it needs ")
-    need = requirements(manifest, 4, 2)["total_bits"]
-    assert f"{need:,} bits of block RAM" in line and "the iCE40UP5K-SG48 has 1,171,456" in line
-    assert not out.exists() and not list(tmp_path.glob(".build*"))
+    for size, message in (
+            (512, "no layer runs on its 8x8 core (max_hw 1024, max_width 64, fmap_depth "
+                  "2048): conv1: width 512 > max_width 64; "),
+            (64, "on its 8x8 core the packed images need weights 8,384 words of 64 bits "
+                 "> 4,096")):
+        big = _scaled(tmp_path, size)
+        proc = subprocess.run([*SPS, "build", "--board", "ulx3s-85f", "--model", str(big),
+                               "-o", str(out)], capture_output=True, text=True)
+        assert proc.returncode == 2
+        line = proc.stderr.strip().splitlines()[-1]
+        assert line.startswith(f"sps: error: model {big} does not fit ulx3s-85f: "), line
+        assert message in line, line
+        assert not out.exists() and not list(tmp_path.glob(".build*"))
 
 
-def test_model_needs_the_packer(demo, tmp_path):
-    """The demo fits; baking it waits for sps_hw's packer, and says so."""
-    proc = subprocess.run([*SPS, "build", "--board", "ulx3s-85f", "--model", str(demo), "-o",
+def test_icebreaker_refuses_the_core(demo, tmp_path):
+    """The iCE40UP5K cannot hold the SPS core beside the link: --model says so, with the
+    numbers; without --model the board gets the link self-test core."""
+    proc = subprocess.run([*SPS, "build", "--board", "icebreaker", "--model", str(demo), "-o",
                            str(tmp_path / "b")], capture_output=True, text=True)
-    assert proc.returncode == 2 and "packer (sps_hw)" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "does not fit the iCE40UP5K beside the host link" in proc.stderr
+    assert "8,238 of the 5,280 logic cells" in proc.stderr
+    report = build("icebreaker", tmp_path / "c", do_build=False)
+    assert report["core"] == "SelfTestCore"
+
+
+def test_model_is_baked(demo, tmp_path):
+    """Without synthesis: the model's images are packed and its tag is in the report."""
+    out = tmp_path / "b"
+    report = build("ulx3s-85f", out, model=demo, do_build=False)
+    model = images.load(demo)
+    spec = BOARDS["ulx3s-85f"]
+    assert report["model_tag"] == model_tag(pack_model(model, spec))
+    assert report["core"] == "SPSCore" and report["fit"]["segments"] == 1
 
 
 def test_run_errors_are_one_line(demo, tmp_path):
@@ -191,35 +228,49 @@ def test_run_errors_are_one_line(demo, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f"])
-def test_lattice_bitstream(tmp_path, board):
-    """The link with the self-test core reaches a bitstream, and the report says how well."""
+def test_lattice_bitstream(tmp_path, demo, board):
+    """A bitstream and its report: the ULX3S with the SPS core and the demo model baked in
+    (its multipliers in MULT18X18D, its clock from the PLL, timing met); the iCEBreaker with
+    the link and the self-test core (the SPS core does not fit it)."""
     out = tmp_path / board
-    proc = subprocess.run([*SPS, "build", "--board", board, "-o", str(out), "--json"],
+    spec = BOARDS[board]
+    model = [] if spec.no_core else ["--model", str(demo)]
+    proc = subprocess.run([*SPS, "build", "--board", board, *model, "-o", str(out), "--json"],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report == json.loads((out / "report.json").read_text())
-    spec = BOARDS[board]
     assert report["fmax_mhz"] >= spec.clk_hz / 1e6 and report["timing"]["pass"]
     bitstream = out / report["bitstream"]
     if spec.family == "ice40":
+        assert report["core"] == "SelfTestCore"
         assert bitstream.stat().st_size == 104090            # every UP5K image
         lc = report["resources"]["ICESTORM_LC"]
         assert 0 < lc["used"] <= lc["available"] == 5280
         assert report["resources"]["ICESTORM_DSP"]["available"] == 8
     else:
+        assert report["core"] == "SPSCore" and report["model_baked"]
+        assert report["model_tag"] == model_tag(pack_model(images.load(demo), spec))
         assert bitstream.stat().st_size > 10000
-        assert report["resources"]["MULT18X18D"]["available"] == 156
-        assert report["resources"]["TRELLIS_COMB"]["used"] > 0
+        dsp = report["resources"]["MULT18X18D"]
+        assert dsp["available"] == 156 and dsp["used"] >= spec.multipliers >= 64
+        assert report["resources"]["EHXPLLL"]["used"] == 1
+        assert (out / "images" / "weights.bin").read_bytes() == \
+            pack_model(images.load(demo), spec)["weights"]
 
 
 @pytest.mark.slow
-def test_xilinx_estimate(tmp_path):
+def test_xilinx_estimate(tmp_path, demo):
+    """The Arty: the Vivado project with the SPS core and the demo model, and the estimate:
+    the 8x8 array and the requantizer in DSP48E1, everything within the XC7A35T."""
     out = tmp_path / "arty"
-    report = build("arty-a7-35", out)
+    report = build("arty-a7-35", out, model=demo)
     assert report["fmax_mhz"] is None and report["estimate"] == "yosys synth_xilinx"
+    assert report["core"] == "SPSCore" and report["model_baked"]
     res = report["resources"]
     assert 0 < res["LUT"]["used"] < res["LUT"]["available"] == 20800
     assert res["FF"]["used"] > 0 and res["RAMB18E1"]["used"] >= 1
+    assert 64 <= res["DSP48E1"]["used"] <= res["DSP48E1"]["available"] == 90
+    assert res["RAMB18E1"]["used"] + 2 * res["RAMB36E1"]["used"] <= 100
     assert {"top.v", "top.xdc", "top.tcl", "build_top.sh", "stat.json"} <= \
         {p.name for p in out.iterdir()}

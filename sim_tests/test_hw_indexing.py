@@ -9,7 +9,7 @@ from amaranth.lib import memory, wiring
 from amaranth.sim import Simulator
 
 from compiler import pps
-from sps_hw.indexing import SLOTS, ZERO_TAP, IndexingUnit, PassWalker
+from sps_hw.indexing import SLOTS, TAP_LIST_BITS, ZERO_TAP, IndexingUnit, PassWalker, tap_list
 
 
 def simulate(dut, testbench):
@@ -57,12 +57,14 @@ class WalkerBench(Elaboratable):
     """A :class:`PassWalker` with its index and library ROMs."""
 
     def __init__(self, rows, banks, assignment, library):
+        # The packed ROMs: library addresses per phase, tap lists per pattern.
         self.index = memory.Memory(shape=unsigned(4), depth=16, init=assignment)
-        self.library = memory.Memory(shape=unsigned(9), depth=16, init=library)
+        self.library = memory.Memory(shape=unsigned(TAP_LIST_BITS), depth=16,
+                                     init=[tap_list(mask) for mask in library])
         self.walker = PassWalker(
             rows=rows, banks=banks, addr_bits=12, hw_bits=8,
             index_rom=memory.ReadPort.Signature(addr_width=4, shape=unsigned(4)),
-            library_rom=memory.ReadPort.Signature(addr_width=4, shape=unsigned(9)))
+            library_rom=memory.ReadPort.Signature(addr_width=4, shape=unsigned(TAP_LIST_BITS)))
 
     def elaborate(self, platform):
         m = Module()
@@ -158,7 +160,7 @@ def test_constructors_reject_bad_parameters():
         IndexingUnit(0)
     with pytest.raises(TypeError, match=r"index_rom must be a memory\.ReadPort\.Signature"):
         PassWalker(rows=2, banks=2, addr_bits=4, hw_bits=4, index_rom=None, library_rom=sig)
-    with pytest.raises(ValueError, match="library_rom must read 9-bit masks"):
+    with pytest.raises(ValueError, match="library_rom must read 36-bit tap lists"):
         PassWalker(rows=2, banks=2, addr_bits=4, hw_bits=4, index_rom=sig,
                    library_rom=memory.ReadPort.Signature(addr_width=4, shape=unsigned(8)))
     gc.collect()

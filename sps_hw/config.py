@@ -33,6 +33,18 @@ class Config:
         (one more than the hardware layers, for the terminator).
     max_patterns : int
         Largest pattern library of a layer (the width of a pattern id).
+    count_bits : int
+        Width of the pass, cycle and reduction counters (a layer has fewer than
+        ``2**count_bits`` passes).
+    channel_bits : int
+        Width of a tensor's channel count (fewer than ``2**channel_bits`` channels).
+    layer_words : int
+        Words per layer descriptor in the descriptor ROM: 1 reads a descriptor in one cycle
+        from a memory as wide as the descriptor; ``n`` stores it in ``n`` narrow words read
+        one per cycle (``n - 1`` more cycles per layer: block RAMs of 16-bit words).
+    mult_bits : int
+        Width of the requantizer's signed multiplier ``mult`` (SPEC allows any int32; the
+        compiler's are below ``2**15``, so 16 bits halve the requantizer's multipliers).
     """
 
     rows: int = 8
@@ -46,6 +58,10 @@ class Config:
     param_depth: int = 64
     layer_depth: int = 16
     max_patterns: int = 16
+    count_bits: int = 24
+    channel_bits: int = 16
+    mult_bits: int = 32
+    layer_words: int = 1
 
     def __post_init__(self):
         for f in fields(self):
@@ -59,6 +75,9 @@ class Config:
         if self.max_width > self.max_hw:
             raise ValueError(f"max_width ({self.max_width}) must not exceed max_hw "
                              f"({self.max_hw})")
+        for name in ("count_bits", "channel_bits", "mult_bits"):
+            if not 2 <= getattr(self, name) <= 32:
+                raise ValueError(f"{name} must be in 2..32, not {getattr(self, name)}")
         if self.layer_depth < 2:
             raise ValueError(f"layer_depth must be at least 2 (a layer and the terminator), "
                              f"not {self.layer_depth}")

@@ -23,7 +23,7 @@ from .pe import RowLoad
 
 __all__ = ["Controller", "Descriptor", "Stats"]
 
-#: Width of pass, cycle and channel counters.
+#: Default width of pass, cycle and reduction counters (``Config.count_bits``).
 COUNT_BITS = 24
 
 #: One per finished layer: its index in the descriptor ROM and its cycle count.
@@ -33,7 +33,7 @@ Stats = data.StructLayout({"layer": unsigned(16), "cycles": unsigned(32)})
 def Descriptor(cfg, weight_bits, index_bits, library_bits, param_bits):
     """The layout of one layer-descriptor word for the accelerator ``cfg``."""
     hw = cfg.hw_bits
-    count = COUNT_BITS
+    count = cfg.count_bits
     return data.StructLayout({
         "valid": 1,             # 0: end of the program (the controller starts over)
         "seg_first": 1,         # load the input tensor from act_in first
@@ -45,7 +45,7 @@ def Descriptor(cfg, weight_bits, index_bits, library_bits, param_bits):
         "hw": hw,               # output pixels per pass (pre-pool; 1 for FC)
         "in_hw": hw,            # pixels per channel of the input tensor
         "out_hw": hw,           # pixels per channel of the output tensor
-        "in_channels": 16, "out_channels": 16,
+        "in_channels": cfg.channel_bits, "out_channels": cfg.channel_bits,
         "keep": 4, "period": index_bits + 1,
         "reduction": count,     # Q: reduction indices per pass group
         "passes": count,        # NP: passes per (group, sub-pass)
@@ -56,21 +56,21 @@ def Descriptor(cfg, weight_bits, index_bits, library_bits, param_bits):
         "ring": hw,             # line-buffer ring length (W for 3x3, 1 for 1x1)
         "cycle": count,         # S: cycles per pass
         "t_feed": count, "t_walk": count, "t_load": count,
-        "weight_base": weight_bits, "index_base": index_bits,
-        "library_base": library_bits, "param_base": param_bits,
+        "weight_base": weight_bits, "index_base": index_bits, "param_base": param_bits,
     })
 
 
 class Controller(wiring.Component):
     """Sequences layers and passes; see the module documentation."""
 
-    def __init__(self, cfg, descriptor, *, layer_bits, weight_bits):
+    def __init__(self, cfg, descriptor, *, layer_bits, weight_bits, word=None):
         self.cfg = cfg
         rows, cols = cfg.rows, cfg.cols
         self.descriptor = descriptor
+        # The descriptor ROM's word: the descriptor, or a part of it (cfg.layer_words).
+        word = descriptor if word is None else word
         super().__init__({
-            "descriptors": In(memory.ReadPort.Signature(addr_width=layer_bits,
-                                                        shape=descriptor)),
+            "descriptors": In(memory.ReadPort.Signature(addr_width=layer_bits, shape=word)),
             "weights": In(memory.ReadPort.Signature(addr_width=weight_bits,
                                                     shape=data.ArrayLayout(signed(8), cols))),
             "layer": Out(descriptor),
@@ -88,6 +88,8 @@ class Controller(wiring.Component):
             "row_load": Out(RowLoad(rows, cols)),
             "done": In(1),
             "stats": Out(stream.Signature(Stats, always_ready=True)),
+            # The segment to start with after a reset (held steady); 0 normally.
+            "segment": In(8),
         })
 
     def elaborate(self, platform):
@@ -95,22 +97,51 @@ class Controller(wiring.Component):
         cfg = self.cfg
         rows = cfg.rows
         layer = self.layer
-        index = Signal.like(self.descriptors.addr)
+        words = cfg.layer_words
+        index = Signal(16)                  # the layer's descriptor (for stats)
+        ptr = Signal.like(self.descriptors.addr)    # the descriptor ROM word read next
         cycles = Signal(32)
-        tau = Signal(COUNT_BITS)
+        count_bits = cfg.count_bits
+        tau = Signal(count_bits)
 
-        m.d.comb += [self.descriptors.addr.eq(index), self.descriptors.en.eq(1)]
+        m.d.comb += [self.descriptors.addr.eq(ptr), self.descriptors.en.eq(1)]
+        # Segments passed over since the reset, and whether the start segment was found.
+        skipped, found = Signal(8), Signal()
+        # A descriptor of several words: the words read so far, then the last one.
+        if words > 1:
+            width = len(self.descriptors.data)
+            head = Signal(width * (words - 1))
+            word_index = Signal(range(words))
+            arriving = Signal()
+            with m.If(arriving):
+                m.d.sync += head.eq(Cat(head[width:], self.descriptors.data))
+            fetched = self.descriptor(Cat(head, self.descriptors.data)[:self.descriptor.size])
+        else:
+            fetched = self.descriptors.data
 
         with m.FSM():
             with m.State("FETCH"):
-                m.d.sync += cycles.eq(1)
-                m.next = "DECODE"
+                m.d.sync += ptr.eq(ptr + 1)
+                if words > 1:
+                    m.d.sync += [word_index.eq(word_index + 1), arriving.eq(1),
+                                 cycles.eq(Mux(word_index == 0, 1, cycles + 1))]
+                    with m.If(word_index == words - 1):
+                        m.d.sync += [word_index.eq(0), arriving.eq(0)]
+                        m.next = "DECODE"
+                else:
+                    m.d.sync += cycles.eq(1)
+                    m.next = "DECODE"
             with m.State("DECODE"):
-                m.d.sync += [layer.eq(self.descriptors.data), cycles.eq(cycles + 1)]
-                with m.If(~self.descriptors.data.valid):
-                    m.d.sync += index.eq(0)
+                m.d.sync += [layer.eq(fetched), cycles.eq(cycles + 1)]
+                with m.If(~fetched.valid):
+                    m.d.sync += [index.eq(0), ptr.eq(0)]
                     m.next = "FETCH"
-                with m.Elif(self.descriptors.data.seg_first):
+                with m.Elif(~found & ~(fetched.seg_first & (skipped == self.segment))):
+                    # Until the first layer of segment `segment`, layers are passed over.
+                    m.d.sync += [index.eq(index + 1), skipped.eq(skipped + fetched.seg_first)]
+                    m.next = "FETCH"
+                with m.Elif(fetched.seg_first):
+                    m.d.sync += found.eq(1)
                     m.d.sync += self.buffer.eq(0)
                     m.next = "LOAD_START"
                 with m.Else():
@@ -152,8 +183,8 @@ class Controller(wiring.Component):
         # --- feeder: passes -1 .. total-1 of `cycle` slots each --------------------------
         # Each agent starts once per layer (a long layer's cycle counter may wrap).
         f_active, f_started = Signal(), Signal()
-        f_pass = Signal(COUNT_BITS)        # pass + 1
-        f_slot = Signal(COUNT_BITS)        # slot within the pass
+        f_pass = Signal(count_bits)        # pass + 1
+        f_slot = Signal(count_bits)        # slot within the pass
         x, y = Signal(cfg.hw_bits), Signal(cfg.hw_bits)
         in_pixel = f_slot < layer.hw
         m.d.comb += [
@@ -193,9 +224,9 @@ class Controller(wiring.Component):
 
         # --- walker: `rows` cycles at the start of every pass ----------------------------
         w_active, w_started = Signal(), Signal()
-        w_slot = Signal(COUNT_BITS)
-        w_count = Signal(COUNT_BITS)
-        w_pass = Signal(COUNT_BITS)        # pass within the (group, sub-pass)
+        w_slot = Signal(count_bits)
+        w_count = Signal(count_bits)
+        w_pass = Signal(count_bits)        # pass within the (group, sub-pass)
         w_sub = Signal(cfg.hw_bits)
         m.d.comb += [
             self.walk_start.eq(w_active & (w_slot < rows)),
@@ -223,8 +254,8 @@ class Controller(wiring.Component):
 
         # --- weight loader: `rows` weight words at the start of every pass ---------------
         l_active, l_started = Signal(), Signal()
-        l_slot = Signal(COUNT_BITS)
-        l_count = Signal(COUNT_BITS)
+        l_slot = Signal(count_bits)
+        l_count = Signal(count_bits)
         l_addr = Signal.like(self.weights.addr)
         l_bank = Signal()
         reading = l_active & (l_slot < rows)

@@ -17,6 +17,7 @@ from .window import Window
 
 __all__ = [
     "SLOTS",
+    "TAP_LIST_BITS",
     "ZERO_TAP",
     "BaseConfig",
     "IndexingUnit",
@@ -24,6 +25,7 @@ __all__ = [
     "RouteConfig",
     "TapConfig",
     "nth_set_bit",
+    "tap_list",
 ]
 
 #: Tap code of a row that carries no reduction index (past the end): its activation is 0.
@@ -73,6 +75,19 @@ class BaseConfig(wiring.Signature):
             == (self.banks, self.addr_bits, self.hw_bits))
 
 
+#: A library ROM word: the taps of a pattern, slot ``s`` in bits ``4s..4s+3``, ZERO_TAP after
+#: the last.
+TAP_LIST_BITS = 36
+
+
+def tap_list(mask):
+    """The library ROM word of pattern ``mask`` (9 bits): its set bits in ascending order,
+    4 bits each, the slots beyond them :data:`ZERO_TAP`."""
+    taps = [t for t in range(9) if (mask >> t) & 1]
+    taps += [ZERO_TAP] * (9 - len(taps))
+    return sum(t << (4 * i) for i, t in enumerate(taps))
+
+
 def nth_set_bit(mask, n):
     """The index (0..8) of the ``n``-th set bit (``n`` from 0) of a 9-bit ``mask`` Value,
     or :data:`ZERO_TAP` if it has fewer set bits."""
@@ -91,7 +106,8 @@ class IndexingUnit(wiring.Component):
     :class:`PassWalker`); for the pixel on ``windows`` (one 3x3 window per row) in pass slot
     ``slot`` it outputs, one cycle later on ``acts``, the window value at the row's tap, or 0
     if the tap is outside the image (``inside`` bit clear) or the row is unused. ``bank``, the
-    pixel's weight bank, travels along.
+    pixel's weight bank, travels along. ``acts_next`` is ``acts`` one cycle early (for an
+    array whose multipliers register their operands).
     """
 
     def __init__(self, rows):
@@ -107,6 +123,7 @@ class IndexingUnit(wiring.Component):
             "bank": In(1),
             "config": In(TapConfig(rows)),
             "acts": Out(data.ArrayLayout(Activation, rows)),
+            "acts_next": Out(data.ArrayLayout(Activation, rows)),
         })
 
     def elaborate(self, platform):
@@ -123,7 +140,8 @@ class IndexingUnit(wiring.Component):
                 for t in range(9):
                     with m.Case(t):
                         m.d.comb += value.eq(Mux(self.inside[t], self.windows[r][t], 0))
-            m.d.sync += [self.acts[r].value.eq(value), self.acts[r].bank.eq(self.bank)]
+            m.d.comb += [self.acts_next[r].value.eq(value), self.acts_next[r].bank.eq(self.bank)]
+            m.d.sync += self.acts[r].eq(self.acts_next[r])
         return m
 
 
@@ -133,8 +151,13 @@ class PassWalker(wiring.Component):
     ``start`` (for ``rows`` cycles) walks the rows of the next pass; with ``first`` the pass
     starts a new reduction (a new output group, or an FC sub-pass), from channel 0, reading
     its pixels from ``pixel``. The layer constants (``keep``, ``period``, ``index_base``,
-    ``library_base``, ``reduction``: ``Q``, ``hw``: pixels per input channel) hold while a
-    layer runs; ``restart`` (at a layer's start) resets the slot counter and the walk.
+    ``reduction``: ``Q``, ``hw``: pixels per input channel) hold while a layer runs;
+    ``restart`` (at a layer's start) resets the slot counter and the walk.
+
+    The index ROM holds, per channel phase ``c mod P``, the library ROM address of the
+    channel's pattern; the library ROM holds each pattern as its list of taps
+    (:func:`tap_list`), so the tap of slot ``s`` is a 4-bit field of the word read: no
+    arithmetic between the two ROM reads or after them.
 
     Outputs: per pass one ``bases`` write (bank and word of its first channel), per row one
     ``routes`` write (the bank of its channel) in the cycle it is visited, and one ``taps``
@@ -143,9 +166,10 @@ class PassWalker(wiring.Component):
 
     tap_latency = 2
 
-    def __init__(self, *, rows, banks, addr_bits, hw_bits, index_rom, library_rom):
+    def __init__(self, *, rows, banks, addr_bits, hw_bits, index_rom, library_rom,
+                 count_bits=24):
         for name, value in (("rows", rows), ("banks", banks), ("addr_bits", addr_bits),
-                            ("hw_bits", hw_bits)):
+                            ("hw_bits", hw_bits), ("count_bits", count_bits)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{name} must be an int, not {value!r}")
             if value < 1:
@@ -153,8 +177,12 @@ class PassWalker(wiring.Component):
         for name, sig in (("index_rom", index_rom), ("library_rom", library_rom)):
             if not isinstance(sig, memory.ReadPort.Signature):
                 raise TypeError(f"{name} must be a memory.ReadPort.Signature, not {sig!r}")
-        if sig.shape != unsigned(9):
-            raise ValueError(f"library_rom must read 9-bit masks, not {sig.shape!r}")
+        if sig.shape != unsigned(TAP_LIST_BITS):
+            raise ValueError(f"library_rom must read {TAP_LIST_BITS}-bit tap lists, not "
+                             f"{sig.shape!r}")
+        if index_rom.shape.width < library_rom.addr_width:
+            raise ValueError(f"index_rom must read library addresses "
+                             f"({library_rom.addr_width} bits), not {index_rom.shape!r}")
         self.rows, self.banks = rows, banks
         super().__init__({
             "restart": In(1),
@@ -164,8 +192,7 @@ class PassWalker(wiring.Component):
             "keep": In(range(1, 10), init=1),
             "period": In(range(1, 2 ** index_rom.addr_width + 1), init=1),
             "index_base": In(index_rom.addr_width),
-            "library_base": In(library_rom.addr_width),
-            "reduction": In(24),
+            "reduction": In(count_bits),
             "hw": In(hw_bits),
             "index_rom": In(index_rom),     # the ROMs' ports, driven from here
             "library_rom": In(library_rom),
@@ -184,7 +211,7 @@ class PassWalker(wiring.Component):
         block = Signal(len(self.bases.block))
         phase = Signal(range(2 ** len(self.index_rom.addr)))
         s = Signal(range(9))
-        q = Signal(24)
+        q = Signal(len(self.reduction))
 
         first_row = self.start & (row == 0)
         begin = first_row & self.first
@@ -244,11 +271,17 @@ class PassWalker(wiring.Component):
             used1.eq(cur_q < self.reduction),
             v2.eq(v1), row2.eq(row1), slot2.eq(slot1), s2.eq(s1), used2.eq(used1),
         ]
-        m.d.comb += self.library_rom.addr.eq(self.library_base + self.index_rom.data)
+        m.d.comb += self.library_rom.addr.eq(self.index_rom.data)
+        # Slot s2's field of the tap list (a multiplexer, not a variable shift).
+        tap = Signal(4)
+        with m.Switch(s2):
+            for i in range(9):
+                with m.Case(i):
+                    m.d.comb += tap.eq(self.library_rom.data[4 * i:4 * i + 4])
         m.d.comb += [
             self.taps.en.eq(v2),
             self.taps.row.eq(row2),
             self.taps.slot.eq(slot2),
-            self.taps.tap.eq(Mux(used2, nth_set_bit(self.library_rom.data, s2), ZERO_TAP)),
+            self.taps.tap.eq(Mux(used2, tap, ZERO_TAP)),
         ]
         return m

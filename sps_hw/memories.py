@@ -1,11 +1,23 @@
-"""ROMs filled from the packed images, and the banked feature buffers."""
+"""ROMs filled from the packed images, their writable (staged) variant, and the banked
+feature buffers."""
 
 import numpy as np
-from amaranth.hdl import Module, Shape, signed
-from amaranth.lib import data, memory, wiring
-from amaranth.lib.wiring import Out
+from amaranth.hdl import (
+    Cat,
+    ClockSignal,
+    Const,
+    Instance,
+    Module,
+    Mux,
+    Shape,
+    Signal,
+    signed,
+    unsigned,
+)
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
 
-__all__ = ["READMEMH_ATTR", "ROM", "FeatureBuffer"]
+__all__ = ["READMEMH_ATTR", "ROM", "FeatureBuffer", "StagedMemory", "image_words"]
 
 #: Memory attribute naming the ``$readmemh`` image of a ROM in the emitted Verilog.
 READMEMH_ATTR = "sps_readmemh"
@@ -51,6 +63,143 @@ class ROM(wiring.Component):
         m.submodules.mem = mem = memory.Memory(shape=self.shape, depth=max(2, self.depth),
                                                init=self.init, attrs=attrs)
         wiring.connect(m, wiring.flipped(self.read), mem.read_port())
+        return m
+
+
+def image_words(image, width):
+    """Words of ``width`` bits of an uploaded image: little-endian, ``ceil(width / 8)`` bytes
+    each (the format of ``sps build``'s ``.bin`` images and of the host link)."""
+    nbytes = (width + 7) // 8
+    raw = bytes(image)
+    if len(raw) % nbytes:
+        raise ValueError(f"an image of {width}-bit words must be a multiple of {nbytes} bytes, "
+                         f"not {len(raw)}")
+    return [int.from_bytes(raw[i:i + nbytes], "little") & ((1 << width) - 1)
+            for i in range(0, len(raw), nbytes)]
+
+
+class StagedMemory(wiring.Component):
+    """A writable ROM: ``depth`` words of ``width`` bits, twice (an active and a staging bank).
+
+    The reader sees the *active* bank through ``read`` (synchronous, like :class:`ROM`);
+    ``write`` (one byte ``lane`` of word ``addr``, always ready) goes to the *staging* bank;
+    ``commit`` swaps the banks, so a new image becomes active at once and a half-written one
+    never is. The bank bit is ``reset_less``: a reset keeps the committed image. ``init`` is
+    the active bank's initial contents (an image baked in at build time). Words are stored in
+    whole bytes (a 9-bit word takes 16 bits), both banks in one memory (bank 1 at ``depth``).
+
+    Parameters
+    ----------
+    width, depth : int
+        Word width in bits and words per bank.
+    init : sequence of int
+        Initial contents of the active bank (at most ``depth`` words).
+    shape : ShapeLike
+        Shape of ``read.data`` (a data layout of ``width`` bits for a structured ROM);
+        ``unsigned(width)`` if omitted.
+    single_port : bool
+        Keep each bank in its own single-port memory (the active one is only read, the
+        staging one only written). On an iCE40 a bank of at most 16-bit words and 16 Ki
+        words is an SB_SPRAM256KA (which cannot be initialised: ``init`` must be empty).
+    """
+
+    def __init__(self, *, width, depth, init=(), shape=None, single_port=False):
+        for name, value in (("width", width), ("depth", depth)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, not {value!r}")
+            if value < 1:
+                raise ValueError(f"{name} must be a positive int, not {value!r}")
+        init = [int(v) for v in init]
+        if len(init) > depth:
+            raise ValueError(f"init has {len(init)} words, the memory holds {depth}")
+        if any(not 0 <= v < 1 << width for v in init):
+            raise ValueError(f"init words must fit in {width} unsigned bits")
+        if shape is None:
+            shape = unsigned(width)
+        if Shape.cast(shape).width != width:
+            raise ValueError(f"shape {shape!r} must be {width} bits wide")
+        self.width, self.depth, self.init, self.shape = width, depth, init, shape
+        self.single_port = bool(single_port)
+        self.addr_width = max(depth - 1, 1).bit_length()
+        self.word_bytes = (width + 7) // 8
+        self.lane_width = max(self.word_bytes - 1, 1).bit_length()
+        #: The memory (both banks: bank 1 at ``depth``); exposed for inspection in simulation.
+        #: (Single-port banks are two memories made in ``elaborate``.)
+        self.memory = None if self.single_port else memory.Memory(
+            shape=8 * self.word_bytes, depth=2 * depth, init=init)
+        super().__init__({
+            "commit": In(1),
+            "active": Out(1),
+            "write": In(stream.Signature(data.StructLayout({
+                "addr": unsigned(self.addr_width), "lane": unsigned(self.lane_width),
+                "data": unsigned(8)}))),
+            "read": Out(memory.ReadPort.Signature(addr_width=self.addr_width, shape=shape)),
+        })
+
+    def elaborate(self, platform):
+        if self.single_port:
+            return self._elaborate_single_port(platform)
+        m = Module()
+        m.submodules.mem = mem = self.memory
+        wp, rp = mem.write_port(granularity=8), mem.read_port()
+        active = Signal(reset_less=True)
+        with m.If(self.commit):
+            m.d.sync += active.eq(~active)
+        w = self.write.payload
+        m.d.comb += [
+            self.active.eq(active),
+            self.write.ready.eq(1),
+            wp.en.eq(Mux(self.write.valid, Const(1, self.word_bytes) << w.lane, 0)),
+            wp.addr.eq(Mux(active, w.addr, w.addr + self.depth)),
+            wp.data.eq(w.data.replicate(self.word_bytes)),
+            rp.en.eq(self.read.en),
+            rp.addr.eq(Mux(active, self.read.addr + self.depth, self.read.addr)),
+            self.read.data.eq(rp.data[:self.width]),
+        ]
+        return m
+
+    def _spram(self, platform):
+        from amaranth.vendor import SiliconBluePlatform
+        return (isinstance(platform, SiliconBluePlatform) and self.width <= 16
+                and self.depth <= 16384)
+
+    def _elaborate_single_port(self, platform):
+        m = Module()
+        active = Signal(reset_less=True)
+        with m.If(self.commit):
+            m.d.sync += active.eq(~active)
+        w = self.write.payload
+        lanes = Signal(self.word_bytes)
+        m.d.comb += [self.active.eq(active), self.write.ready.eq(1),
+                     lanes.eq(Const(1, self.word_bytes) << w.lane)]
+        data_out = []
+        for bank in range(2):
+            staging = active != bank       # bank 0 is active while `active` is 0
+            addr = Mux(staging, w.addr, self.read.addr)
+            wen = Signal(name=f"wen{bank}")
+            m.d.comb += wen.eq(staging & self.write.valid)
+            out = Signal(8 * self.word_bytes, name=f"out{bank}")
+            if self._spram(platform):
+                if self.init:
+                    raise ValueError("an iCE40 SPRAM cannot be initialised; init must be empty")
+                mask = Cat(*(lanes[lane // 2].replicate(1) for lane in range(4))) \
+                    if self.word_bytes == 2 else Const(0b1111, 4)
+                m.submodules[f"spram{bank}"] = Instance(
+                    "SB_SPRAM256KA",
+                    i_ADDRESS=addr, i_DATAIN=w.data.replicate(2), i_MASKWREN=mask,
+                    i_WREN=wen, i_CHIPSELECT=1, i_CLOCK=ClockSignal("sync"), i_STANDBY=0,
+                    i_SLEEP=0, i_POWEROFF=1, o_DATAOUT=out)
+            else:
+                mem = memory.Memory(shape=8 * self.word_bytes, depth=self.depth,
+                                    init=self.init if bank == 0 else [])
+                m.submodules[f"bank{bank}"] = mem
+                wp, rp = mem.write_port(granularity=8), mem.read_port()
+                m.d.comb += [wp.addr.eq(addr), rp.addr.eq(addr),
+                             wp.en.eq(Mux(wen, lanes, 0)),
+                             wp.data.eq(w.data.replicate(self.word_bytes)),
+                             rp.en.eq(~staging & self.read.en), out.eq(rp.data)]
+            data_out.append(out)
+        m.d.comb += self.read.data.eq(Mux(active, data_out[1], data_out[0])[:self.width])
         return m
 
 

@@ -71,13 +71,14 @@ class LayerPlan:
         return asdict(self)
 
 
-def layer_cycles(*, rows, cols, hw, lead, total):
-    """``(S, t_feed, t_walk, t_load, cycles)`` of a layer of ``total`` passes."""
+def layer_cycles(*, rows, cols, hw, lead, total, fetch=FETCH_CYCLES):
+    """``(S, t_feed, t_walk, t_load, cycles)`` of a layer of ``total`` passes; ``fetch`` is
+    :data:`FETCH_CYCLES` plus the extra cycles of a descriptor stored in several words."""
     cycle = max(hw, rows, cols - 1, 1)
     t_feed = max(0, rows + lead - hw)
     t_walk = t_feed + hw - lead - rows
     t_load = t_feed + cycle + 1
-    cycles = FETCH_CYCLES + t_feed + total * cycle + hw + pipeline_latency(rows, cols)
+    cycles = fetch + t_feed + total * cycle + hw + pipeline_latency(rows, cols)
     return cycle, t_feed, t_walk, t_load, cycles
 
 
@@ -133,15 +134,17 @@ def plan_layer(layer, source_shape, cfg):
         if need > cfg.fmap_depth:
             return (f"{what} tensor needs {need} words per bank > fmap_depth "
                     f"{cfg.fmap_depth}")
-        if channels >= 2 ** 16:
-            return f"{channels} {what} channels"
+        if channels >= 2 ** cfg.channel_bits:
+            return f"{channels} {what} channels (channel_bits {cfg.channel_bits})"
     passes = math.ceil(reduction / rows)
     groups = math.ceil(co / cols)
     total = groups * subs * passes
-    if total >= 2 ** 24:
-        return f"{total} passes (the counters hold 2**24)"
     cycle, t_feed, t_walk, t_load, cycles = layer_cycles(
-        rows=rows, cols=cols, hw=hw, lead=lead, total=total)
+        rows=rows, cols=cols, hw=hw, lead=lead, total=total,
+        fetch=FETCH_CYCLES + cfg.layer_words - 1)
+    if max(total, reduction, cycle, t_load) >= 2 ** cfg.count_bits:
+        return (f"{total} passes of {cycle} cycles, reduction {reduction} (the counters "
+                f"hold 2**{cfg.count_bits})")
     macs = co * reduction * subs * hw
     return LayerPlan(
         name=layer["name"], kind=kind, in_channels=in_channels, out_channels=co, keep=keep,
@@ -153,7 +156,8 @@ def plan_layer(layer, source_shape, cfg):
 
 
 def network_layers(model):
-    """``(layers, input_shape)`` of a compiled model, a model directory or a built-in name.
+    """``(layers, input_shape)`` of a compiled model, a model directory, a built-in name or a
+    float :class:`compiler.graph.Network`.
 
     For a network that was not compiled, layer dicts carry what :func:`plan_layer` needs,
     with ``keep`` from the compiler's defaults (3x3 layers keep 4, except the first conv
@@ -162,15 +166,16 @@ def network_layers(model):
     from pathlib import Path
 
     from compiler import images
-
+    from compiler.graph import Network
     if isinstance(model, images.CompiledModel):
         return model.layers, tuple(model.manifest["input"]["shape"])
     path = Path(str(model))
-    if (path / "manifest.json").is_file():
+    if not isinstance(model, Network) and (path / "manifest.json").is_file():
         loaded = images.load(path, verify=False)
         return loaded.layers, tuple(loaded.manifest["input"]["shape"])
     from compiler import pipeline
-    net = pipeline.load_network(str(model))
+    from compiler.graph import Network
+    net = model if isinstance(model, Network) else pipeline.load_network(str(model))
     layers = []
     first = next((c.name for c in net.convs() if "input" in c.inputs), None)
     for layer in net.layers:

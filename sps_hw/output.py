@@ -27,11 +27,12 @@ def _check_int(name, value, low=1):
         raise ValueError(f"{name} must be at least {low}, not {value}")
 
 
-def ChannelParams(cols):
-    """Per-output-channel constants of one group of ``cols`` channels (a parameter ROM word)."""
+def ChannelParams(cols, mult_bits=32):
+    """Per-output-channel constants of one group of ``cols`` channels (a parameter ROM word);
+    ``mult`` is ``mult_bits`` wide (signed)."""
     return data.StructLayout({
         "bias": data.ArrayLayout(signed(32), cols),
-        "mult": data.ArrayLayout(signed(32), cols),
+        "mult": data.ArrayLayout(signed(mult_bits), cols),
         "shift": data.ArrayLayout(unsigned(6), cols),
     })
 
@@ -45,22 +46,23 @@ class OutputSequencer(wiring.Component):
     ``last`` of the group, and ``end`` on the last pixel of the layer. ``restart`` rewinds.
     """
 
-    def __init__(self, *, hw_bits):
+    def __init__(self, *, hw_bits, count_bits=24):
         _check_int("hw_bits", hw_bits)
+        _check_int("count_bits", count_bits)
         super().__init__({
             "restart": In(1),
             "valid": In(1),
             "hw": In(hw_bits), "width": In(hw_bits),
-            "passes": In(24), "subs": In(hw_bits), "groups": In(24),
+            "passes": In(count_bits), "subs": In(hw_bits), "groups": In(count_bits),
             "pixel": Out(hw_bits), "x": Out(hw_bits), "y_odd": Out(1),
-            "group": Out(24), "first": Out(1), "last": Out(1), "end": Out(1),
+            "group": Out(count_bits), "first": Out(1), "last": Out(1), "end": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
         pixel, x = Signal.like(self.pixel), Signal.like(self.x)
         y_odd = Signal()
-        p, sub, group = Signal(24), Signal.like(self.subs), Signal(24)
+        p, sub, group = Signal.like(self.passes), Signal.like(self.subs), Signal.like(self.group)
         last_pixel = pixel == self.hw - 1
         last_pass = (p == self.passes - 1) & (sub == self.subs - 1)
         m.d.comb += [
@@ -140,13 +142,14 @@ class Requantizer(wiring.Component):
 
     latency = 2
 
-    def __init__(self, *, cols):
+    def __init__(self, *, cols, mult_bits=32):
         _check_int("cols", cols)
+        _check_int("mult_bits", mult_bits)
         self.cols = cols
         super().__init__({
             "valid": In(1),
             "acc": In(data.ArrayLayout(signed(32), cols)),
-            "mult": In(data.ArrayLayout(signed(32), cols)),
+            "mult": In(data.ArrayLayout(signed(mult_bits), cols)),
             "shift": In(data.ArrayLayout(unsigned(6), cols)),
             "relu": In(1),
             "out_valid": Out(1),
@@ -159,14 +162,14 @@ class Requantizer(wiring.Component):
         m.d.sync += [valid1.eq(self.valid), relu1.eq(self.relu), self.out_valid.eq(valid1)]
         low = Mux(relu1, 0, -128)
         for c in range(self.cols):
-            product = Signal(signed(64), name=f"product_{c}")
+            product = Signal(signed(32 + len(self.mult[c])), name=f"product_{c}")
             shift = Signal(unsigned(6), name=f"shift_{c}")
             m.d.sync += [product.eq(self.acc[c] * self.mult[c]), shift.eq(self.shift[c])]
             # (p + 2**(s-1)) >> s == ((p >> (s-1)) + 1) >> 1 == (h >> 1) + (h & 1) with
             # h = p >> (s-1), for s >= 1: no 64-bit constant, no bit computed for nothing.
-            half = Signal(signed(64), name=f"half_{c}")
+            half = Signal.like(product, name=f"half_{c}")
             m.d.comb += half.eq(product >> (shift - 1)[:6])
-            value = Signal(signed(64), name=f"value_{c}")
+            value = Signal.like(product, name=f"value_{c}")
             m.d.comb += value.eq((half >> 1) + half[0])
             m.d.sync += self.out[c].eq(
                 Mux(value > 127, 127, Mux(value < low, low, value[:8])))
@@ -249,9 +252,9 @@ class OutputWriter(wiring.Component):
     ``channels`` are not written.
     """
 
-    def __init__(self, *, cols, banks, addr_bits, hw_bits):
+    def __init__(self, *, cols, banks, addr_bits, hw_bits, channel_bits=16):
         for name, value in (("cols", cols), ("banks", banks), ("addr_bits", addr_bits),
-                            ("hw_bits", hw_bits)):
+                            ("hw_bits", hw_bits), ("channel_bits", channel_bits)):
             _check_int(name, value)
         if banks < cols:
             raise ValueError(f"banks ({banks}) must be at least cols ({cols})")
@@ -259,7 +262,7 @@ class OutputWriter(wiring.Component):
         super().__init__({
             "restart": In(1),
             "out_hw": In(hw_bits),
-            "channels": In(16),
+            "channels": In(channel_bits),
             "valid": In(1), "index": In(hw_bits),
             "values": In(data.ArrayLayout(signed(8), cols)),
             "write": In(memory.WritePort.Signature(addr_width=addr_bits,
@@ -273,7 +276,7 @@ class OutputWriter(wiring.Component):
         # Group state: bank of its first channel, word of its block, channels left.
         first_bank = Signal(range(banks))
         block = Signal(addr_bits)
-        left = Signal(17)
+        left = Signal(len(self.channels) + 1)
         started = Signal()
         advance = self.valid & (self.index == 0) & started
         wrap = first_bank + cols >= banks

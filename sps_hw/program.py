@@ -16,10 +16,12 @@ from compiler import pps
 from compiler.errors import SPSError
 
 from .config import Config
+from .indexing import tap_list
 from .model import LayerPlan, network_layers, plan_layer
-from .top import ROM_NAMES, rom_bits, rom_shapes
+from .top import ROM_NAMES, descriptor_layout, rom_bits, rom_shapes
 
-__all__ = ["Program", "Segment", "build", "fit_config", "hex_lines", "write_images"]
+__all__ = ["Program", "Segment", "build", "fit_config", "hex_lines", "run_network",
+           "write_images"]
 
 #: The pattern library of 1x1 and FC layers: the newest pixel of the window (tap 8).
 NEWEST_TAP_MASK = 1 << 8
@@ -154,9 +156,18 @@ def build(model, cfg, *, hardware=True):
     return program
 
 
+def _descriptor_words(cfg, value):
+    """A descriptor as descriptor-ROM words (``cfg.layer_words`` of them, low bits first)."""
+    words = cfg.layer_words
+    if words == 1:
+        return [value]
+    width = rom_bits(rom_shapes(cfg)["layers"][0])
+    return [(value >> (width * i)) & ((1 << width) - 1) for i in range(words)]
+
+
 def _pack(program, by_name, weights, cfg):
     shapes = rom_shapes(cfg)
-    desc_layout, _ = shapes["layers"]
+    desc_layout = descriptor_layout(cfg)
     param_layout, _ = shapes["params"]
     images = {name: [] for name in ROM_NAMES}
     for seg in program.segments:
@@ -180,12 +191,16 @@ def _pack(program, by_name, weights, cfg):
                     np.any(mult >= 2**31) or np.any(shift < 1) or np.any(shift > 63):
                 raise SPSError(f"layer {name!r}: bias must be int32, mult in 1..2**31-1 and "
                                f"shift in 1..63")
+            if np.any(mult >= 2 ** (cfg.mult_bits - 1)):
+                raise SPSError(f"layer {name!r}: mult {int(mult.max())} does not fit the "
+                               f"accelerator's {cfg.mult_bits}-bit requantizer (at most "
+                               f"{2 ** (cfg.mult_bits - 1) - 1})")
             bases = {"weight_base": len(images["weights"]), "index_base": len(images["index"]),
-                     "library_base": len(images["library"]),
                      "param_base": len(images["params"])}
             images["weights"] += _words(words)
-            images["index"] += [int(a) for a in assignment]
-            images["library"] += [int(v) for v in library]
+            # Index: the library address of each phase's pattern; library: tap lists.
+            images["index"] += [len(images["library"]) + int(a) for a in assignment]
+            images["library"] += [tap_list(int(v)) for v in library]
             for g in range(plan.groups):
                 sl = slice(g * cfg.cols, (g + 1) * cfg.cols)
                 images["params"].append(param_layout.const({
@@ -195,12 +210,12 @@ def _pack(program, by_name, weights, cfg):
                 "height", "width", "hw", "in_hw", "out_hw", "in_channels", "out_channels",
                 "keep", "reduction", "passes", "subs", "groups", "total", "lead", "ring",
                 "cycle", "t_feed", "t_walk", "t_load")}
-            images["layers"].append(desc_layout.const({
+            images["layers"] += _descriptor_words(cfg, desc_layout.const({
                 "valid": 1, "seg_first": int(name == seg.layers[0]),
                 "seg_last": int(name == seg.layers[-1]), "conv3": int(plan.conv3),
                 "relu": int(plan.relu), "pool": int(plan.pool), "period": len(assignment),
                 **fields, **bases}).as_value().value)
-    images["layers"].append(0)                      # terminator
+    images["layers"] += _descriptor_words(cfg, 0)               # terminator
     for name, (_, depth) in shapes.items():
         if len(images[name]) > depth:
             raise SPSError(f"the model needs {len(images[name])} words of the {name} ROM, the "
@@ -242,7 +257,8 @@ def fit_config(model, rows=8, cols=8, **given):
                     if p.conv3] + [1])
     derived = {"weight_depth": depth["weights"], "index_depth": depth["index"],
                "library_depth": depth["library"], "param_depth": depth["params"],
-               "layer_depth": max(2, depth["layers"]), "max_patterns": max(2, patterns)}
+               "layer_depth": max(2, -(-depth["layers"] // cfg.layer_words)),
+               "max_patterns": max(2, patterns)}
     return cfg.replace(**{k: given.get(k, v) for k, v in derived.items()})
 
 
@@ -261,3 +277,25 @@ def write_images(program, directory):
         words = program.images.get(name, [])
         (directory / f"{name}.hex").write_text(hex_lines(words or [0], rom_bits(shape)))
     return directory
+
+
+def run_network(model, program, x, run_segment):
+    """Run compiled ``model`` on int8 input ``x``: each hardware segment of ``program`` through
+    ``run_segment(index, tensor)`` (its index in ``program.segments`` and its input tensor;
+    returns the segment's output values), every other layer on the host through
+    ``compiler.golden``. Returns ``{tensor name: int8 array}`` of every tensor computed (the
+    hardware segments' outputs, not their inner layers')."""
+    from compiler import golden
+
+    acts = {"input": np.asarray(x, np.int8)}
+    first = {seg.layers[0]: i for i, seg in enumerate(program.segments)}
+    for layer in model.layers:
+        name = layer["name"]
+        if name in first:
+            seg = program.segments[first[name]]
+            y = np.asarray(run_segment(first[name], acts[seg.source]), np.int8)
+            acts[seg.output] = y.reshape(seg.out_shape)
+        elif name not in program.plans:
+            acts[name] = golden.run_layer(layer, model.weights.get(name),
+                                          [acts[src] for src in layer["inputs"]])
+    return acts

@@ -26,10 +26,10 @@ def _check(**values):
 class _Walk(Elaboratable):
     """Position (bank, word) of the next element of a tensor in C, H, W order."""
 
-    def __init__(self, banks, addr_bits, hw_bits):
+    def __init__(self, banks, addr_bits, hw_bits, channel_bits):
         self.banks = banks
         self.restart, self.step = Signal(), Signal()
-        self.channels, self.hw = Signal(16), Signal(hw_bits)
+        self.channels, self.hw = Signal(channel_bits), Signal(hw_bits)
         self.bank = Signal(range(banks))
         self.word = Signal(addr_bits)
         self.last = Signal()
@@ -62,11 +62,11 @@ class TensorLoader(wiring.Component):
     element is taken. ``stream`` is ready only while a tensor is being loaded.
     """
 
-    def __init__(self, *, banks, addr_bits, hw_bits):
-        _check(banks=banks, addr_bits=addr_bits, hw_bits=hw_bits)
+    def __init__(self, *, banks, addr_bits, hw_bits, channel_bits=16):
+        _check(banks=banks, addr_bits=addr_bits, hw_bits=hw_bits, channel_bits=channel_bits)
         self.banks, self.addr_bits, self.hw_bits = banks, addr_bits, hw_bits
         super().__init__({
-            "start": In(1), "channels": In(16), "hw": In(hw_bits),
+            "start": In(1), "channels": In(channel_bits), "hw": In(hw_bits),
             "stream": In(stream.Signature(signed(8))),
             "write": In(memory.WritePort.Signature(addr_width=addr_bits,
                                                    shape=signed(8))).array(banks),
@@ -75,7 +75,8 @@ class TensorLoader(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.walk = walk = _Walk(self.banks, self.addr_bits, self.hw_bits)
+        m.submodules.walk = walk = _Walk(self.banks, self.addr_bits, self.hw_bits,
+                                         len(self.channels))
         active = Signal()
         take = Signal()
         m.d.comb += [
@@ -105,11 +106,11 @@ class TensorDrainer(wiring.Component):
     per cycle, with backpressure. ``done`` is high in the cycle the last element is taken.
     """
 
-    def __init__(self, *, banks, addr_bits, hw_bits):
-        _check(banks=banks, addr_bits=addr_bits, hw_bits=hw_bits)
+    def __init__(self, *, banks, addr_bits, hw_bits, channel_bits=16):
+        _check(banks=banks, addr_bits=addr_bits, hw_bits=hw_bits, channel_bits=channel_bits)
         self.banks, self.addr_bits, self.hw_bits = banks, addr_bits, hw_bits
         super().__init__({
-            "start": In(1), "channels": In(16), "hw": In(hw_bits),
+            "start": In(1), "channels": In(channel_bits), "hw": In(hw_bits),
             "reads": In(memory.ReadPort.Signature(addr_width=addr_bits,
                                                   shape=signed(8))).array(banks),
             "stream": Out(stream.Signature(OutputWord)),
@@ -119,7 +120,8 @@ class TensorDrainer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         depth = 3
-        m.submodules.walk = walk = _Walk(self.banks, self.addr_bits, self.hw_bits)
+        m.submodules.walk = walk = _Walk(self.banks, self.addr_bits, self.hw_bits,
+                                         len(self.channels))
         m.submodules.queue = queue = fifo.SyncFIFOBuffered(width=9, depth=depth)
         active = Signal()           # elements left to read
         issue = Signal()

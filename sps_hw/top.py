@@ -7,14 +7,15 @@ from amaranth.lib.wiring import In, Out
 from .config import Config
 from .controller import Controller, Descriptor, Stats
 from .feeder import Feeder
-from .indexing import IndexingUnit, PassWalker
-from .memories import ROM, FeatureBuffer
+from .indexing import TAP_LIST_BITS, IndexingUnit, PassWalker
+from .memories import ROM, FeatureBuffer, StagedMemory
 from .output import Accumulator, ChannelParams, MaxPool2, OutputSequencer, OutputWriter, Requantizer
-from .pe import SystolicArray
+from .pe import MULTIPLIERS, SystolicArray, dsp_primitive
 from .tensor_io import OutputWord, TensorDrainer, TensorLoader
 from .window import WindowGenerator
 
-__all__ = ["ROM_NAMES", "Accelerator", "pipeline_latency", "rom_bits", "rom_shapes"]
+__all__ = ["ROM_NAMES", "Accelerator", "descriptor_layout", "image_write_layout",
+           "pipeline_latency", "rom_bits", "rom_shapes"]
 
 #: The ROMs of an accelerator and the ``$readmemh`` image that fills each.
 ROM_NAMES = ("layers", "weights", "index", "library", "params")
@@ -29,19 +30,44 @@ def rom_bits(shape):
     return shape.size if isinstance(shape, data.Layout) else Shape.cast(shape).width
 
 
+def descriptor_layout(cfg):
+    """The layout of a layer descriptor of accelerator ``cfg``."""
+    return Descriptor(cfg, _addr_bits(cfg.weight_depth), _addr_bits(cfg.index_depth),
+                      _addr_bits(cfg.library_depth), _addr_bits(cfg.param_depth))
+
+
 def rom_shapes(cfg):
-    """``{name: (shape, depth)}`` of the ROMs of accelerator ``cfg``."""
-    descriptor = Descriptor(cfg, _addr_bits(cfg.weight_depth), _addr_bits(cfg.index_depth),
-                            _addr_bits(cfg.library_depth), _addr_bits(cfg.param_depth))
+    """``{name: (shape, depth)}`` of the ROMs of accelerator ``cfg``. The descriptor ROM holds
+    one descriptor per word, or with ``cfg.layer_words = n`` each in ``n`` narrow words (the
+    low bits first)."""
+    descriptor = descriptor_layout(cfg)
+    if cfg.layer_words > 1:
+        words = cfg.layer_words
+        layers = (unsigned(-(-descriptor.size // words)), cfg.layer_depth * words)
+    else:
+        layers = (descriptor, cfg.layer_depth)
     return {
-        "layers": (descriptor, cfg.layer_depth),
+        "layers": layers,
         "weights": (data.ArrayLayout(signed(8), cfg.cols), cfg.weight_depth),
-        # A pattern id never needs more bits than a library address.
-        "index": (unsigned(min(cfg.pattern_bits, _addr_bits(cfg.library_depth))),
-                  cfg.index_depth),
-        "library": (unsigned(9), cfg.library_depth),
-        "params": (ChannelParams(cfg.cols), cfg.param_depth),
+        # The library address of each channel phase's pattern, and each pattern's taps.
+        "index": (unsigned(_addr_bits(cfg.library_depth)), cfg.index_depth),
+        "library": (unsigned(TAP_LIST_BITS), cfg.library_depth),
+        "params": (ChannelParams(cfg.cols, cfg.mult_bits), cfg.param_depth),
     }
+
+
+def image_write_layout(cfg):
+    """Payload of a writable accelerator's ``image_write`` stream: byte ``lane`` (0 = bits
+    0..7) of word ``addr`` of the staging copy of ROM ``rom`` (an index into
+    :data:`ROM_NAMES`)."""
+    shapes = rom_shapes(cfg)
+    return data.StructLayout({
+        "rom": unsigned(3),
+        "addr": unsigned(max(_addr_bits(depth) for _, depth in shapes.values())),
+        "lane": unsigned(max(_addr_bits((rom_bits(shape) + 7) // 8)
+                             for shape, _ in shapes.values())),
+        "data": unsigned(8),
+    })
 
 
 #: Stages from a pixel's issue (F0) to its 3x3 windows (F2) and to the array's input (F3).
@@ -74,15 +100,28 @@ class Accelerator(wiring.Component):
     Ports: ``act_in`` takes each segment's input tensor (int8, C, H, W order), ``act_out``
     gives each segment's output tensor (``last`` on its final byte), ``stats`` reports every
     finished layer's index and cycle count.
+
+    With ``writable=True`` (the accelerator behind a board's host link) every ROM is a
+    :class:`~sps_hw.memories.StagedMemory` (``images`` fill its active bank) and three more
+    ports appear: ``image_write`` (a stream of :func:`image_write_layout` bytes into the
+    staging banks), ``image_commit`` (a strobe that makes all staged images active at once)
+    and ``segment`` (the segment to start with after a reset: layers before it are passed
+    over). The cycle behaviour is the same as with ROMs.
+
+    ``multiplier`` builds the array's multipliers (:data:`sps_hw.pe.MULTIPLIERS`); "auto"
+    instantiates the registered DSP primitive of the platform being built for (ECP5
+    MULT18X18D, iCE40 SB_MAC16 pairs) and infers ``*`` elsewhere (simulation, Verilog).
     """
 
-    act_in: In(stream.Signature(signed(8)))
-    act_out: Out(stream.Signature(OutputWord))
-    stats: Out(stream.Signature(Stats, always_ready=True))
-
-    def __init__(self, cfg, images=None):
+    def __init__(self, cfg, images=None, *, writable=False, multiplier="auto"):
         if not isinstance(cfg, Config):
             raise TypeError(f"cfg must be a sps_hw.config.Config, not {cfg!r}")
+        if not isinstance(writable, bool):
+            raise TypeError(f"writable must be a bool, not {writable!r}")
+        if multiplier != "auto" and multiplier not in MULTIPLIERS:
+            raise ValueError(f"multiplier must be 'auto' or one of {MULTIPLIERS}, not "
+                             f"{multiplier!r}")
+        self.multiplier = multiplier
         images = dict(images or {})
         unknown = set(images) - set(ROM_NAMES)
         if unknown:
@@ -90,7 +129,42 @@ class Accelerator(wiring.Component):
                              f"from {ROM_NAMES}")
         self.cfg = cfg
         self.images = images
-        super().__init__()
+        self.writable = writable
+        ports = {
+            "act_in": In(stream.Signature(signed(8))),
+            "act_out": Out(stream.Signature(OutputWord)),
+            "stats": Out(stream.Signature(Stats, always_ready=True)),
+        }
+        if writable:
+            ports.update(image_write=In(stream.Signature(image_write_layout(cfg))),
+                         image_commit=In(1), segment=In(8))
+        super().__init__(ports)
+
+    def _memories(self, m):
+        """The ROMs (or, writable, the staged memories with their write port) by name."""
+        roms = {}
+        for i, (name, (shape, depth)) in enumerate(rom_shapes(self.cfg).items()):
+            if not self.writable:
+                roms[name] = m.submodules[f"rom_{name}"] = ROM(
+                    shape=shape, depth=depth, init=self.images.get(name), image=f"{name}.hex")
+                continue
+            init = self.images.get(name)
+            # The weights are the largest image: single-port banks (iCE40: SPRAM).
+            mem = StagedMemory(width=rom_bits(shape), depth=depth, shape=shape,
+                               init=() if init is None else [int(v) for v in init],
+                               single_port=name == "weights")
+            roms[name] = m.submodules[f"rom_{name}"] = mem
+            w = self.image_write.payload
+            m.d.comb += [
+                mem.write.valid.eq(self.image_write.valid & (w.rom == i)),
+                mem.write.payload.addr.eq(w.addr),
+                mem.write.payload.lane.eq(w.lane),
+                mem.write.payload.data.eq(w.data),
+                mem.commit.eq(self.image_commit),
+            ]
+        if self.writable:
+            m.d.comb += self.image_write.ready.eq(1)
+        return roms
 
     def elaborate(self, platform):
         m = Module()
@@ -98,13 +172,13 @@ class Accelerator(wiring.Component):
         rows, cols, banks = cfg.rows, cfg.cols, cfg.banks
         hw_bits, fmap_bits = cfg.hw_bits, cfg.fmap_bits
 
-        roms = {}
-        for name, (shape, depth) in rom_shapes(cfg).items():
-            roms[name] = m.submodules[f"rom_{name}"] = ROM(
-                shape=shape, depth=depth, init=self.images.get(name), image=f"{name}.hex")
+        roms = self._memories(m)
+        shape, depth = rom_shapes(cfg)["layers"]
         m.submodules.controller = ctrl = Controller(
-            cfg, rom_shapes(cfg)["layers"][0], layer_bits=_addr_bits(cfg.layer_depth),
-            weight_bits=_addr_bits(cfg.weight_depth))
+            cfg, descriptor_layout(cfg), layer_bits=_addr_bits(depth),
+            weight_bits=_addr_bits(cfg.weight_depth), word=shape)
+        if self.writable:
+            m.d.comb += ctrl.segment.eq(self.segment)
         wiring.connect(m, ctrl.descriptors, roms["layers"].read)
         wiring.connect(m, ctrl.weights, roms["weights"].read)
         wiring.connect(m, wiring.flipped(self.stats), ctrl.stats)
@@ -114,9 +188,11 @@ class Accelerator(wiring.Component):
         buffers = [FeatureBuffer(banks=banks, depth=cfg.fmap_depth) for _ in range(2)]
         m.submodules.fmap0, m.submodules.fmap1 = buffers
         m.submodules.loader = loader = TensorLoader(banks=banks, addr_bits=fmap_bits,
-                                                    hw_bits=hw_bits)
+                                                    hw_bits=hw_bits,
+                                                    channel_bits=cfg.channel_bits)
         m.submodules.drainer = drainer = TensorDrainer(banks=banks, addr_bits=fmap_bits,
-                                                       hw_bits=hw_bits)
+                                                       hw_bits=hw_bits,
+                                                       channel_bits=cfg.channel_bits)
         wiring.connect(m, wiring.flipped(self.act_in), loader.stream)
         wiring.connect(m, wiring.flipped(self.act_out), drainer.stream)
         m.d.comb += [
@@ -129,14 +205,15 @@ class Accelerator(wiring.Component):
         # --- input side: feeder, windows, indexing ---------------------------------------
         m.submodules.walker = walker = PassWalker(
             rows=rows, banks=banks, addr_bits=fmap_bits, hw_bits=hw_bits,
-            index_rom=roms["index"].read.signature, library_rom=roms["library"].read.signature)
+            index_rom=roms["index"].read.signature, library_rom=roms["library"].read.signature,
+            count_bits=cfg.count_bits)
         wiring.connect(m, walker.index_rom, roms["index"].read)
         wiring.connect(m, walker.library_rom, roms["library"].read)
         m.d.comb += [
             walker.restart.eq(ctrl.restart), walker.start.eq(ctrl.walk_start),
             walker.first.eq(ctrl.walk_first), walker.pixel.eq(ctrl.walk_pixel),
             walker.keep.eq(layer.keep), walker.period.eq(layer.period),
-            walker.index_base.eq(layer.index_base), walker.library_base.eq(layer.library_base),
+            walker.index_base.eq(layer.index_base),
             walker.reduction.eq(layer.reduction), walker.hw.eq(layer.in_hw),
         ]
         m.submodules.feeder = feeder = Feeder(rows=rows, banks=banks, addr_bits=fmap_bits,
@@ -163,16 +240,20 @@ class Accelerator(wiring.Component):
         ]
 
         # --- the array -----------------------------------------------------------------
-        m.submodules.array = array = SystolicArray(rows, cols)
+        multiplier = dsp_primitive(platform) if self.multiplier == "auto" else self.multiplier
+        m.submodules.array = array = SystolicArray(rows, cols, multiplier=multiplier)
         wiring.connect(m, ctrl.row_load, array.load)
         m.d.comb += array.acts.eq(indexing.acts)
+        if multiplier is not None:
+            m.d.comb += array.acts_next.eq(indexing.acts_next)
 
         # --- output side -----------------------------------------------------------------
         # The array's sums of a pixel issued at F0 arrive at stage A; control runs a cycle
         # ahead (A - 1) so that the accumulator and parameter reads land with them.
         ahead = ARRAY_INPUT_STAGE + SystolicArray.latency(rows, cols) - 1
         valid = _delay(m, ctrl.issue_out, ahead, "valid")
-        m.submodules.sequencer = seq = OutputSequencer(hw_bits=hw_bits)
+        m.submodules.sequencer = seq = OutputSequencer(hw_bits=hw_bits,
+                                                       count_bits=cfg.count_bits)
         m.d.comb += [
             seq.restart.eq(ctrl.restart), seq.valid.eq(valid),
             seq.hw.eq(layer.hw), seq.width.eq(layer.width), seq.passes.eq(layer.passes),
@@ -186,7 +267,7 @@ class Accelerator(wiring.Component):
             acc.valid.eq(valid), acc.pixel.eq(seq.pixel), acc.first.eq(seq.first),
             acc.last.eq(seq.last), acc.sums.eq(array.sums), acc.bias.eq(params.data.bias),
         ]
-        m.submodules.requantizer = rq = Requantizer(cols=cols)
+        m.submodules.requantizer = rq = Requantizer(cols=cols, mult_bits=cfg.mult_bits)
         mult, shift = Signal.like(params.data.mult), Signal.like(params.data.shift)
         m.d.sync += [mult.eq(params.data.mult), shift.eq(params.data.shift)]
         m.d.comb += [rq.valid.eq(acc.result_valid), rq.acc.eq(acc.result), rq.mult.eq(mult),
@@ -202,7 +283,8 @@ class Accelerator(wiring.Component):
             pool.first.eq(_delay(m, seq.pixel == 0, to_pool, "first")),
         ]
         m.submodules.writer = writer = OutputWriter(cols=cols, banks=banks, addr_bits=fmap_bits,
-                                                    hw_bits=hw_bits)
+                                                    hw_bits=hw_bits,
+                                                    channel_bits=cfg.channel_bits)
         m.d.comb += [
             writer.restart.eq(ctrl.restart), writer.out_hw.eq(layer.out_hw),
             writer.channels.eq(layer.out_channels), writer.valid.eq(pool.out_valid),

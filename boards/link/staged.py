@@ -3,77 +3,19 @@
 This is how a core keeps its model intact during an upload (``CoreInterface`` asks for it):
 each region is stored twice, ``commit`` swaps the banks of every region in one cycle, and the
 bank bit is ``reset_less`` so that a reset keeps the committed model. Images baked in at build
-time (``init``) start in the active bank.
+time (``init``) start in the active bank. :class:`StagedMemory` itself lives in
+:mod:`sps_hw.memories` (the accelerator's writable ROMs are the same memory).
 """
 
-from amaranth.hdl import Const, Module, Mux, Signal, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.hdl import Module
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
+
+from sps_hw.memories import StagedMemory
 
 from .core_if import MemoryMap, image_write_layout
 
 __all__ = ["StagedImages", "StagedMemory"]
-
-
-class StagedMemory(wiring.Component):
-    """One image region: ``depth`` words of ``width`` bits, twice.
-
-    Ports: ``write`` (one byte lane of a word, always ready) goes to the staging bank,
-    ``read`` (synchronous) reads the active bank, ``commit`` swaps them, ``active`` tells which
-    bank is active. Words are stored in whole bytes (a 9-bit word takes 16 bits).
-
-    Parameters
-    ----------
-    width, depth : int
-        Word width in bits and words per bank.
-    init : sequence of int
-        Initial contents of the active bank (at most ``depth`` words).
-    """
-
-    def __init__(self, *, width, depth, init=()):
-        if not isinstance(width, int) or width < 1:
-            raise ValueError(f"width must be a positive int, not {width!r}")
-        if not isinstance(depth, int) or depth < 1:
-            raise ValueError(f"depth must be a positive int, not {depth!r}")
-        init = [int(v) for v in init]
-        if len(init) > depth:
-            raise ValueError(f"init has {len(init)} words, the memory holds {depth}")
-        if any(not 0 <= v < 1 << width for v in init):
-            raise ValueError(f"init words must fit in {width} unsigned bits")
-        self.width, self.depth, self.init = width, depth, init
-        self.addr_width = max(depth - 1, 1).bit_length()
-        self.word_bytes = (width + 7) // 8
-        self.lane_width = max(self.word_bytes - 1, 1).bit_length()
-        #: The memory (both banks: bank 1 at ``depth``); exposed for inspection in simulation.
-        self.memory = memory.Memory(shape=8 * self.word_bytes, depth=2 * depth, init=init)
-        super().__init__({
-            "commit": In(1),
-            "active": Out(1),
-            "write": In(stream.Signature(data.StructLayout({
-                "addr": unsigned(self.addr_width), "lane": unsigned(self.lane_width),
-                "data": unsigned(8)}))),
-            "read": Out(memory.ReadPort.Signature(addr_width=self.addr_width, shape=width)),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.mem = mem = self.memory
-        wp, rp = mem.write_port(granularity=8), mem.read_port()
-        active = Signal(reset_less=True)
-        with m.If(self.commit):
-            m.d.sync += active.eq(~active)
-        w = self.write.payload
-        m.d.comb += [
-            self.active.eq(active),
-            self.write.ready.eq(1),
-            wp.en.eq(Mux(self.write.valid, Const(1, self.word_bytes) << w.lane, 0)),
-            wp.addr.eq(Mux(active, w.addr, w.addr + self.depth)),
-            wp.data.eq(w.data.replicate(self.word_bytes)),
-            rp.en.eq(self.read.en),
-            rp.addr.eq(Mux(active, self.read.addr + self.depth, self.read.addr)),
-            self.read.data.eq(rp.data[:self.width]),
-        ]
-        return m
 
 
 class StagedImages(wiring.Component):

@@ -1,0 +1,114 @@
+"""The core clock of a board: the oscillator through the FPGA's PLL.
+
+:class:`PLL` holds the divider settings of one PLL (ECP5 ``EHXPLLL`` with its feedback from
+CLKOP, iCE40 ``SB_PLL40_PAD`` in SIMPLE feedback); the values are those ``ecppll`` and
+``icepll`` (from the YoWASP nextpnr packages) print for the same frequencies, and
+:meth:`PLL.output_hz` recomputes the output from them. :class:`ClockGenerator` makes the
+``sync`` domain of a board top: the PLL's output, held in reset until the PLL locks (and while
+the board's reset button is pressed; on the iCE40 also for 15 us after configuration, while
+its block RAMs read as zeros).
+"""
+
+from dataclasses import dataclass, field
+
+from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth.lib import io
+from amaranth.lib.cdc import ResetSynchronizer
+
+__all__ = ["PLL", "ClockGenerator"]
+
+
+@dataclass(frozen=True)
+class PLL:
+    """Divider settings of a PLL from ``input_hz`` to a core clock.
+
+    ``kind`` is ``"EHXPLLL"`` (``params``: CLKI_DIV, CLKFB_DIV, CLKOP_DIV, CLKOP_CPHASE) or
+    ``"SB_PLL40_PAD"`` (DIVR, DIVF, DIVQ, FILTER_RANGE).
+    """
+
+    kind: str
+    input_hz: int
+    params: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.kind not in ("EHXPLLL", "SB_PLL40_PAD"):
+            raise ValueError(f"kind must be 'EHXPLLL' or 'SB_PLL40_PAD', not {self.kind!r}")
+
+    def output_hz(self):
+        """The output frequency the dividers give."""
+        p = self.params
+        if self.kind == "EHXPLLL":
+            return self.input_hz * p["CLKFB_DIV"] / p["CLKI_DIV"]
+        return self.input_hz * (p["DIVF"] + 1) / ((p["DIVR"] + 1) * 2 ** p["DIVQ"])
+
+    def vco_hz(self):
+        """The VCO frequency (ECP5: 400-800 MHz; iCE40: 533-1066 MHz)."""
+        p = self.params
+        if self.kind == "EHXPLLL":
+            return self.output_hz() * p["CLKOP_DIV"]
+        return self.input_hz * (p["DIVF"] + 1) / (p["DIVR"] + 1)
+
+
+class ClockGenerator(Elaboratable):
+    """Drives the clock and reset of the ``sync`` domain (which the parent defines) at
+    ``pll.output_hz()`` from the platform's default clock pin."""
+
+    def __init__(self, pll):
+        if not isinstance(pll, PLL):
+            raise TypeError(f"pll must be a PLL, not {pll!r}")
+        self.pll = pll
+        self.locked = Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        pll = self.pll
+        clk = Signal()                 # the PLL's output: the sync clock
+        m.d.comb += ClockSignal("sync").eq(clk)
+        clk_pin = platform.request(platform.default_clk, dir="-")
+        mhz_in, mhz_out = pll.input_hz / 1e6, pll.output_hz() / 1e6
+        p = pll.params
+        if pll.kind == "EHXPLLL":
+            m.submodules.clk_buf = clk_buf = io.Buffer("i", clk_pin)
+            m.submodules.pll = Instance(
+                "EHXPLLL",
+                a_FREQUENCY_PIN_CLKI=f"{mhz_in:g}", a_FREQUENCY_PIN_CLKOP=f"{mhz_out:g}",
+                a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
+                a_MFG_GMCREF_SEL="2",
+                p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+                p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA",
+                p_OUTDIVIDER_MUXB="DIVB", p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
+                p_CLKI_DIV=p["CLKI_DIV"], p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=p["CLKOP_DIV"],
+                p_CLKOP_CPHASE=p["CLKOP_CPHASE"], p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
+                p_CLKFB_DIV=p["CLKFB_DIV"],
+                i_RST=0, i_STDBY=0, i_CLKI=clk_buf.i, o_CLKOP=clk, i_CLKFB=clk,
+                i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1,
+                i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0,
+                o_LOCK=self.locked)
+            por_done = Signal(init=1)
+        else:
+            m.submodules.pll = Instance(
+                "SB_PLL40_PAD",
+                p_FEEDBACK_PATH="SIMPLE", p_DIVR=p["DIVR"], p_DIVF=p["DIVF"],
+                p_DIVQ=p["DIVQ"], p_FILTER_RANGE=p["FILTER_RANGE"],
+                i_PACKAGEPIN=clk_pin.io, i_RESETB=1, i_BYPASS=0,
+                o_PLLOUTGLOBAL=clk, o_LOCK=self.locked)
+            # iCE40 block RAMs read as zeros for ~3 us after configuration (see Amaranth's
+            # SiliconBluePlatform.create_missing_domain): hold the design in reset for 15 us.
+            m.domains.por = cd_por = ClockDomain("por", reset_less=True)
+            m.d.comb += cd_por.clk.eq(clk)
+            delay = int(15e-6 * pll.output_hz())
+            timer = Signal(range(delay + 1))
+            por_done = Signal()
+            with m.If(timer == delay):
+                m.d.por += por_done.eq(1)
+            with m.Else():
+                m.d.por += timer.eq(timer + 1)
+        button = Signal()
+        if platform.default_rst is not None:
+            rst_pin = platform.request(platform.default_rst, dir="-")
+            m.submodules.rst_buf = rst_buf = io.Buffer("i", rst_pin)
+            m.d.comb += button.eq(rst_buf.i)
+        m.submodules.reset_sync = ResetSynchronizer(~self.locked | ~por_done | button,
+                                                    domain="sync")
+        platform.add_clock_constraint(clk, pll.output_hz())
+        return m
