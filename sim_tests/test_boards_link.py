@@ -7,15 +7,17 @@ run whose output depends on the committed weights and layers images, so "the pre
 intact" is checked twice: word by word in the active memory banks, and by what a run returns.
 """
 
+import binascii
 import struct
+import zlib
 
 import numpy as np
 import pytest
-from amaranth.hdl import Elaboratable, Module
+from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.sim import Simulator
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from boards import protocol
@@ -23,6 +25,7 @@ from boards.host import Link, LinkError, model_tag
 from boards.link import HostLink, MemoryMap, StagedMemory, UARTRx, UARTTx, divisor_for
 from boards.link.framing import FRAME_CRC
 from boards.link.link import IMAGE_CRC
+from boards.link.serial import SerialCRC, gt_const
 from boards.protocol import Cmd, Status, encode_frame
 from boards.selftest import SelfTestCore, selftest_reference
 from boards.simulation import AmaranthTransport
@@ -124,6 +127,59 @@ def test_crc_host_matches_gateware(data):
     assert protocol.crc32(data) == IMAGE_CRC.compute(data)
     frame = encode_frame(0x11, data)
     assert FRAME_CRC.compute(frame[1:]) == 0          # residue: CRC over CMD..CRC is zero
+
+
+def _serial_crc(crc, data, *, lsb_first):
+    """Run ``data`` through the SerialCRC ``crc`` in simulation, one bit per cycle."""
+    sim = Simulator(crc)
+    sim.add_clock(1e-6)
+    out = {}
+
+    async def bench(ctx):
+        ctx.set(crc.start, 1)
+        await ctx.tick()
+        ctx.set(crc.start, 0)
+        ctx.set(crc.valid, 1)
+        for byte in data:
+            for i in range(8):
+                ctx.set(crc.data, byte >> (i if lsb_first else 7 - i) & 1)
+                await ctx.tick()
+        ctx.set(crc.valid, 0)
+        out["value"] = ctx.get(crc.value)
+    sim.add_testbench(bench)
+    sim.run()
+    return out["value"]
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.binary(max_size=24))
+def test_serial_crc_matches_zlib_and_crc16(data):
+    """The bit-serial CRCs of the gateware are CRC-32/ISO-HDLC and CRC-16/CCITT-FALSE."""
+    crc32 = SerialCRC(32, 0x04C11DB7, 0xFFFFFFFF, reflect=True)
+    assert _serial_crc(crc32, data, lsb_first=True) ^ 0xFFFFFFFF == zlib.crc32(data)
+    crc16 = SerialCRC(16, 0x1021, 0xFFFF, reflect=False)
+    assert _serial_crc(crc16, data, lsb_first=False) == binascii.crc_hqx(data, 0xFFFF)
+    frame = encode_frame(0x11, data)
+    assert _serial_crc(SerialCRC(16, 0x1021, 0xFFFF, reflect=False), frame[1:],
+                       lsb_first=False) == 0              # the residue the framer checks
+
+
+@pytest.mark.parametrize("const", [0, 1, 4, 0x5A, 0xFE, 0xFF, 0x100])
+def test_gt_const(const):
+    value = Signal(8)
+    m = Module()
+    out = Signal()
+    m.d.comb += out.eq(gt_const(value, const))
+    sim = Simulator(m)
+    seen = []
+
+    async def bench(ctx):
+        for v in range(256):
+            ctx.set(value, v)
+            seen.append(ctx.get(out))
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == [int(v > const) for v in range(256)]
 
 
 class _Echo(Elaboratable):
@@ -539,3 +595,4 @@ def test_input_stall(loaded):
     st = host.status()
     assert st.flags & protocol.Flag.STALLED and st.in_count == N_IN
     board.assert_model(images, tag)
+

@@ -1,7 +1,8 @@
 # amaranth: UnusedElaboratable=no
 """The systolic array with DSP primitives instantiated (iCE40 SB_MAC16 pairs in 8x8 mode, ECP5
 MULT18X18D with input registers), simulated as Verilog under Icarus against numpy, with
-weights loaded while pixels stream (the operand registers see the next weight early).
+weights loaded while pixels stream (the operand registers see the next weight early); and the
+requantizer's SB_MAC16 pairs against ``compiler.golden``.
 
 SB_MAC16 runs on Yosys' simulation model of the block (``share/ice40/cells_sim.v``); Yosys
 has none for MULT18X18D, so :data:`MULT18X18D_MODEL` models the part used here (input
@@ -17,6 +18,8 @@ import numpy as np
 import pytest
 from amaranth.back import verilog
 
+from compiler import golden
+from sps_hw.output import Requantizer
 from sps_hw.pe import SystolicArray
 from sps_hw.verilog import ports_of
 
@@ -146,3 +149,51 @@ def test_dsp_array_matches_matmul(tmp_path, multiplier, rows, cols):
     # cycle k - latency.
     got = np.array([got[first + t + latency] for t in range(n)])
     np.testing.assert_array_equal(got, expect)
+
+
+def test_sb_mac16_requantizer_matches_golden(tmp_path):
+    """The requantizer's 32 x 16 products in SB_MAC16 pairs (the high block adds the low
+    block's upper half), corners of acc, mult and shift included."""
+    cols, n = 2, 80
+    dut = Requantizer(cols=cols, mult_bits=16, multiplier="SB_MAC16")
+    text = verilog.convert(dut, name="rq", ports=ports_of(dut), emit_src=False)
+    rng = np.random.default_rng(5)
+    acc = rng.integers(-2**31, 2**31, size=(n, cols))
+    mult = rng.integers(-2**15, 2**15, size=(n, cols))
+    shift = rng.integers(1, 64, size=(n, cols))
+    acc[:8] = [[-2**31, 2**31 - 1], [-1, 0], [2**16 - 1, -2**16], [2**15, -2**15 - 1],
+               [-2**31, -2**31], [2**31 - 1, 65535], [123456, -654321], [1, -1]]
+    mult[:8] = [[2**15 - 1, -2**15], [2**15 - 1, 1], [-1, 2**15 - 1], [-2**15, -2**15],
+                [-2**15, 2**15 - 1], [2**15 - 1, -2**15], [7, 3], [1, 1]]
+    shift[:8] = [[47, 47], [1, 1], [1, 17], [16, 15], [46, 32], [48, 63], [3, 9], [1, 1]]
+    shift[8:24] = rng.integers(1, 20, size=(16, cols))
+    acc[8:24] = rng.integers(-5000, 5000, size=(16, cols))
+    relu = rng.integers(0, 2, size=n)
+    want = np.stack([golden.requantize(acc[i], mult[i], shift[i], bool(relu[i]))
+                     for i in range(n)])
+    lines = ["`timescale 1ns/1ps", "module tb;", "reg clk = 0; reg rst = 0;",
+             "reg valid = 0; reg relu = 0;", f"reg [{32 * cols - 1}:0] acc = 0;",
+             f"reg [{16 * cols - 1}:0] mult = 0;", f"reg [{6 * cols - 1}:0] shift = 0;",
+             "wire out_valid;", f"wire [{8 * cols - 1}:0] out;",
+             "rq dut(.clk(clk), .rst(rst), .valid(valid), .acc(acc), .mult(mult), "
+             ".shift(shift), .relu(relu), .out_valid(out_valid), .out(out));",
+             "initial begin"]
+    for t in range(n + Requantizer.latency):
+        if t < n:
+            lines.append(f"  valid = 1; relu = {relu[t]}; acc = {32 * cols}'h"
+                         f"{_pack(acc[t], 32):x}; mult = {16 * cols}'h{_pack(mult[t], 16):x}; "
+                         f"shift = {6 * cols}'h{_pack(shift[t], 6):x};")
+        else:
+            lines.append("  valid = 0;")
+        lines.append('  #1 clk = 1; #1 clk = 0; if (out_valid) $display("%h", out);')
+    lines += ["  $finish;", "end", "endmodule"]
+    (tmp_path / "design.v").write_text(text)
+    (tmp_path / "model.v").write_text(_sb_mac16_model())
+    (tmp_path / "tb.v").write_text("\n".join(lines) + "\n")
+    subprocess.run(["iverilog", "-g2012", "-o", "sim", "tb.v", "design.v", "model.v"],
+                   cwd=tmp_path, check=True, capture_output=True, text=True)
+    out = subprocess.run(["vvp", "-n", "sim"], cwd=tmp_path, check=True, capture_output=True,
+                         text=True).stdout.split()
+    got = np.array([[((int(w, 16) >> (8 * c)) & 0xFF) - 256 * ((int(w, 16) >> (8 * c + 7)) & 1)
+                     for c in range(cols)] for w in out])
+    np.testing.assert_array_equal(got, want)

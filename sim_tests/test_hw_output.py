@@ -3,10 +3,18 @@
 
 import numpy as np
 import pytest
+from amaranth.hdl import Module, Signal, signed
 from amaranth.sim import Simulator
 
 from compiler import golden, kernels
-from sps_hw.output import Accumulator, MaxPool2, OutputSequencer, OutputWriter, Requantizer
+from sps_hw.output import (
+    Accumulator,
+    MaxPool2,
+    OutputSequencer,
+    OutputWriter,
+    Requantizer,
+    round_clamp,
+)
 
 
 def simulate(dut, testbench, processes=()):
@@ -54,10 +62,12 @@ def test_requantizer_matches_golden():
     simulate(dut, testbench)
 
 
-def test_accumulator_sums_passes_with_bias():
-    cols, depth, hw, passes = 3, 16, 5, 4
+@pytest.mark.parametrize("hw, stall", [(5, 0.3), (1, 0.0), (1, 0.3)])
+def test_accumulator_sums_passes_with_bias(hw, stall):
+    """Passes of a pixel back to back (hw = 1, no stall) read the word written that cycle."""
+    cols, depth, passes = 3, 16, 4
     dut = Accumulator(cols=cols, depth=depth)
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(hw)
     sums = rng.integers(-2**20, 2**20, size=(2, passes, hw, cols))     # two groups
     bias = rng.integers(-2**20, 2**20, size=(2, cols))
     want = bias[:, None, :] + sums.sum(axis=1)
@@ -67,7 +77,7 @@ def test_accumulator_sums_passes_with_bias():
         schedule = [(g, p, i) for g in range(2) for p in range(passes) for i in range(hw)]
         timeline = []
         for item in schedule:
-            while rng.random() < 0.3:
+            while rng.random() < stall:
                 timeline.append(None)
             timeline.append(item)
         pending = None
@@ -202,3 +212,41 @@ def test_sequencer_counts_passes_and_groups():
                         await ctx.tick()
 
     simulate(dut, testbench)
+
+
+@pytest.mark.parametrize("width", [33, 48, 64])
+def test_round_clamp_boundaries(width):
+    """Every shift 1..63 at the rounding and saturation edges (h = 2p >> s around -258..257),
+    random products of every size, and shift 0 (gives 0, as before)."""
+    m = Module()
+    p, s, relu, out = Signal(signed(width)), Signal(6), Signal(), Signal(signed(8))
+    m.d.comb += out.eq(round_clamp(m, p, s, relu, "rq"))
+    top = 2 ** min(width - 1, 62)                # int32 * int32 products stay below 2**62
+    rng = np.random.default_rng(width)
+    cases = [(v, sh, r) for sh in range(1, 64)
+             for base in (-258, -257, -256, -255, -129, -128, -3, -2, -1, 0, 1, 253, 254, 255, 256)
+             for v in (base * 2 ** (sh - 1) - 1, base * 2 ** (sh - 1), base * 2 ** (sh - 1) + 1)
+             for r in (0, 1) if -top <= v < top]
+    cases += [(v, sh, sh % 2) for sh in range(1, 64) for v in (-top, -top + 1, top - 1, 0)]
+    bits = rng.integers(1, width + 1, size=600)
+    cases += [(int(rng.integers(-2 ** (b - 1), 2 ** (b - 1))) if b < 63 else
+               int(rng.integers(-top, top)), int(rng.integers(1, 64)), int(rng.integers(0, 2)))
+              for b in bits]
+
+    async def testbench(ctx):
+        got = []
+        for v, sh, r in cases:
+            ctx.set(p, v)
+            ctx.set(s, sh)
+            ctx.set(relu, r)
+            got.append(ctx.get(out))
+        want = [int(golden.clamp(golden.rounding_shift(v, sh), r)) for v, sh, r in cases]
+        assert got == want
+        for v in (-top, -5, 0, 7, top - 1):
+            ctx.set(p, v)
+            ctx.set(s, 0)
+            assert ctx.get(out) == 0
+
+    sim = Simulator(m)
+    sim.add_testbench(testbench)
+    sim.run()

@@ -100,6 +100,13 @@ class Config:
         return _bits(self.max_width)
 
     @property
+    def slot_bits(self):
+        """Width of a pass's slot counter and of the agents' start offsets: a pass takes
+        ``S = max(HW, R, C - 1)`` cycles (and the model keeps ``S`` below
+        ``2**count_bits``)."""
+        return min(_bits(max(self.max_hw, self.rows, self.cols - 1)), self.count_bits)
+
+    @property
     def fmap_bits(self):
         return _bits(self.fmap_depth - 1)
 

@@ -3,8 +3,8 @@
 Per layer (one descriptor word, written by :mod:`sps_hw.program`): fetch the descriptor; if it
 starts a segment, load the segment's input tensor from the input stream; run the layer; if it
 ends a segment, stream the result out. Running a layer starts three agents at the cycles the
-descriptor gives (``t_feed``, ``t_walk``, ``t_load``, counted from the start of the run), each
-doing one pass every ``period`` cycles:
+descriptor gives (``t_feed``, ``t_walk``, counted from the start of the run; the loader
+``S + 1`` cycles after the feeder), each doing one pass every ``S`` cycles:
 
 - the *feeder* issues the pixels: a virtual pass -1 whose last ``lead`` slots only read input
   (the window lead-in), then ``passes`` passes of ``hw`` output pixels;
@@ -31,9 +31,15 @@ Stats = data.StructLayout({"layer": unsigned(16), "cycles": unsigned(32)})
 
 
 def Descriptor(cfg, weight_bits, index_bits, library_bits, param_bits):
-    """The layout of one layer-descriptor word for the accelerator ``cfg``."""
+    """The layout of one layer-descriptor word for the accelerator ``cfg``.
+
+    The schedule fields are stored in the form the controller compares them in (written by
+    :mod:`sps_hw.program` from the :class:`~sps_hw.model.LayerPlan`): ``last_slot = S - 1``,
+    ``last_pass = N - 1``, ``lead_from = hw - D``; the weight loader starts from the feeder
+    (``t_load = t_feed + S + 1``), so it has no offset of its own."""
     hw = cfg.hw_bits
     count = cfg.count_bits
+    slot = cfg.slot_bits
     return data.StructLayout({
         "valid": 1,             # 0: end of the program (the controller starts over)
         "seg_first": 1,         # load the input tensor from act_in first
@@ -51,11 +57,11 @@ def Descriptor(cfg, weight_bits, index_bits, library_bits, param_bits):
         "passes": count,        # NP: passes per (group, sub-pass)
         "subs": hw,             # NS: FC sub-passes (input pixels), else 1
         "groups": count,        # G: output groups of cols channels
-        "total": count,         # N = G * NS * NP
-        "lead": hw,             # D: input pixels issued ahead of the output
+        "last_pass": count,     # N - 1, N = G * NS * NP
+        "lead_from": hw,        # hw - D: the virtual pass -1 issues slots lead_from..hw-1
         "ring": hw,             # line-buffer ring length (W for 3x3, 1 for 1x1)
-        "cycle": count,         # S: cycles per pass
-        "t_feed": count, "t_walk": count, "t_load": count,
+        "last_slot": slot,      # S - 1, S: cycles per pass
+        "t_feed": slot, "t_walk": slot,
         "weight_base": weight_bits, "index_base": index_bits, "param_base": param_bits,
     })
 
@@ -98,41 +104,48 @@ class Controller(wiring.Component):
         rows = cfg.rows
         layer = self.layer
         words = cfg.layer_words
-        index = Signal(16)                  # the layer's descriptor (for stats)
+        # The layer's descriptor (for stats): the ROM holds at most layer_depth of them.
+        index = Signal(range(max(2, cfg.layer_depth)))
         ptr = Signal.like(self.descriptors.addr)    # the descriptor ROM word read next
-        cycles = Signal(32)
-        count_bits = cfg.count_bits
-        tau = Signal(count_bits)
+        cycles = Signal(32)                 # the layer's cycles so far, plus one
+        count_bits, slot_bits = cfg.count_bits, cfg.slot_bits
+        tau = Signal(slot_bits)             # only compared with t_feed / t_walk (< 2**slot_bits)
 
         m.d.comb += [self.descriptors.addr.eq(ptr), self.descriptors.en.eq(1)]
         # Segments passed over since the reset, and whether the start segment was found.
         skipped, found = Signal(8), Signal()
-        # A descriptor of several words: the words read so far, then the last one.
+        # The descriptor register. Several words are shifted straight into it as they arrive
+        # (the last one in DECODE): nothing reads the descriptor between the end of a layer
+        # (its last result written, its output drained) and the next layer's PREP.
         if words > 1:
             width = len(self.descriptors.data)
-            head = Signal(width * (words - 1))
+            raw = Signal(width * words)
             word_index = Signal(range(words))
             arriving = Signal()
             with m.If(arriving):
-                m.d.sync += head.eq(Cat(head[width:], self.descriptors.data))
-            fetched = self.descriptor(Cat(head, self.descriptors.data)[:self.descriptor.size])
+                m.d.sync += raw.eq(Cat(raw[width:], self.descriptors.data))
+            shifted = Cat(raw[width:], self.descriptors.data)
+            fetched = self.descriptor(shifted[:self.descriptor.size])
+            m.d.comb += layer.eq(raw[:self.descriptor.size])
+            decode = [raw.eq(shifted)]
         else:
             fetched = self.descriptors.data
+            decode = [layer.eq(fetched)]
 
         with m.FSM():
             with m.State("FETCH"):
                 m.d.sync += ptr.eq(ptr + 1)
                 if words > 1:
                     m.d.sync += [word_index.eq(word_index + 1), arriving.eq(1),
-                                 cycles.eq(Mux(word_index == 0, 1, cycles + 1))]
+                                 cycles.eq(Mux(word_index == 0, 2, cycles + 1))]
                     with m.If(word_index == words - 1):
                         m.d.sync += [word_index.eq(0), arriving.eq(0)]
                         m.next = "DECODE"
                 else:
-                    m.d.sync += cycles.eq(1)
+                    m.d.sync += cycles.eq(2)
                     m.next = "DECODE"
             with m.State("DECODE"):
-                m.d.sync += [layer.eq(fetched), cycles.eq(cycles + 1)]
+                m.d.sync += [*decode, cycles.eq(cycles + 1)]
                 with m.If(~fetched.valid):
                     m.d.sync += [index.eq(0), ptr.eq(0)]
                     m.next = "FETCH"
@@ -163,7 +176,7 @@ class Controller(wiring.Component):
                 with m.If(self.done):
                     m.d.comb += [self.stats.valid.eq(1),
                                  self.stats.payload.layer.eq(index),
-                                 self.stats.payload.cycles.eq(cycles + 1)]
+                                 self.stats.payload.cycles.eq(cycles)]
                     m.d.sync += [self.buffer.eq(~self.buffer), index.eq(index + 1)]
                     with m.If(layer.seg_last):
                         m.next = "DRAIN_START"
@@ -181,34 +194,45 @@ class Controller(wiring.Component):
         restart = self.restart
 
         # --- feeder: passes -1 .. total-1 of `cycle` slots each --------------------------
-        # Each agent starts once per layer (a long layer's cycle counter may wrap).
-        f_active, f_started = Signal(), Signal()
-        f_pass = Signal(count_bits)        # pass + 1
-        f_slot = Signal(count_bits)        # slot within the pass
+        # Each agent starts once per layer (the offset counter `tau` may wrap). The feeder
+        # issues while `f_active`; its slot and pass counters run on (`f_run`) until the
+        # next layer, for the weight loader, which follows them one cycle behind.
+        f_active, f_started, f_run = Signal(), Signal(), Signal()
+        f_virtual = Signal(init=1)         # in pass -1 (the window lead-in)
+        f_pass = Signal(count_bits)        # the pass (after pass -1)
+        f_slot = Signal(slot_bits)         # slot within the pass
+        f_wrap = f_slot == layer.last_slot
         x, y = Signal(cfg.hw_bits), Signal(cfg.hw_bits)
         in_pixel = f_slot < layer.hw
         m.d.comb += [
-            self.issue_out.eq(f_active & in_pixel & (f_pass != 0)),
-            self.issue_in.eq(f_active & in_pixel &
-                             ((f_pass != 0) | (f_slot + layer.lead >= layer.hw))),
+            self.issue_out.eq(f_active & in_pixel & ~f_virtual),
+            self.issue_in.eq(f_active & in_pixel & (~f_virtual | (f_slot >= layer.lead_from))),
         ]
         slot3 = Signal(range(3))
         bank2 = Signal()
         m.d.comb += [self.slot.eq(slot3), self.bank.eq(bank2)]
-        last_issue = (f_pass == layer.total) & (f_slot == layer.hw - 1)
+        last_pass = f_pass == layer.last_pass
+        last_issue = ~f_virtual & last_pass & (f_slot == layer.hw - 1)
+        # The weight loader runs S + 1 cycles behind the feeder: it starts two cycles after the
+        # end of pass -1 and stops one cycle after the end of pass N - 1.
+        l_go, l_stop = Signal(), Signal()
         with m.If(restart):
-            m.d.sync += [f_active.eq(0), f_started.eq(0), f_pass.eq(0), f_slot.eq(0),
-                         x.eq(0), y.eq(0), slot3.eq(0), bank2.eq(0)]
+            m.d.sync += [f_active.eq(0), f_started.eq(0), f_run.eq(0), f_virtual.eq(1),
+                         f_pass.eq(0), f_slot.eq(0), x.eq(0), y.eq(0), slot3.eq(0), bank2.eq(0),
+                         l_go.eq(0), l_stop.eq(0)]
         with m.Elif(running):
+            m.d.sync += [l_go.eq(f_run & f_virtual & f_wrap),
+                         l_stop.eq(f_run & ~f_virtual & f_wrap & last_pass)]
             with m.If((tau == layer.t_feed) & ~f_started):
-                m.d.sync += [f_active.eq(1), f_started.eq(1)]
-            with m.If(f_active):
-                with m.If(last_issue):
-                    m.d.sync += f_active.eq(0)
-                with m.If(f_slot == layer.cycle - 1):
-                    m.d.sync += [f_slot.eq(0), f_pass.eq(f_pass + 1)]
-                    with m.If(f_pass != 0):
-                        m.d.sync += [slot3.eq(Mux(slot3 == 2, 0, slot3 + 1)), bank2.eq(~bank2)]
+                m.d.sync += [f_active.eq(1), f_started.eq(1), f_run.eq(1)]
+            with m.If(f_active & last_issue):
+                m.d.sync += f_active.eq(0)
+            with m.If(f_run):
+                with m.If(f_wrap):
+                    m.d.sync += [f_slot.eq(0), f_virtual.eq(0)]
+                    with m.If(~f_virtual):
+                        m.d.sync += [f_pass.eq(f_pass + 1),
+                                     slot3.eq(Mux(slot3 == 2, 0, slot3 + 1)), bank2.eq(~bank2)]
                 with m.Else():
                     m.d.sync += f_slot.eq(f_slot + 1)
                 with m.If(self.issue_out):
@@ -224,7 +248,7 @@ class Controller(wiring.Component):
 
         # --- walker: `rows` cycles at the start of every pass ----------------------------
         w_active, w_started = Signal(), Signal()
-        w_slot = Signal(count_bits)
+        w_slot = Signal(slot_bits)
         w_count = Signal(count_bits)
         w_pass = Signal(count_bits)        # pass within the (group, sub-pass)
         w_sub = Signal(cfg.hw_bits)
@@ -240,9 +264,9 @@ class Controller(wiring.Component):
             with m.If((tau == layer.t_walk) & ~w_started):
                 m.d.sync += [w_active.eq(1), w_started.eq(1)]
             with m.If(w_active):
-                with m.If(w_slot == layer.cycle - 1):
+                with m.If(w_slot == layer.last_slot):
                     m.d.sync += [w_slot.eq(0), w_count.eq(w_count + 1)]
-                    with m.If(w_count == layer.total - 1):
+                    with m.If(w_count == layer.last_pass):
                         m.d.sync += w_active.eq(0)
                     with m.If(w_pass == layer.passes - 1):
                         m.d.sync += [w_pass.eq(0),
@@ -253,28 +277,25 @@ class Controller(wiring.Component):
                     m.d.sync += w_slot.eq(w_slot + 1)
 
         # --- weight loader: `rows` weight words at the start of every pass ---------------
-        l_active, l_started = Signal(), Signal()
-        l_slot = Signal(count_bits)
-        l_count = Signal(count_bits)
+        # Its slot and weight bank are the feeder's of the cycle before (it is S + 1 cycles
+        # behind, and the feeder's counters run on after the last issue).
+        l_active = Signal()
+        l_rows = Signal()                  # the feeder's slot was < rows
+        l_slot = Signal(range(rows))
         l_addr = Signal.like(self.weights.addr)
         l_bank = Signal()
-        reading = l_active & (l_slot < rows)
+        m.d.sync += [l_rows.eq(f_slot < rows), l_slot.eq(f_slot), l_bank.eq(bank2)]
+        reading = l_active & l_rows
         m.d.comb += [self.weights.addr.eq(l_addr), self.weights.en.eq(reading)]
         with m.If(restart):
-            m.d.sync += [l_active.eq(0), l_started.eq(0), l_slot.eq(0), l_count.eq(0),
-                         l_addr.eq(layer.weight_base), l_bank.eq(0)]
+            m.d.sync += [l_active.eq(0), l_addr.eq(layer.weight_base)]
         with m.Elif(running):
-            with m.If((tau == layer.t_load) & ~l_started):
-                m.d.sync += [l_active.eq(1), l_started.eq(1)]
+            with m.If(l_go):
+                m.d.sync += l_active.eq(1)
+            with m.If(l_stop):
+                m.d.sync += l_active.eq(0)
             with m.If(reading):
                 m.d.sync += l_addr.eq(l_addr + 1)
-            with m.If(l_active):
-                with m.If(l_slot == layer.cycle - 1):
-                    m.d.sync += [l_slot.eq(0), l_count.eq(l_count + 1), l_bank.eq(~l_bank)]
-                    with m.If(l_count == layer.total - 1):
-                        m.d.sync += l_active.eq(0)
-                with m.Else():
-                    m.d.sync += l_slot.eq(l_slot + 1)
         # The word arrives a cycle after its read: write it into its row then.
         load_row = Signal(range(rows))
         load_en, load_bank = Signal(), Signal()

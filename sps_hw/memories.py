@@ -224,7 +224,10 @@ class FeatureBuffer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         for b in range(self.banks):
-            bank = memory.Memory(shape=signed(8), depth=max(2, self.depth), init=[])
+            # A bank is never read and written at one address in the same cycle (a layer
+            # reads one buffer and writes the other): no collision logic (yosys no_rw_check).
+            bank = memory.Memory(shape=signed(8), depth=max(2, self.depth), init=[],
+                                 attrs={"no_rw_check": 1})
             m.submodules[f"bank{b}"] = bank
             wiring.connect(m, wiring.flipped(self.write[b]), bank.write_port())
             wiring.connect(m, wiring.flipped(self.read[b]), bank.read_port())

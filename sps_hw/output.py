@@ -6,9 +6,11 @@ pass) with gaps, so the :class:`OutputSequencer` rebuilds every pixel's position
 a valid bit alone: no tags travel through the array.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
+
+from .pe import dsp_primitive, sb_mac16_32x16
 
 __all__ = [
     "Accumulator",
@@ -17,6 +19,7 @@ __all__ = [
     "OutputSequencer",
     "OutputWriter",
     "Requantizer",
+    "round_clamp",
 ]
 
 
@@ -63,33 +66,38 @@ class OutputSequencer(wiring.Component):
         pixel, x = Signal.like(self.pixel), Signal.like(self.x)
         y_odd = Signal()
         p, sub, group = Signal.like(self.passes), Signal.like(self.subs), Signal.like(self.group)
-        last_pixel = pixel == self.hw - 1
-        last_pass = (p == self.passes - 1) & (sub == self.subs - 1)
+        # Each counter's increment also finds its end (`n + 1 == limit`): one adder each.
+        pixel_1, x_1, p_1, sub_1, group_1 = pixel + 1, x + 1, p + 1, sub + 1, group + 1
+        last_pixel = pixel_1 == self.hw
+        last_x = x_1 == self.width
+        last_p = p_1 == self.passes
+        last_sub = sub_1 == self.subs
+        last_pass = last_p & last_sub
         m.d.comb += [
             self.pixel.eq(pixel), self.x.eq(x), self.y_odd.eq(y_odd), self.group.eq(group),
             self.first.eq((p == 0) & (sub == 0)),
             self.last.eq(last_pass),
-            self.end.eq(self.valid & last_pixel & last_pass & (group == self.groups - 1)),
+            self.end.eq(self.valid & last_pixel & last_pass & (group_1 == self.groups)),
         ]
         with m.If(self.restart):
             m.d.sync += [pixel.eq(0), x.eq(0), y_odd.eq(0), p.eq(0), sub.eq(0), group.eq(0)]
         with m.Elif(self.valid):
             with m.If(last_pixel):
                 m.d.sync += [pixel.eq(0), x.eq(0), y_odd.eq(0)]
-                with m.If(p == self.passes - 1):
+                with m.If(last_p):
                     m.d.sync += p.eq(0)
-                    with m.If(sub == self.subs - 1):
-                        m.d.sync += [sub.eq(0), group.eq(group + 1)]
+                    with m.If(last_sub):
+                        m.d.sync += [sub.eq(0), group.eq(group_1)]
                     with m.Else():
-                        m.d.sync += sub.eq(sub + 1)
+                        m.d.sync += sub.eq(sub_1)
                 with m.Else():
-                    m.d.sync += p.eq(p + 1)
+                    m.d.sync += p.eq(p_1)
             with m.Else():
-                m.d.sync += pixel.eq(pixel + 1)
-                with m.If(x == self.width - 1):
+                m.d.sync += pixel.eq(pixel_1)
+                with m.If(last_x):
                     m.d.sync += [x.eq(0), y_odd.eq(~y_odd)]
                 with m.Else():
-                    m.d.sync += x.eq(x + 1)
+                    m.d.sync += x.eq(x_1)
         return m
 
 
@@ -133,19 +141,66 @@ class Accumulator(wiring.Component):
         return m
 
 
+def round_clamp(m, product, shift, relu, name):
+    """``clamp_r((product + (1 << (shift - 1))) >> shift)`` as an int8 value (0 for
+    ``shift == 0``), combinational, without a wide shifter or a wide adder.
+
+    ``(p + 2**(s-1)) >> s == (h >> 1) + (h & 1)`` with ``h = (2 * p) >> s``. Only the low 9 bits
+    of ``h`` are shifted out of ``2 * p`` (a right shift in stages of 32, 16, ..., 1, each
+    stage keeping just the bits the later ones can still bring into the window); the window's
+    top bit and the bits a stage drops above it must all equal the sign, or ``h`` does not fit
+    9 bits and the result saturates (``overflow``).
+    """
+    sign = product[-1]
+    # 2 * product without its sign bit: the bits above are implicitly the sign.
+    bits = [Const(0, 1)] + [product[i] for i in range(len(product) - 1)]
+    dropped = []
+    for j in reversed(range(len(shift))):
+        step = 1 << j
+        keep = 9 + step - 1                 # the window plus what the smaller stages shift
+        if len(bits) > keep:
+            high = Cat(*bits[keep:])
+            dropped.append(~shift[j] & (high ^ sign.replicate(len(high))).any())
+        bits = [Mux(shift[j], bits[i + step] if i + step < len(bits) else sign, bits[i])
+                for i in range(min(keep, len(bits)))]
+    bits += [sign] * (9 - len(bits))
+    window = Signal(9, name=f"{name}_window")
+    overflow = Signal(name=f"{name}_overflow")
+    m.d.comb += [window.eq(Cat(*bits[:9])),
+                 overflow.eq(Cat(*dropped, window[8] ^ sign).any())]
+    # Without overflow h = window (9-bit signed, window[8] == sign) and the result is
+    # (h >> 1) + h[0] in -128..128: 128 (h = 255) saturates, below 0 (h < -1) is 0 with ReLU.
+    value = Signal(8, name=f"{name}_value")
+    m.d.comb += value.eq(window[1:] + window[0])
+    ones = window[:8].all()
+    over = ~sign & (overflow | ones)
+    under = sign & (overflow | (relu & ~ones))
+    return Mux(shift == 0, 0, Mux(over, 127, Mux(under, Mux(relu, 0, -128), value)))
+
+
 class Requantizer(wiring.Component):
-    """``clamp_r((acc * mult + (1 << (shift - 1))) >> shift)`` per channel, in int64.
+    """``clamp_r((acc * mult + (1 << (shift - 1))) >> shift)`` per channel, exact.
 
     Two pipeline stages (``latency``): the product, then the rounding shift and the clamp to
-    int8 (to 0..127 with ``relu``). ``mult``/``shift`` must be valid with ``valid``.
+    int8 (to 0..127 with ``relu``; :func:`round_clamp`). ``mult``/``shift`` must be valid
+    with ``valid``; ``out`` holds a result only with ``out_valid`` (it has no reset value).
+    ``multiplier``: ``"SB_MAC16"`` computes each 32 x ``mult_bits`` product
+    (``mult_bits <= 16``) in two iCE40 SB_MAC16 (the second one adds the first one's upper
+    half and registers the product); ``None`` infers ``*`` and a product register; ``"auto"``
+    picks SB_MAC16 when elaborated for an iCE40 platform.
     """
 
     latency = 2
 
-    def __init__(self, *, cols, mult_bits=32):
+    def __init__(self, *, cols, mult_bits=32, multiplier="auto"):
         _check_int("cols", cols)
         _check_int("mult_bits", mult_bits)
-        self.cols = cols
+        if multiplier not in ("auto", None, "SB_MAC16"):
+            raise ValueError(f"multiplier must be 'auto', None or 'SB_MAC16', not "
+                             f"{multiplier!r}")
+        if multiplier == "SB_MAC16" and mult_bits > 16:
+            raise ValueError(f"multiplier 'SB_MAC16' needs mult_bits <= 16, not {mult_bits}")
+        self.cols, self.mult_bits, self.multiplier = cols, mult_bits, multiplier
         super().__init__({
             "valid": In(1),
             "acc": In(data.ArrayLayout(signed(32), cols)),
@@ -158,21 +213,25 @@ class Requantizer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        mac = self.multiplier
+        if mac == "auto":
+            mac = "SB_MAC16" if dsp_primitive(platform) == "SB_MAC16" and \
+                self.mult_bits <= 16 else None
         valid1, relu1 = Signal(), Signal()
         m.d.sync += [valid1.eq(self.valid), relu1.eq(self.relu), self.out_valid.eq(valid1)]
-        low = Mux(relu1, 0, -128)
         for c in range(self.cols):
-            product = Signal(signed(32 + len(self.mult[c])), name=f"product_{c}")
+            if mac == "SB_MAC16":
+                product = sb_mac16_32x16(m, self.acc[c], self.mult[c], f"mac_{c}")
+            else:
+                product = Signal(signed(32 + self.mult_bits), name=f"product_{c}")
+                m.d.sync += product.eq(self.acc[c] * self.mult[c])
             shift = Signal(unsigned(6), name=f"shift_{c}")
-            m.d.sync += [product.eq(self.acc[c] * self.mult[c]), shift.eq(self.shift[c])]
-            # (p + 2**(s-1)) >> s == ((p >> (s-1)) + 1) >> 1 == (h >> 1) + (h & 1) with
-            # h = p >> (s-1), for s >= 1: no 64-bit constant, no bit computed for nothing.
-            half = Signal.like(product, name=f"half_{c}")
-            m.d.comb += half.eq(product >> (shift - 1)[:6])
-            value = Signal.like(product, name=f"value_{c}")
-            m.d.comb += value.eq((half >> 1) + half[0])
-            m.d.sync += self.out[c].eq(
-                Mux(value > 127, 127, Mux(value < low, low, value[:8])))
+            # Without a reset (out is only read with out_valid) the saturation can set and
+            # clear the register directly.
+            out = Signal(signed(8), name=f"out_{c}", reset_less=True)
+            m.d.sync += [shift.eq(self.shift[c]),
+                         out.eq(round_clamp(m, product, shift, relu1, f"rq_{c}"))]
+            m.d.comb += self.out[c].eq(out)
         return m
 
 
@@ -247,9 +306,11 @@ class OutputWriter(wiring.Component):
     """Writes each output pixel's ``cols`` channels into the ``banks`` of a feature buffer.
 
     Channel ``co`` of pixel ``i`` goes to bank ``co mod banks`` at word
-    ``(co // banks) * out_hw + i``. Groups of ``cols`` channels arrive in order, each starting
-    with pixel 0; ``restart`` (at a layer's start) selects group 0, and channels at or beyond
-    ``channels`` are not written.
+    ``(co // banks) * out_hw + i``. Groups of ``cols`` channels arrive in order, each with
+    its ``out_hw`` pixels in order (``index`` 0, 1, ...); ``restart`` (at a layer's start)
+    selects group 0, and channels at or beyond ``channels`` are not written. Every bank's
+    words are thus written in ascending order: its address is a counter (``out_hw`` only
+    documents the layout).
     """
 
     def __init__(self, *, cols, banks, addr_bits, hw_bits, channel_bits=16):
@@ -273,23 +334,22 @@ class OutputWriter(wiring.Component):
         m = Module()
         cols, banks = self.cols, self.banks
         addr_bits = len(self.write[0].addr)
-        # Group state: bank of its first channel, word of its block, channels left.
+        # Group state: bank of its first channel, channels left.
         first_bank = Signal(range(banks))
-        block = Signal(addr_bits)
         left = Signal(len(self.channels) + 1)
         started = Signal()
         advance = self.valid & (self.index == 0) & started
         wrap = first_bank + cols >= banks
         next_bank = Mux(wrap, first_bank + cols - banks, first_bank + cols)
-        next_block = Mux(wrap, block + self.out_hw, block)
         cur_bank = Mux(advance, next_bank, first_bank)
-        cur_block = Mux(advance, next_block, block)
         cur_left = Mux(advance, left - cols, left)
+        # Channels of this group to write: min(cols, channels left), then small compares.
+        count = Signal(range(cols + 1))
+        m.d.comb += count.eq(Mux(cur_left >= cols, cols, cur_left))
         with m.If(self.restart):
-            m.d.sync += [first_bank.eq(0), block.eq(0), left.eq(self.channels), started.eq(0)]
+            m.d.sync += [first_bank.eq(0), left.eq(self.channels), started.eq(0)]
         with m.Elif(self.valid):
-            m.d.sync += [first_bank.eq(cur_bank), block.eq(cur_block), left.eq(cur_left),
-                         started.eq(1)]
+            m.d.sync += [first_bank.eq(cur_bank), left.eq(cur_left), started.eq(1)]
         for b in range(banks):
             col = Signal(range(banks), name=f"col_{b}")
             m.d.comb += col.eq(b - cur_bank if b == banks - 1 else
@@ -299,11 +359,14 @@ class OutputWriter(wiring.Component):
                 for c in range(cols):
                     with m.Case(c):
                         m.d.comb += value.eq(self.values[c])
+            # Bank b takes channels b, b + banks, ... and each one's pixels in order: its
+            # words are written in ascending order from 0, so a counter is its address.
+            addr = Signal(addr_bits, name=f"addr_{b}")
             port = self.write[b]
-            m.d.comb += [
-                port.addr.eq(cur_block + self.index +
-                             (Mux(b < cur_bank, self.out_hw, 0) if b < banks - 1 else 0)),
-                port.data.eq(value),
-                port.en.eq(self.valid & (col < cols) & (col < cur_left)),
-            ]
+            m.d.comb += [port.addr.eq(addr), port.data.eq(value),
+                         port.en.eq(self.valid & (col < count))]
+            with m.If(self.restart):
+                m.d.sync += addr.eq(0)
+            with m.Elif(port.en):
+                m.d.sync += addr.eq(addr + 1)
         return m

@@ -17,7 +17,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["MULTIPLIERS", "Activation", "ProcessingElement", "RowLoad", "SystolicArray",
-           "WeightLoad", "dsp_primitive", "psum_bits"]
+           "WeightLoad", "dsp_primitive", "psum_bits", "sb_mac16_32x16"]
 
 
 #: An int8 activation and the weight bank (pass parity) it is to be multiplied with.
@@ -133,6 +133,47 @@ def sb_mac16_8x8(m, low, high, name):
     return o[:16].as_signed(), o[16:].as_signed()
 
 
+def _sb_mac16_16x16(m, name, a, b, a_signed, c, d, carry, output):
+    o = Signal(32, name=f"{name}_o")
+    zero16 = Const(0, 16)
+    # Both halves' adders take {C, D} (the upper input) plus the 16 x 16 product (the lower).
+    m.submodules[name] = Instance(
+        "SB_MAC16",
+        p_NEG_TRIGGER=0, p_C_REG=0, p_A_REG=0, p_B_REG=0, p_D_REG=0,
+        p_TOP_8x8_MULT_REG=0, p_BOT_8x8_MULT_REG=0,
+        p_PIPELINE_16x16_MULT_REG1=0, p_PIPELINE_16x16_MULT_REG2=0,
+        p_TOPOUTPUT_SELECT=output[1], p_TOPADDSUB_LOWERINPUT=2, p_TOPADDSUB_UPPERINPUT=1,
+        p_TOPADDSUB_CARRYSELECT=carry, p_BOTOUTPUT_SELECT=output[0],
+        p_BOTADDSUB_LOWERINPUT=2, p_BOTADDSUB_UPPERINPUT=1, p_BOTADDSUB_CARRYSELECT=0,
+        p_MODE_8x8=0, p_A_SIGNED=int(a_signed), p_B_SIGNED=1,
+        i_CLK=ClockSignal("sync"), i_CE=1, i_A=a, i_B=b,
+        i_C=zero16 if c is None else c, i_D=zero16 if d is None else d,
+        i_AHOLD=0, i_BHOLD=0, i_CHOLD=0, i_DHOLD=0, i_IRSTTOP=0, i_IRSTBOT=0,
+        i_ORSTTOP=0, i_ORSTBOT=0, i_OLOADTOP=0, i_OLOADBOT=0, i_ADDSUBTOP=0, i_ADDSUBBOT=0,
+        i_OHOLDTOP=0, i_OHOLDBOT=0, i_CI=0, i_ACCUMCI=0, i_SIGNEXTIN=0,
+        o_O=o)
+    return o
+
+
+def sb_mac16_32x16(m, a, b, name):
+    """The registered product ``a * b`` (``a`` signed 32 bits, ``b`` signed, at most 16 bits)
+    in two iCE40 SB_MAC16 in 16 x 16 mode: the low one multiplies ``a[:16]`` (unsigned) by
+    ``b`` (its upper product half unregistered, its lower half through the adder into the
+    output register), the high one ``a[16:]`` by ``b`` and adds the low one's upper half,
+    sign-extended, in its own 32-bit adder and output register. The result is the product of
+    the previous cycle's operands, ``32 + 16`` bits (signed)."""
+    a, b = Value.cast(a), Value.cast(b)
+    a16 = [Signal(16, name=f"{name}_a{i}") for i in range(2)]
+    b16 = Signal(16, name=f"{name}_b")
+    m.d.comb += [a16[0].eq(a[:16]), a16[1].eq(a[16:32]), b16.eq(b.as_signed())]
+    # Output selects (bottom, top): 1 = the adder's register, 3 = the 16 x 16 product's half.
+    lo = _sb_mac16_16x16(m, f"{name}_lo", a16[0], b16, False, None, None, 0, (1, 3))
+    high = lo[16:]
+    hi = _sb_mac16_16x16(m, f"{name}_hi", a16[1], b16, True, high[-1].replicate(16), high,
+                         2, (1, 1))
+    return Cat(lo[:16], hi).as_signed()
+
+
 class ProcessingElement(wiring.Component):
     """``psum_out <= psum_in + weight[act.bank] * act.value``; the activation moves on.
 
@@ -240,8 +281,9 @@ class SystolicArray(wiring.Component):
         m = Module()
         rows, cols, mult = self.rows, self.cols, self.multiplier
         width = psum_bits(rows)
-        pes = [[ProcessingElement(psum_bits=width, multiplier=mult) for _ in range(cols)]
-               for _ in range(rows)]
+        # Row r's partial sums hold r + 1 products: psum_bits(r + 1) bits (sign-extended on).
+        pes = [[ProcessingElement(psum_bits=psum_bits(r + 1), multiplier=mult)
+                for _ in range(cols)] for r in range(rows)]
         for r in range(rows):
             for c in range(cols):
                 m.submodules[f"pe_{r}_{c}"] = pes[r][c]
@@ -280,7 +322,7 @@ class SystolicArray(wiring.Component):
                 m.d.comb += pes[r][c].psum_in.eq(pes[r - 1][c].psum_out)
         # Deskew: column c leaves cols - 1 - c cycles late.
         for c in range(cols):
-            s = pes[rows - 1][c].psum_out
+            s = pes[rows - 1][c].psum_out            # psum_bits(rows) == width
             for i in range(cols - 1 - c):
                 delayed = Signal(signed(width), name=f"deskew_{c}_{i}")
                 m.d.sync += delayed.eq(s)

@@ -208,8 +208,10 @@ def _pack(program, by_name, weights, cfg):
                     "shift": [int(v) for v in shift[sl]]}).as_value().value)
             fields = {f: getattr(plan, f) for f in (
                 "height", "width", "hw", "in_hw", "out_hw", "in_channels", "out_channels",
-                "keep", "reduction", "passes", "subs", "groups", "total", "lead", "ring",
-                "cycle", "t_feed", "t_walk", "t_load")}
+                "keep", "reduction", "passes", "subs", "groups", "ring", "t_feed", "t_walk")}
+            # The schedule in the form the controller compares it in (controller.Descriptor).
+            fields.update(last_pass=plan.total - 1, last_slot=plan.cycle - 1,
+                          lead_from=plan.hw - plan.lead)
             images["layers"] += _descriptor_words(cfg, desc_layout.const({
                 "valid": 1, "seg_first": int(name == seg.layers[0]),
                 "seg_last": int(name == seg.layers[-1]), "conv3": int(plan.conv3),

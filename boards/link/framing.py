@@ -8,17 +8,19 @@ a damaged frame is not mistaken for a new one and the host's next request arrive
 the error response.
 """
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import crc, data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..protocol import SYNC, Status
+from .serial import SerialCRC, gt_const
 
-__all__ = ["FrameReceiver", "frame_layout"]
+__all__ = ["FRAME_CRC", "FrameReceiver", "frame_layout"]
 
 frame_layout = data.StructLayout({"cmd": 8, "length": 16, "status": 8})
 
-#: Frame check: CRC-16/CCITT-FALSE (the catalog calls it IBM-3740), one byte per cycle.
+#: Frame check: CRC-16/CCITT-FALSE (the catalog calls it IBM-3740), the reference; the
+#: gateware computes it bit-serially (:class:`~boards.link.serial.SerialCRC`).
 FRAME_CRC = crc.catalog.CRC16_IBM_3740(data_width=8)
 
 
@@ -27,7 +29,12 @@ class FrameReceiver(wiring.Component):
 
     ``frame`` stays valid until the consumer sets ``ready`` (after it has answered); meanwhile
     the payload is readable through ``payload`` (a synchronous read port, byte addresses) and no
-    bytes are taken from ``i``.
+    bytes are taken from ``i``. Each byte of a frame goes into the CRC-16 one bit per cycle, so
+    a byte is taken 8 cycles after it is offered (the UART delivers one every >= 40 cycles).
+
+    While ``frame`` is valid the CRC-16 register is free, and the response's sender uses it:
+    ``tx_start`` loads the initial value, ``tx_valid`` shifts in ``tx_data`` (most significant
+    bit of each byte first), and ``crc`` is the register.
 
     Parameters
     ----------
@@ -36,38 +43,70 @@ class FrameReceiver(wiring.Component):
     timeout : int
         Cycles without a byte after which a partial frame is dropped (``ERR_TIMEOUT``) or a
         damaged one is reported.
+    hold_timeout : int
+        While a frame is held, the idle counter is the consumer's: ``hold_clear`` zeroes it,
+        ``hold_count`` counts a cycle, and ``hold_timed_out`` is high once it has counted
+        ``hold_timeout`` cycles (the link's stall timeout; one counter instead of two).
     """
 
-    def __init__(self, *, max_payload, timeout):
+    def __init__(self, *, max_payload, timeout, hold_timeout=1):
         if not isinstance(max_payload, int) or not 16 <= max_payload <= 0xFFFF:
             raise ValueError(f"max_payload must be an int in 16..65535, not {max_payload!r}")
         if not isinstance(timeout, int) or timeout < 1:
             raise ValueError(f"timeout must be a positive int (cycles), not {timeout!r}")
+        if not isinstance(hold_timeout, int) or hold_timeout < 1:
+            raise ValueError(f"hold_timeout must be a positive int (cycles), not "
+                             f"{hold_timeout!r}")
         self.max_payload = max_payload
-        self.timeout = timeout
+        self.timeout, self.hold_timeout = timeout, hold_timeout
         self.addr_width = (max_payload - 1).bit_length()
         super().__init__({
             "i": In(stream.Signature(8)),
             "frame": Out(stream.Signature(frame_layout)),
             "payload": Out(memory.ReadPort.Signature(addr_width=self.addr_width, shape=8)),
+            "crc": Out(16),
+            "tx_start": In(1),
+            "tx_valid": In(1),
+            "tx_data": In(1),
+            "hold_clear": In(1),
+            "hold_count": In(1),
+            "hold_timed_out": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.mem = mem = memory.Memory(shape=8, depth=self.max_payload, init=[])
+        # The link reads the payload only while a frame is held (no writes): no read-during-
+        # write logic needed (yosys would add a bypass of ~30 flip-flops).
+        m.submodules.mem = mem = memory.Memory(shape=8, depth=self.max_payload, init=[],
+                                               attrs={"no_rw_check": 1})
         wr, rd = mem.write_port(), mem.read_port()
         m.d.comb += [rd.addr.eq(self.payload.addr), rd.en.eq(self.payload.en),
                      self.payload.data.eq(rd.data)]
-        m.submodules.crc = check = FRAME_CRC.create()
+        m.submodules.check = check = SerialCRC(16, 0x1021, 0xFFFF, reflect=False)
+        rx_start, rx_valid, rx_data = Signal(), Signal(), Signal()
+        hold = self.frame.valid
+        m.d.comb += [self.crc.eq(check.value),
+                     check.start.eq(rx_start | self.tx_start),
+                     check.valid.eq(rx_valid | self.tx_valid),
+                     check.data.eq(rx_data | (hold & self.tx_data))]
 
-        idle = Signal(range(self.timeout + 1))
+        idle = Signal(range(max(self.timeout, self.hold_timeout) + 1))
         timed_out = Signal()
-        count = Signal(16)
+        lw = self.max_payload.bit_length()          # bits of a valid LEN
+        count = Signal(lw)
+        count_next = Signal(lw)
+        nbit = Signal(3)                            # bit of the offered byte going to the CRC
         byte = self.i.payload
-        take = Signal()                          # a byte is consumed this cycle
+        take = Signal()                             # a byte is consumed this cycle
         m.d.comb += [take.eq(self.i.valid & self.i.ready), timed_out.eq(idle == self.timeout),
-                     check.data.eq(byte), wr.addr.eq(count), wr.data.eq(byte)]
-        with m.If(take):
+                     count_next.eq(count + 1), wr.addr.eq(count), wr.data.eq(byte)]
+        m.d.comb += self.hold_timed_out.eq(idle == self.hold_timeout)
+        with m.If(hold):                            # the consumer's stall counter
+            with m.If(self.hold_clear | self.frame.ready):
+                m.d.sync += idle.eq(0)
+            with m.Elif(self.hold_count):
+                m.d.sync += idle.eq(idle + 1)
+        with m.Elif(take):
             m.d.sync += idle.eq(0)
         with m.Elif(~timed_out):
             m.d.sync += idle.eq(idle + 1)
@@ -82,24 +121,28 @@ class FrameReceiver(wiring.Component):
             with m.State("HUNT"):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(take & (byte == SYNC)):
-                    m.d.comb += check.start.eq(1)
+                    m.d.comb += rx_start.eq(1)
                     m.d.sync += [f.cmd.eq(0), f.length.eq(0)]
                     m.next = "CMD"
 
             for state, nxt in (("CMD", "LEN0"), ("LEN0", "LEN1"), ("LEN1", None),
                                ("PAYLOAD", None), ("CRC0", "CRC1"), ("CRC1", "CHECK")):
                 with m.State(state):
-                    m.d.comb += self.i.ready.eq(1)
+                    with m.If(self.i.valid):         # the byte's bits into the CRC, MSB first
+                        m.d.comb += [rx_valid.eq(1), rx_data.eq(byte.bit_select(~nbit, 1)),
+                                     self.i.ready.eq(nbit == 7)]
+                        m.d.sync += nbit.eq(nbit + 1)
                     with m.If(take):
-                        m.d.comb += check.valid.eq(1)
                         if state == "CMD":
                             m.d.sync += f.cmd.eq(byte)
                         elif state == "LEN0":
                             m.d.sync += f.length[:8].eq(byte)
                         elif state == "LEN1":
-                            length = (byte << 8) | f.length[:8]
-                            m.d.sync += [f.length[8:].eq(byte), count.eq(0)]
-                            with m.If(length > self.max_payload):
+                            length = Cat(f.length[:8], byte)
+                            if lw > 8:
+                                m.d.sync += f.length[8:lw].eq(byte)
+                            m.d.sync += count.eq(0)
+                            with m.If(gt_const(length, self.max_payload)):
                                 m.d.sync += f.status.eq(Status.ERR_LENGTH)
                                 m.next = "DRAIN"
                             with m.Elif(length == 0):
@@ -108,16 +151,16 @@ class FrameReceiver(wiring.Component):
                                 m.next = "PAYLOAD"
                         elif state == "PAYLOAD":
                             m.d.comb += wr.en.eq(1)
-                            m.d.sync += count.eq(count + 1)
-                            with m.If(count == f.length - 1):
+                            m.d.sync += count.eq(count_next)
+                            with m.If(count_next == f.length[:lw]):
                                 m.next = "CRC0"
                         if nxt is not None:
                             m.next = nxt
-                    with m.Elif(timed_out):
+                    with m.Elif(~self.i.valid & timed_out):
                         report(Status.ERR_TIMEOUT)
 
             with m.State("CHECK"):                     # the CRC register settles here
-                with m.If(check.match_detected):
+                with m.If(check.value == 0):
                     report(Status.OK)
                 with m.Else():
                     m.d.sync += f.status.eq(Status.ERR_CRC)

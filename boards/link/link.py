@@ -6,9 +6,11 @@ staging copy, each region is checked (length and CRC-32) by ``LOAD_END``, and on
 with all five regions verified makes them active. Whatever goes wrong before that (a damaged
 or truncated frame, an oversized or corrupted image, a reset), the committed model stays.
 
-The engine is built to be small and fast on an iCE40: it checks one registered condition per
-cycle (the UART leaves thousands of cycles per byte), counters are only as wide as the memories
-and streams need, and every value a response can carry comes from one shared word multiplexer.
+The engine is built to be small on an iCE40 (the UART leaves at least 40 cycles per byte):
+CRCs are bit-serial (one CRC-16 register checks requests and makes responses), block RAMs
+have no read-during-write logic, counters are only as wide as the memories and streams need,
+request arguments and response words share one shift register, and every value a response can
+carry comes from one shared word multiplexer.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -16,14 +18,16 @@ from amaranth.lib import crc, memory, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from ..protocol import MIN_PAYLOAD_LENGTH, PAYLOAD_LENGTH, RESPONSE, SYNC, VERSION, Cmd, Status
+from ..protocol import MIN_PAYLOAD_LENGTH, PAYLOAD_LENGTH, SYNC, VERSION, Cmd, Status
 from .core_if import CoreInterface, LinkStatus, MemoryMap
-from .framing import FRAME_CRC, FrameReceiver
+from .framing import FrameReceiver
+from .serial import SerialCRC, gt_const
 from .uart import UARTRx, UARTTx, _check_divisor
 
 __all__ = ["IMAGE_CRC", "HostLink"]
 
-#: Image check: CRC-32/ISO-HDLC (zlib.crc32), one byte per cycle.
+#: Image check: CRC-32/ISO-HDLC (zlib.crc32), the reference; the gateware computes it
+#: bit-serially (:class:`~boards.link.serial.SerialCRC`).
 IMAGE_CRC = crc.catalog.CRC32_ISO_HDLC(data_width=8)
 
 _OUTPUT_HEADER = 1 + 8          # status, status word 0, out_count
@@ -135,7 +139,8 @@ class HostLink(wiring.Component):
         m.submodules.uart_tx = uart_tx = UARTTx(self.divisor)
         m.submodules.rx_fifo = rx_fifo = SyncFIFOBuffered(width=8, depth=16)
         m.submodules.framer = framer = FrameReceiver(max_payload=self.max_payload,
-                                                     timeout=self.frame_timeout)
+                                                     timeout=self.frame_timeout,
+                                                     hold_timeout=self.stall_timeout)
         m.d.comb += uart_rx.rx.eq(self.rx)
         wiring.connect(m, uart_rx.o, rx_fifo.w_stream)
         wiring.connect(m, rx_fifo.r_stream, framer.i)
@@ -143,20 +148,23 @@ class HostLink(wiring.Component):
                      self.status.rx.eq(uart_rx.o.valid & uart_rx.o.ready),
                      self.status.tx.eq(uart_tx.i.valid & uart_tx.i.ready)]
         frame = framer.frame.payload
+        lw = self.max_payload.bit_length()
+        length = frame.length[:lw]          # a valid LEN is at most max_payload
 
         # --- state ----------------------------------------------------------------------------
         iw = max(mm.max_capacity, 1).bit_length()       # image byte counters
         cw = self.count_bits                            # stream byte counters
+        k = self.out_depth.bit_length() - 1             # output ring address bits
         model_valid = Signal(init=self.model_valid, reset_less=True)
         model_tag = Signal(32, init=self.model_tag, reset_less=True)
         verified = Signal(n_regions)
         loading = Signal()
-        region = Signal(3)
-        capacity = Signal(iw)
+        region = Signal(3)                  # region of the open load
+        region_arg = Signal(3)              # region named by the last LOAD_BEGIN
+        region_bad = Signal()
         fill = Signal(iw)                   # image bytes received
         remaining = Signal(iw)              # image bytes still expected
         expect_crc = Signal(32)
-        word_bytes_m1 = Signal(mm.lane_width)
         lane = Signal(mm.lane_width)
         waddr = Signal(mm.addr_width)
 
@@ -170,18 +178,18 @@ class HostLink(wiring.Component):
         released = Signal(cw)               # output bytes the host has acknowledged
         frame_errors = Signal(16)
         rx_errors = Signal(16)
-        last_error = Signal(8)
+        last_error = Signal(4)              # status codes are 0..15
 
-        args = Signal(72)                   # the first 9 payload bytes
-        offset = args[:32]
+        # ``args``: request arguments shifted in from the payload (little-endian, the last
+        # byte read ends up in bits 24..31); later the word being sent, shifted out bytewise.
+        args = Signal(32)
+        offset = args
         ptr = Signal(range(self.max_payload + 1))
-        stall = Signal(range(self.stall_timeout + 1))
-        exp_len = Signal(8)                 # expected (or minimum) payload length
-        last_arg = Signal(4)                # index of the last byte copied into ``args``
-        fixed_len = Signal()
-        known = Signal()
-        flag_a, flag_b = Signal(), Signal()     # conditions registered for the next state
-        avail = Signal(cw)
+        nbit = Signal(3)                    # bit of a byte going into a serial CRC
+        stall_hit = framer.hold_timed_out       # cycles waiting for the core, counted by
+        #                                         the framer's idle counter (free while held)
+        flag_lt, flag_hi = Signal(), Signal()
+        avail = Signal(k + 1)
 
         m.d.comb += [
             self.status.model_valid.eq(model_valid), self.status.busy.eq(running),
@@ -195,8 +203,10 @@ class HostLink(wiring.Component):
             m.d.sync += [running.eq(0), done.eq(1)]
 
         # --- output ring: results kept until the host asks beyond them ------------------------
-        k = self.out_depth.bit_length() - 1
-        m.submodules.ring = ring = memory.Memory(shape=8, depth=self.out_depth, init=[])
+        # The byte at ``written`` is never the one read (the ring is full then, or the read
+        # byte is not used): no read-during-write logic (``no_rw_check``).
+        m.submodules.ring = ring = memory.Memory(shape=8, depth=self.out_depth, init=[],
+                                                 attrs={"no_rw_check": 1})
         ring_w, ring_r = ring.write_port(), ring.read_port()
         ring_ptr = Signal(k)
         level = Signal(k + 1)
@@ -209,44 +219,90 @@ class HostLink(wiring.Component):
         ]
         with m.If(ring_w.en):
             m.d.sync += written.eq(written + 1)
-        ring_byte = Signal(8)               # block RAM output, registered before use
-        m.d.sync += ring_byte.eq(ring_r.data)
 
-        # --- image bytes to the core ----------------------------------------------------------
-        m.submodules.image_crc = image_crc = IMAGE_CRC.create()
+        # --- payload bytes to the core (the read port holds the byte at ``ptr``) ------------
+        m.submodules.image_crc = image_crc = SerialCRC(32, 0x04C11DB7, 0xFFFFFFFF, reflect=True)
+        image_crc_value = image_crc.value ^ 0xFFFFFFFF
         wr = core.write
         pl = framer.payload
-        byte = Signal(8)                    # the payload byte being handed to the core
         m.d.comb += [wr.payload.region.eq(region), wr.payload.addr.eq(waddr),
-                     wr.payload.lane.eq(lane), wr.payload.data.eq(byte),
-                     core.act_in.payload.eq(byte), image_crc.data.eq(byte),
+                     wr.payload.lane.eq(lane), wr.payload.data.eq(pl.data),
+                     core.act_in.payload.eq(pl.data), core.segment.eq(args[24:]),
+                     image_crc.data.eq(pl.data.bit_select(nbit, 1)),
                      pl.addr.eq(ptr), pl.en.eq(1)]
 
+        # --- per-region constants -------------------------------------------------------------
+        capacity = Signal(iw)               # of the region named by LOAD_BEGIN
+        word_bytes = Signal(mm.lane_width + 1)      # of the open load
+        last_lane = Signal(mm.lane_width)
+        with m.Switch(region_arg):
+            for r in mm:
+                with m.Case(r.code):
+                    m.d.comb += capacity.eq(r.capacity)
+        with m.Switch(region):
+            for r in mm:
+                with m.Case(r.code):
+                    m.d.comb += [word_bytes.eq(r.word_bytes), last_lane.eq(r.word_bytes - 1)]
+
+        # --- the request's command ------------------------------------------------------------
+        known, fixed = Signal(), Signal()
+        exp_len = Signal(4)                 # expected (or minimum) payload length, <= 9
+        last_arg = Signal(3)                # index of the last payload byte read into args
+        with m.Switch(frame.cmd):
+            for cmd, n in {**PAYLOAD_LENGTH, **MIN_PAYLOAD_LENGTH}.items():
+                with m.Case(cmd):
+                    m.d.comb += [known.eq(1), exp_len.eq(n), fixed.eq(cmd in PAYLOAD_LENGTH),
+                                 last_arg.eq({Cmd.LOAD_BEGIN: 4, Cmd.RUN: 0}.get(cmd, 3))]
+        short = length[4:] == 0
+        if iw > lw:                         # LOAD_DATA: more bytes than the image has left
+            too_much = (remaining[lw:] == 0) & (length - 4 > remaining[:lw])
+        else:
+            too_much = length - 4 > remaining
+        bad_length = Mux(fixed, ~short | (length[:4] != exp_len), short & (length[:4] < exp_len))
+
         # --- response words: every value a response can carry, each once -------------------
+        # A response is: header word (SYNC CMD LEN), the status byte, words, data, CRC-16.
+        # Each goes through ``args``: loaded whole from ``word`` before its first byte.
+        rsp_status = Signal(4)
+        rsp_kind = Signal(2)
+        rsp_sel = Signal(5)
+        ndata = Signal(range(self.max_payload - _OUTPUT_HEADER + 1))
+        witem = Signal(4)
+        info = self.info_words()
+        info_word = Signal(32)
+        with m.Switch(witem):
+            for i, w in enumerate(info):
+                with m.Case(i):
+                    m.d.comb += info_word.eq(w)
+        sequences = {
+            "status": ["status0", "model_tag", "runs", "run_cycles", "core_cycles",
+                       "in_count", "written", "errors"],
+            "output": ["status0", "written"],
+            "info": ["info"] * len(info),
+        }
+        kinds = ["generic", "status", "output", "info"]
+        nwords = {"generic": 1, **{kd: len(v) for kd, v in sequences.items()}}
+        rsp_len = Signal(16)                # only OUTPUT responses carry data bytes
+        with m.Switch(rsp_kind):
+            for i, kind in enumerate(kinds):
+                with m.Case(i):
+                    base = 1 + 4 * nwords[kind]
+                    m.d.comb += rsp_len.eq(ndata + base if kind == "output" else base)
         flags = Cat(model_valid, running, done, loading, stalled, Const(0, 3))
+        fcrc = framer.crc
         pool = {
+            "header": Cat(Const(SYNC, 8), frame.cmd[:7], Const(1, 1), rsp_len),
+            "status": rsp_status, "crc16": Cat(fcrc[8:], fcrc[:8]), "info": info_word,
             "zero": Const(0, 8), "length": exp_len, "max_payload": Const(self.max_payload, 16),
             "n_regions": Const(n_regions, 8), "cmd": frame.cmd, "fill": fill,
-            "capacity": capacity, "word_bytes": word_bytes_m1 + 1,
-            "verified": verified, "crc": image_crc.crc, "released": released,
+            "capacity": capacity, "word_bytes": word_bytes,
+            "verified": verified, "crc": image_crc_value, "released": released,
             "in_count": in_count, "written": written, "runs": runs, "model_tag": model_tag,
             "run_cycles": run_cycles, "core_cycles": core.cycles,
             "status0": Cat(flags, verified, Const(0, 8 - n_regions), last_error),
             "errors": Cat(frame_errors, rx_errors),
         }
-        for i, w in enumerate(self.info_words()):
-            pool[f"info{i}"] = Const(w, 32)
         sel = {name: i for i, name in enumerate(pool)}
-        # The words of each kind of response, in order (a generic one carries ``rsp_sel``).
-        sequences = {
-            "status": ["status0", "model_tag", "runs", "run_cycles", "core_cycles",
-                       "in_count", "written", "errors"],
-            "output": ["status0", "written"],
-            "info": [f"info{i}" for i in range(len(self.info_words()))],
-        }
-        nwords = {"generic": 1, **{k: len(v) for k, v in sequences.items()}}
-        kinds = list(nwords)
-
         wsel = Signal(range(len(pool)))
         word = Signal(32)
         with m.Switch(wsel):
@@ -254,46 +310,58 @@ class HostLink(wiring.Component):
                 with m.Case(i):
                     m.d.comb += word.eq(value)
 
-        # Response being sent.
-        rsp_cmd = Signal(8)
-        rsp_status = Signal(8)
-        rsp_kind = Signal(range(len(kinds)))
-        rsp_sel = Signal(range(len(pool)))
-        witem = Signal(range(max(nwords.values()) + 1))
-        rsp_len = Signal(16)
-        ndata = Signal(range(self.max_payload + 1))
-        m.submodules.tx_crc = tx_crc = FRAME_CRC.create()
         phase = Signal(range(5))            # header, status, words, data, crc
-        count = Signal(range(max(self.max_payload, max(nwords.values())) + 1))
         bsub = Signal(2)
-        tbyte = Signal(8)
-        latch = Signal(32)
+        tx_byte = Mux(phase == 3, ring_r.data, args[:8])
+        last_word = Signal()
+        with m.Switch(rsp_kind):
+            for i, kind in enumerate(kinds):
+                with m.Case(i):
+                    m.d.comb += last_word.eq(witem == nwords[kind] - 1)
+        # Which pool word the response sends next (registered: it settles in TX_SETTLE).
+        with m.Switch(phase):
+            with m.Case(0):
+                m.d.sync += wsel.eq(sel["header"])
+            with m.Case(1):
+                m.d.sync += wsel.eq(sel["status"])
+            with m.Case(2):
+                with m.Switch(rsp_kind):
+                    with m.Case(kinds.index("generic")):
+                        m.d.sync += wsel.eq(rsp_sel)
+                    for kind, names in sequences.items():
+                        with m.Case(kinds.index(kind)):
+                            with m.Switch(witem):
+                                for i, name in enumerate(names):
+                                    with m.Case(i):
+                                        m.d.sync += wsel.eq(sel[name])
+            with m.Default():
+                m.d.sync += wsel.eq(sel["crc16"])
 
-        def respond(status, arg="zero", kind="generic", n=0):
+        def respond(status, arg="zero", kind="generic"):
             m.d.sync += [rsp_status.eq(status), rsp_kind.eq(kinds.index(kind)),
-                         rsp_sel.eq(sel[arg]), ndata.eq(n)]
+                         rsp_sel.eq(sel[arg])]
+            if kind != "output":
+                m.d.sync += ndata.eq(0)
             m.next = "RESPOND"
 
-        # Cycles waiting for the core (act_in or write valid and not ready), registered.
-        stall_hit = Signal()
-        with m.If((core.act_in.valid & ~core.act_in.ready) | (wr.valid & ~wr.ready)):
-            m.d.sync += [stall.eq(stall + 1), stall_hit.eq(stall == self.stall_timeout - 1)]
+        m.d.comb += framer.hold_count.eq((core.act_in.valid & ~core.act_in.ready)
+                                         | (wr.valid & ~wr.ready))
 
-        # Which pool word the response sends next (registered: it settles during TX_SEND).
-        with m.Switch(rsp_kind):
-            with m.Case(kinds.index("generic")):
-                m.d.sync += wsel.eq(rsp_sel)
-            for kind, names in sequences.items():
-                with m.Case(kinds.index(kind)):
-                    with m.Switch(witem):
-                        for i, name in enumerate(names):
-                            with m.Case(i):
-                                m.d.sync += wsel.eq(sel[name])
+        def fetch_use(name, last, target, then):
+            """States ``name``_FETCH/_USE: shift payload bytes ptr..``last`` into ``target``."""
+            with m.State(name + "_FETCH"):
+                m.next = name + "_USE"
+            with m.State(name + "_USE"):
+                m.d.sync += [target.eq(Cat(target[8:], pl.data)), ptr.eq(ptr + 1)]
+                with m.If(ptr[:4] == last):
+                    m.next = then
+                with m.Else():
+                    m.next = name + "_FETCH"
 
         with m.FSM():
             with m.State("IDLE"):
+                m.d.sync += ptr.eq(0)
                 with m.If(framer.frame.valid):
-                    m.d.sync += [rsp_cmd.eq(frame.cmd | RESPONSE), ptr.eq(0), args.eq(0)]
                     with m.If(frame.status != Status.OK):
                         with m.If(frame_errors != 0xFFFF):
                             m.d.sync += frame_errors.eq(frame_errors + 1)
@@ -307,41 +375,31 @@ class HostLink(wiring.Component):
                         m.next = "DECODE"
 
             with m.State("DECODE"):
-                m.d.sync += [known.eq(0), fixed_len.eq(1), exp_len.eq(0)]
-                with m.Switch(frame.cmd):
-                    for cmd, n in {**PAYLOAD_LENGTH, **MIN_PAYLOAD_LENGTH}.items():
-                        with m.Case(cmd):
-                            m.d.sync += [known.eq(1), exp_len.eq(n),
-                                         fixed_len.eq(cmd in PAYLOAD_LENGTH)]
-                m.d.sync += [last_arg.eq(Mux(frame.length > 9, 8, frame.length - 1)),
-                             flag_b.eq(frame.length == 0)]
-                m.next = "LENGTH_COMPARE"
-            with m.State("LENGTH_COMPARE"):
-                m.d.sync += flag_a.eq(Mux(fixed_len, frame.length != exp_len,
-                                          frame.length < exp_len))
-                m.next = "CHECK_LENGTH"
-            with m.State("CHECK_LENGTH"):
                 with m.If(~known):
                     respond(Status.ERR_UNKNOWN, "cmd")
-                with m.Elif(flag_a):
+                with m.Elif(bad_length):
                     respond(Status.ERR_LENGTH, "length")
-                with m.Elif(flag_b):
+                with m.Elif(exp_len == 0):
                     m.next = "EXECUTE"
                 with m.Else():
                     m.next = "ARG_FETCH"
 
-            # Copy the first (up to) 9 payload bytes into ``args``.
+            # Read the arguments: LOAD_BEGIN's region byte apart, then up to 4 bytes.
             with m.State("ARG_FETCH"):
                 m.next = "ARG_USE"
             with m.State("ARG_USE"):
-                m.d.sync += [args.word_select(ptr[:4], 8).eq(pl.data), ptr.eq(ptr + 1)]
-                with m.If(ptr[:4] == last_arg):
+                m.d.sync += ptr.eq(ptr + 1)
+                with m.If((frame.cmd == Cmd.LOAD_BEGIN) & (ptr == 0)):
+                    m.d.sync += [region_arg.eq(pl.data[:3]),
+                                 region_bad.eq(gt_const(pl.data, n_regions - 1))]
+                with m.Else():
+                    m.d.sync += args.eq(Cat(args[8:], pl.data))
+                with m.If(ptr[:3] == last_arg):
                     m.next = "EXECUTE"
                 with m.Else():
                     m.next = "ARG_FETCH"
 
             with m.State("EXECUTE"):
-                m.d.sync += ptr.eq(4)
                 with m.Switch(frame.cmd):
                     with m.Case(Cmd.INFO):
                         respond(Status.OK, kind="info")
@@ -351,240 +409,207 @@ class HostLink(wiring.Component):
                         m.d.sync += [verified.eq(0), loading.eq(0)]
                         respond(Status.OK)
                     with m.Case(Cmd.LOAD_BEGIN):
-                        m.next = "BEGIN_REGION"
+                        with m.If(region_bad):
+                            respond(Status.ERR_REGION, "n_regions")
+                        with m.Elif((args[iw:] != 0) | (args[:iw] > capacity)):
+                            respond(Status.ERR_TOO_LARGE, "capacity")
+                        with m.Else():
+                            m.next = "BEGIN_FETCH"
                     with m.Case(Cmd.LOAD_DATA):
-                        m.d.sync += [flag_a.eq((offset[:iw] == fill) & (offset[iw:] == 0)),
-                                     flag_b.eq(frame.length - 4 <= remaining)]
-                        m.next = "DATA_CHECK"
+                        with m.If(~loading):
+                            respond(Status.ERR_STATE)
+                        with m.Elif((offset[:iw] != fill) | (offset[iw:] != 0)):
+                            respond(Status.ERR_SEQUENCE, "fill")
+                        with m.Elif(too_much):
+                            respond(Status.ERR_TOO_LARGE, "fill")
+                        with m.Else():
+                            m.next = "DATA_FETCH"
                     with m.Case(Cmd.LOAD_END):
-                        m.d.sync += [flag_a.eq(image_crc.crc == expect_crc),
-                                     flag_b.eq(remaining == 0)]
-                        m.next = "END_CHECK"
+                        with m.If(~loading):
+                            respond(Status.ERR_STATE)
+                        with m.Elif(remaining != 0):
+                            respond(Status.ERR_INCOMPLETE, "fill")
+                        with m.Elif(lane != 0):
+                            m.d.sync += loading.eq(0)
+                            respond(Status.ERR_LENGTH, "word_bytes")
+                        with m.Elif(image_crc_value != expect_crc):
+                            m.d.sync += loading.eq(0)
+                            respond(Status.ERR_IMAGE_CRC, "crc")
+                        with m.Else():
+                            m.d.sync += [loading.eq(0), verified.bit_select(region, 1).eq(1)]
+                            respond(Status.OK, "crc")
                     with m.Case(Cmd.COMMIT):
-                        m.next = "COMMIT"
+                        with m.If(running | core.busy):
+                            respond(Status.ERR_BUSY)
+                        with m.Elif(verified != (1 << n_regions) - 1):
+                            respond(Status.ERR_NOT_STAGED, "verified")
+                        with m.Else():
+                            m.d.comb += core.commit.eq(1)
+                            m.d.sync += [model_valid.eq(1), model_tag.eq(args), verified.eq(0),
+                                         loading.eq(0)]
+                            respond(Status.OK, "model_tag")
                     with m.Case(Cmd.RUN):
-                        m.next = "RUN"
+                        with m.If(~model_valid):
+                            respond(Status.ERR_NO_MODEL)
+                        with m.Elif(running | core.busy):
+                            respond(Status.ERR_BUSY)
+                        with m.Else():
+                            m.d.comb += core.start.eq(1)
+                            m.d.sync += [running.eq(1), done.eq(0), stalled.eq(0),
+                                         runs.eq(runs + 1), run_cycles.eq(0), in_count.eq(0),
+                                         written.eq(0), released.eq(0)]
+                            respond(Status.OK, "runs")
                     with m.Case(Cmd.INPUT):
-                        m.d.sync += flag_a.eq((offset[:cw] == in_count) & (offset[cw:] == 0))
-                        m.next = "INPUT_CHECK"
+                        with m.If(~running):
+                            respond(Status.ERR_NOT_RUNNING)
+                        with m.Elif((offset[:cw] != in_count) | (offset[cw:] != 0)):
+                            respond(Status.ERR_SEQUENCE, "in_count")
+                        with m.Else():
+                            m.next = "INPUT_FETCH"
                     with m.Case(Cmd.OUTPUT):
+                        # offset - released: below zero, or beyond level = written - released
+                        diff = Signal(cw + 1)
+                        m.d.comb += diff.eq(offset[:cw] - released)
                         high = offset[cw:] != 0
-                        m.d.sync += [flag_a.eq(~high & (offset[:cw] < released)),
-                                     flag_b.eq(high | (offset[:cw] > written))]
+                        m.d.sync += [flag_lt.eq(~high & diff[cw]),
+                                     flag_hi.eq(high | (diff[k + 1:cw] != 0)),
+                                     avail.eq(diff[:k + 1])]
                         m.next = "OUTPUT_CHECK"
 
-            # LOAD_BEGIN region u8, length u32, crc32 u32
-            with m.State("BEGIN_REGION"):
-                with m.If(args[:8] >= n_regions):
-                    respond(Status.ERR_REGION, "n_regions")
-                with m.Else():
-                    with m.Switch(args[:3]):
-                        for r in mm:
-                            with m.Case(r.code):
-                                m.d.sync += [capacity.eq(r.capacity),
-                                             word_bytes_m1.eq(r.word_bytes - 1)]
-                    m.next = "BEGIN_COMPARE"
-            with m.State("BEGIN_COMPARE"):
-                m.d.sync += flag_a.eq((args[8 + iw:40] != 0) | (args[8:8 + iw] > capacity))
-                m.next = "BEGIN_SIZE"
-            with m.State("BEGIN_SIZE"):
-                with m.If(flag_a):
-                    respond(Status.ERR_TOO_LARGE, "capacity")
-                with m.Else():
-                    m.d.comb += image_crc.start.eq(1)
-                    m.d.sync += [
-                        region.eq(args[:3]), remaining.eq(args[8:40]), fill.eq(0),
-                        expect_crc.eq(args[40:72]), waddr.eq(0), lane.eq(0), loading.eq(1),
-                        verified.bit_select(args[:3], 1).eq(0),
-                    ]
-                    respond(Status.OK, "capacity")
+            # LOAD_BEGIN region u8, length u32, crc32 u32 (length checked, crc32 next)
+            fetch_use("BEGIN", 8, expect_crc, "BEGIN_DONE")
+            with m.State("BEGIN_DONE"):
+                m.d.comb += image_crc.start.eq(1)
+                m.d.sync += [
+                    region.eq(region_arg), remaining.eq(args[:iw]), fill.eq(0),
+                    waddr.eq(0), lane.eq(0), loading.eq(1),
+                    verified.bit_select(region_arg, 1).eq(0),
+                ]
+                respond(Status.OK, "capacity")
 
-            # LOAD_DATA offset u32, bytes
-            with m.State("DATA_CHECK"):
-                with m.If(~loading):
-                    respond(Status.ERR_STATE)
-                with m.Elif(~flag_a):
-                    respond(Status.ERR_SEQUENCE, "fill")
-                with m.Elif(~flag_b):
-                    respond(Status.ERR_TOO_LARGE, "fill")
-                with m.Else():
-                    m.next = "DATA_FETCH"
+            # LOAD_DATA offset u32, bytes: each byte to the core, then into the CRC-32
             with m.State("DATA_FETCH"):
-                with m.If(ptr == frame.length):
+                with m.If(ptr == length):
                     respond(Status.OK, "fill")
                 with m.Else():
                     m.next = "DATA_LOAD"
             with m.State("DATA_LOAD"):
-                m.d.sync += [byte.eq(pl.data), wr.valid.eq(1), stall_hit.eq(0), stall.eq(0)]
+                m.d.comb += framer.hold_clear.eq(1)
                 m.next = "DATA_USE"
             with m.State("DATA_USE"):
+                m.d.comb += wr.valid.eq(1)
                 with m.If(wr.ready):
-                    m.d.comb += image_crc.valid.eq(1)
-                    m.d.sync += [fill.eq(fill + 1), remaining.eq(remaining - 1),
-                                 ptr.eq(ptr + 1), wr.valid.eq(0)]
-                    with m.If(lane == word_bytes_m1):
+                    m.d.sync += [fill.eq(fill + 1), remaining.eq(remaining - 1)]
+                    with m.If(lane == last_lane):
                         m.d.sync += [lane.eq(0), waddr.eq(waddr + 1)]
                     with m.Else():
                         m.d.sync += lane.eq(lane + 1)
-                    m.next = "DATA_FETCH"
+                    m.next = "DATA_CRC"
                 with m.Elif(stall_hit):
-                    m.d.sync += [loading.eq(0), wr.valid.eq(0)]
+                    m.d.sync += loading.eq(0)
                     respond(Status.ERR_STALL, "fill")
-
-            # LOAD_END
-            with m.State("END_CHECK"):
-                with m.If(~loading):
-                    respond(Status.ERR_STATE)
-                with m.Elif(~flag_b):
-                    respond(Status.ERR_INCOMPLETE, "fill")
-                with m.Elif(lane != 0):
-                    m.d.sync += loading.eq(0)
-                    respond(Status.ERR_LENGTH, "word_bytes")
-                with m.Elif(~flag_a):
-                    m.d.sync += loading.eq(0)
-                    respond(Status.ERR_IMAGE_CRC, "crc")
-                with m.Else():
-                    m.d.sync += [loading.eq(0), verified.bit_select(region, 1).eq(1)]
-                    respond(Status.OK, "crc")
-
-            # COMMIT tag u32
-            with m.State("COMMIT"):
-                with m.If(running | core.busy):
-                    respond(Status.ERR_BUSY)
-                with m.Elif(verified != (1 << n_regions) - 1):
-                    respond(Status.ERR_NOT_STAGED, "verified")
-                with m.Else():
-                    m.d.comb += core.commit.eq(1)
-                    m.d.sync += [model_valid.eq(1), model_tag.eq(args[:32]), verified.eq(0),
-                                 loading.eq(0)]
-                    respond(Status.OK, "model_tag")
-
-            # RUN segment u8
-            with m.State("RUN"):
-                with m.If(~model_valid):
-                    respond(Status.ERR_NO_MODEL)
-                with m.Elif(running | core.busy):
-                    respond(Status.ERR_BUSY)
-                with m.Else():
-                    m.d.comb += [core.start.eq(1), core.segment.eq(args[:8])]
-                    m.d.sync += [running.eq(1), done.eq(0), stalled.eq(0), runs.eq(runs + 1),
-                                 run_cycles.eq(0), in_count.eq(0), written.eq(0),
-                                 released.eq(0)]
-                    respond(Status.OK, "runs")
+            with m.State("DATA_CRC"):
+                m.d.comb += image_crc.valid.eq(1)
+                m.d.sync += nbit.eq(nbit + 1)
+                with m.If(nbit == 7):
+                    m.d.sync += ptr.eq(ptr + 1)
+                    m.next = "DATA_FETCH"
 
             # INPUT offset u32, bytes
-            with m.State("INPUT_CHECK"):
-                with m.If(~running):
-                    respond(Status.ERR_NOT_RUNNING)
-                with m.Elif(~flag_a):
-                    respond(Status.ERR_SEQUENCE, "in_count")
-                with m.Else():
-                    m.next = "INPUT_FETCH"
             with m.State("INPUT_FETCH"):
-                with m.If(ptr == frame.length):
+                with m.If(ptr == length):
                     respond(Status.OK, "in_count")
                 with m.Else():
                     m.next = "INPUT_LOAD"
             with m.State("INPUT_LOAD"):
-                m.d.sync += [byte.eq(pl.data), core.act_in.valid.eq(1), stall_hit.eq(0),
-                             stall.eq(0)]
+                m.d.comb += framer.hold_clear.eq(1)
                 m.next = "INPUT_USE"
             with m.State("INPUT_USE"):
+                m.d.comb += core.act_in.valid.eq(1)
                 with m.If(core.act_in.ready):
-                    m.d.sync += [in_count.eq(in_count + 1), ptr.eq(ptr + 1),
-                                 core.act_in.valid.eq(0)]
+                    m.d.sync += [in_count.eq(in_count + 1), ptr.eq(ptr + 1)]
                     m.next = "INPUT_FETCH"
                 with m.Elif(stall_hit):
-                    m.d.sync += [stalled.eq(1), core.act_in.valid.eq(0)]
+                    m.d.sync += stalled.eq(1)
                     respond(Status.ERR_STALL, "in_count")
 
             # OUTPUT offset u32, max u16
             room = self.max_payload - _OUTPUT_HEADER
             with m.State("OUTPUT_CHECK"):
-                with m.If(flag_a):
+                left = Signal(k + 2)
+                m.d.comb += left.eq(level - avail)
+                with m.If(flag_lt):
                     respond(Status.ERR_SEQUENCE, "released")
-                with m.Elif(flag_b):
+                with m.Elif(flag_hi | left[k + 1]):
                     respond(Status.ERR_SEQUENCE, "written")
                 with m.Else():
-                    m.d.sync += [released.eq(offset), ring_ptr.eq(offset),
-                                 avail.eq(written - offset[:cw])]
-                    m.next = "OUTPUT_LIMIT"
+                    m.d.sync += [released.eq(offset[:cw]), ring_ptr.eq(offset[:k]),
+                                 avail.eq(left[:k + 1])]
+                    m.next = "MAX_FETCH"
+            fetch_use("MAX", 5, args, "OUTPUT_LIMIT")
             with m.State("OUTPUT_LIMIT"):
-                m.d.sync += args[32:48].eq(Mux(args[32:48] < room, args[32:48], room))
+                mx = args[16:32]
+                if k + 1 < 16:
+                    smaller = (mx[k + 1:] == 0) & (mx[:k + 1] < avail)
+                else:
+                    smaller = mx < avail
+                with m.If(smaller):
+                    m.d.sync += avail.eq(mx)
                 m.next = "OUTPUT_SIZE"
             with m.State("OUTPUT_SIZE"):
-                m.d.sync += avail.eq(Mux(avail < args[32:48], avail, args[32:48]))
-                m.next = "OUTPUT_RESPOND"
-            with m.State("OUTPUT_RESPOND"):
-                respond(Status.OK, kind="output", n=avail)
+                m.d.sync += ndata.eq(Mux(gt_const(avail, room), room, avail))
+                respond(Status.OK, kind="output")
 
             # Send the response: SYNC CMD LEN, status, words, data, CRC.
             with m.State("RESPOND"):
-                nw = Signal(8)
-                with m.Switch(rsp_kind):
-                    for i, kind in enumerate(kinds):
-                        with m.Case(i):
-                            m.d.comb += nw.eq(nwords[kind])
-                m.d.sync += [rsp_len.eq(1 + 4 * nw + ndata), phase.eq(0), count.eq(nw),
-                             bsub.eq(0), witem.eq(0)]
+                m.d.sync += [phase.eq(0), bsub.eq(0), witem.eq(0)]
                 with m.If(rsp_status != Status.OK):
                     m.d.comb += self.status.error.eq(1)
                     m.d.sync += last_error.eq(rsp_status)
-                m.next = "TX_PREP"
-            with m.State("TX_PREP"):
-                with m.Switch(phase):
-                    with m.Case(0):
-                        with m.Switch(bsub):
-                            for i, value in enumerate((SYNC, rsp_cmd, rsp_len[:8],
-                                                       rsp_len[8:])):
-                                with m.Case(i):
-                                    m.d.sync += tbyte.eq(value)
-                    with m.Case(1):
-                        m.d.sync += tbyte.eq(rsp_status)
-                    with m.Case(2):
-                        with m.If(bsub == 0):              # latch each word whole
-                            m.d.sync += [tbyte.eq(word[:8]), latch.eq(word)]
-                        with m.Else():
-                            m.d.sync += tbyte.eq(latch.word_select(bsub, 8))
-                    with m.Case(3):
-                        m.d.sync += [tbyte.eq(ring_byte), ring_ptr.eq(ring_ptr + 1)]
-                    with m.Case(4):
-                        m.d.sync += tbyte.eq(Mux(bsub == 0, tx_crc.crc[8:], tx_crc.crc[:8]))
-                m.next = "TX_SEND"
-            with m.State("TX_SETTLE"):             # wsel follows witem
-                m.next = "TX_PREP"
+                m.next = "TX_SETTLE"
+            with m.State("TX_SETTLE"):             # wsel follows phase and witem
+                m.next = "TX_LOAD"
+            with m.State("TX_LOAD"):
+                with m.If((bsub == 0) & (phase != 3)):
+                    m.d.sync += args.eq(word)
+                m.d.sync += nbit.eq(0)
+                m.next = "TX_CRC"
+            with m.State("TX_CRC"):                # CMD..data into the CRC-16, MSB first
+                with m.If((phase == 0) & (bsub == 0)):
+                    m.d.comb += framer.tx_start.eq(1)
+                    m.next = "TX_SEND"
+                with m.Elif(phase == 4):
+                    m.next = "TX_SEND"
+                with m.Else():
+                    m.d.comb += [framer.tx_valid.eq(1),
+                                 framer.tx_data.eq(tx_byte.bit_select(~nbit, 1))]
+                    m.d.sync += nbit.eq(nbit + 1)
+                    with m.If(nbit == 7):
+                        m.next = "TX_SEND"
             with m.State("TX_SEND"):
-                first = (phase == 0) & (bsub == 0)
-                m.d.comb += [uart_tx.i.valid.eq(1), uart_tx.i.payload.eq(tbyte),
-                             tx_crc.data.eq(tbyte), tx_crc.start.eq(first)]
+                m.d.comb += [uart_tx.i.valid.eq(1), uart_tx.i.payload.eq(tx_byte)]
                 with m.If(uart_tx.i.ready):
-                    m.d.comb += tx_crc.valid.eq(~first & (phase != 4))
-                    m.d.sync += bsub.eq(bsub + 1)
+                    m.d.sync += [bsub.eq(bsub + 1), args.eq(Cat(args[8:], pl.data))]   # as ARG_USE
                     m.next = "TX_SETTLE"
                     with m.Switch(phase):
                         with m.Case(0):
                             with m.If(bsub == 3):
                                 m.d.sync += phase.eq(1)
                         with m.Case(1):
-                            m.d.sync += bsub.eq(0)
-                            with m.If(count != 0):
-                                m.d.sync += phase.eq(2)
-                            with m.Elif(ndata != 0):
-                                m.d.sync += [phase.eq(3), count.eq(ndata)]
-                            with m.Else():
-                                m.d.sync += phase.eq(4)
+                            m.d.sync += [phase.eq(2), bsub.eq(0)]
                         with m.Case(2):
                             with m.If(bsub == 3):
-                                m.d.sync += [witem.eq(witem + 1), count.eq(count - 1)]
-                                with m.If(count == 1):
+                                m.d.sync += witem.eq(witem + 1)
+                                with m.If(last_word):
                                     with m.If(ndata != 0):
-                                        m.d.sync += [phase.eq(3), count.eq(ndata)]
+                                        m.d.sync += phase.eq(3)
                                     with m.Else():
-                                        m.d.sync += [phase.eq(4), bsub.eq(0)]
+                                        m.d.sync += phase.eq(4)
                         with m.Case(3):
-                            m.d.sync += count.eq(count - 1)
-                            with m.If(count == 1):
-                                m.d.sync += [phase.eq(4), bsub.eq(0)]
+                            m.d.sync += [ring_ptr.eq(ring_ptr + 1), ndata.eq(ndata - 1),
+                                         bsub.eq(0)]
+                            with m.If(ndata == 1):
+                                m.d.sync += phase.eq(4)
                         with m.Case(4):
                             with m.If(bsub == 1):
                                 m.d.comb += framer.frame.ready.eq(1)

@@ -1,0 +1,71 @@
+"""Small pieces that keep the link cheap on an iCE40: a bit-serial CRC, constant comparisons.
+
+The UART gives the link at least ``10 * divisor`` (>= 40) clock cycles per byte, so CRCs are
+computed one bit per cycle (8 cycles a byte) instead of byte-parallel.
+"""
+
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Signal
+
+__all__ = ["SerialCRC", "gt_const"]
+
+def gt_const(value, const):
+    """``value > const`` for a constant, as plain logic (yosys would use a carry chain)."""
+    if const < 0:
+        return Const(1, 1)
+    if const >> len(value):
+        return Const(0, 1)
+    gt = Const(0, 1)
+    for i in range(len(value)):                 # from the least significant bit up
+        gt = (value[i] & gt) if const >> i & 1 else (value[i] | gt)
+    return gt
+
+
+class SerialCRC(Elaboratable):
+    """A CRC register that takes one data bit per cycle (a Galois LFSR).
+
+    ``start`` loads the initial value (it has priority over ``valid``); ``valid`` shifts
+    ``data`` in. ``value`` is the register: for ``reflect=False`` bits go in most significant
+    first and ``value`` is the CRC (no final XOR here; a residue check is ``value == 0``); for
+    ``reflect=True`` (CRC-32/ISO-HDLC style) bits go in least significant first and the CRC is
+    ``value`` XOR the algorithm's output XOR, which the user applies.
+
+    Parameters
+    ----------
+    width : int
+    poly : int
+        The generator polynomial in normal (not reflected) notation, e.g. 0x1021.
+    init : int
+        Initial register value.
+    reflect : bool
+        Shift right with the reflected polynomial (input and output reflected).
+    """
+
+    def __init__(self, width, poly, init, *, reflect):
+        if not isinstance(width, int) or width < 2:
+            raise ValueError(f"width must be an int >= 2, not {width!r}")
+        for name, value in (("poly", poly), ("init", init)):
+            if not isinstance(value, int) or not 0 <= value < 1 << width:
+                raise ValueError(f"{name} must be an int of {width} bits, not {value!r}")
+        self.width, self.poly, self.init, self.reflect = width, poly, init, bool(reflect)
+        self.start = Signal()
+        self.valid = Signal()
+        self.data = Signal()
+        self.value = Signal(width, init=init)
+
+    def elaborate(self, platform):
+        m = Module()
+        reg, w = self.value, self.width
+        if self.reflect:
+            poly = int(f"{self.poly:0{w}b}"[::-1], 2)
+            fb = reg[0] ^ self.data
+            shifted = [reg[i + 1] if i + 1 < w else Const(0, 1) for i in range(w)]
+        else:
+            poly = self.poly
+            fb = reg[w - 1] ^ self.data
+            shifted = [reg[i - 1] if i > 0 else Const(0, 1) for i in range(w)]
+        nxt = Cat(*[(s ^ fb) if poly >> i & 1 else s for i, s in enumerate(shifted)])
+        with m.If(self.start):
+            m.d.sync += reg.eq(self.init)
+        with m.Elif(self.valid):
+            m.d.sync += reg.eq(nxt)
+        return m
