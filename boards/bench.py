@@ -12,10 +12,9 @@ clock for the Xilinx estimate, which has no timing):
 multiplier-cycles, counting every fetch and pipeline cycle) for VGG16's 3x3 layers at the
 largest input (224, 112, ... 16 pixels square) whose first layer fits the board's buffers,
 over the layers that run on the core; ``9 / keep`` (2.25 at keep 4) is the pruned taps the
-array skips; the
-dense-equivalent rate is what a dense accelerator would need to finish the same layers as
-fast. A board that cannot hold the SPS core (``BoardSpec.no_core``) is built with it anyway
-to report what it would need (nextpnr's utilisation of the failed placement).
+array skips; the dense-equivalent rate is what a dense accelerator would need to finish the
+same layers as fast. A board whose build fails (a core too large for the part) is reported
+with the error and nextpnr's utilisation of the failed placement.
 """
 
 import json
@@ -78,7 +77,7 @@ def bench(boards=None, keep=4):
                 fmax, resources = parse_nextpnr_log(
                     (out.with_name(out.name + ".failed") / "top.tim").read_text()
                     if (out.with_name(out.name + ".failed") / "top.tim").exists() else "")
-                row.update(fits=False, error=str(e), note=spec.no_core,
+                row.update(fits=False, error=str(e),
                            resources={k: v for k, v in resources.items() if k in KEY_CELLS})
                 rows.append(row)
                 continue

@@ -174,8 +174,6 @@ def build(board, out, *, model=None, core=None, do_build=True, progress=None):
     out = Path(out)
     images.check_new_dir(out)
     fit, tag, baked, packed = None, 0, None, None
-    if model is not None and spec.no_core and core is None:
-        raise SPSError(f"--model on {spec.name}: {spec.no_core}")
     if model is not None:
         compiled = images.load(model)
         fit = check_fit(compiled, spec, name=f"model {model}")
@@ -184,7 +182,7 @@ def build(board, out, *, model=None, core=None, do_build=True, progress=None):
         tag = model_tag(packed)
         if spec.bakes_model:
             baked = program.images
-    if core == "selftest" or (core is None and spec.no_core):
+    if core == "selftest":
         core = SelfTestCore(SELFTEST_MAP)
     elif core is None:
         core = SPSCore(spec.config, baked)

@@ -121,9 +121,6 @@ class BoardSpec:
     #: The PLL that makes the core clock ``clk_hz`` from the board's oscillator (None: the
     #: oscillator drives the core).
     pll: object = None
-    #: Why the SPS core cannot be built for this board (None: it can); such a board builds
-    #: the link with the self-test core and refuses ``--model`` with this reason.
-    no_core: str = None
     #: Whether ``--model`` can bake the images into the bitstream (not where the weights
     #: live in memories a bitstream cannot initialise, the iCE40's SPRAM).
     bakes_model: bool = True
@@ -160,8 +157,10 @@ BOARDS = {
     "icebreaker": BoardSpec(
         name="icebreaker", board_id=1, platform=ICEBreaker, family="ice40",
         device="iCE40UP5K-SG48", clk_hz=12_000_000, baud=1_000_000,
-        # 8 SB_MAC16: all the multipliers the part has, one per DSP.
-        rows=4, cols=2,
+        # The UP5K is logic-bound: beside the host link (~1,700 logic cells) the core's control
+        # leaves room for a 2 x 1 array (one SB_MAC16 in 8x8 mode; two more for the 32 x 16
+        # requantizer). 2 x 2 needs 5,680 of the 5,280 cells (docs/boards.md).
+        rows=2, cols=1,
         leds=("error", "model_valid"),                  # led 0 red, led 1 green
         budget={"lut": 5280, "dsp": 8, "bram_bits": 30 * 4096, "spram_bits": 4 * 262144},
         program="openFPGALoader -b icebreaker {bitstream}",
@@ -171,11 +170,6 @@ BOARDS = {
               "max_patterns": 8, "count_bits": 12, "channel_bits": 11, "mult_bits": 16,
               "layer_words": 16},
         bakes_model=False,
-        no_core=("the SPS core does not fit the iCE40UP5K beside the host link: with its 4x2 "
-                 "array (4 SB_MAC16 in 8x8 mode, 4 for the requantizer) link and core need "
-                 "8,238 of the 5,280 logic cells (5,777 LUT4, 3,458 flip-flops) and 32 of the "
-                 "30 block RAMs; even a 1x1 core takes 2,219 LUT4 and 1,570 flip-flops beside "
-                 "the link's ~2,300 cells (docs/boards.md)"),
     ),
     "ulx3s-85f": BoardSpec(
         name="ulx3s-85f", board_id=2, platform=ULX3S85F, family="ecp5",

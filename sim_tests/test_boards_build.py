@@ -150,7 +150,10 @@ def test_demo_fits_every_board(demo):
         assert words["weights"]["bits"] == 8 * spec.cols
         assert words["layers"]["used"] == 5 * spec.config.layer_words
         assert all(w["used"] <= w["available"] for w in words.values())
-    assert check_fit(model, BOARDS["icebreaker"])["words"]["weights"]["used"] == 2096
+        manifest = json.loads((demo / "manifest.json").read_text())
+        assert words["weights"]["used"] == \
+            requirements(manifest, spec.rows, spec.cols)["words"]["weights"]
+    assert check_fit(model, BOARDS["icebreaker"])["words"]["weights"]["used"] == 4176   # 2x1
 
 
 def _scaled(tmp_path, size):
@@ -180,15 +183,16 @@ def test_too_large_is_refused_before_synthesis(demo, tmp_path):
         assert not out.exists() and not list(tmp_path.glob(".build*"))
 
 
-def test_icebreaker_refuses_the_core(demo, tmp_path):
-    """The iCE40UP5K cannot hold the SPS core beside the link: --model says so, with the
-    numbers; without --model the board gets the link self-test core."""
-    proc = subprocess.run([*SPS, "build", "--board", "icebreaker", "--model", str(demo), "-o",
-                           str(tmp_path / "b")], capture_output=True, text=True)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "does not fit the iCE40UP5K beside the host link" in proc.stderr
-    assert "8,238 of the 5,280 logic cells" in proc.stderr
-    report = build("icebreaker", tmp_path / "c", do_build=False)
+def test_icebreaker_core_and_selftest(demo, tmp_path):
+    """The iCEBreaker carries the SPS core; its weights live in SPRAM, which a bitstream
+    cannot initialise, so the model is checked and packed but not baked (``sps run`` uploads
+    it). ``core="selftest"`` builds the link's bring-up core instead."""
+    report = build("icebreaker", tmp_path / "b", model=demo, do_build=False)
+    assert report["core"] == "SPSCore" and report["array"] == {"rows": 2, "cols": 1}
+    assert report["model_baked"] is False
+    assert report["model_tag"] == model_tag(pack_model(images.load(demo), BOARDS["icebreaker"]))
+    assert (tmp_path / "b" / "images" / "weights.bin").stat().st_size == 4176
+    report = build("icebreaker", tmp_path / "c", core="selftest", do_build=False)
     assert report["core"] == "SelfTestCore"
 
 
@@ -229,28 +233,31 @@ def test_run_errors_are_one_line(demo, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f"])
 def test_lattice_bitstream(tmp_path, demo, board):
-    """A bitstream and its report: the ULX3S with the SPS core and the demo model baked in
-    (its multipliers in MULT18X18D, its clock from the PLL, timing met); the iCEBreaker with
-    the link and the self-test core (the SPS core does not fit it)."""
+    """A bitstream with the SPS core and the demo model, and its report: the ULX3S with the
+    model baked in (its multipliers in MULT18X18D, its clock from the PLL, timing met); the
+    iCEBreaker with its multipliers in SB_MAC16 (the model is uploaded by ``sps run``)."""
     out = tmp_path / board
     spec = BOARDS[board]
-    model = [] if spec.no_core else ["--model", str(demo)]
-    proc = subprocess.run([*SPS, "build", "--board", board, *model, "-o", str(out), "--json"],
+    proc = subprocess.run([*SPS, "build", "--board", board, "--model", str(demo), "-o", str(out),
+                           "--json"],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report == json.loads((out / "report.json").read_text())
     assert report["fmax_mhz"] >= spec.clk_hz / 1e6 and report["timing"]["pass"]
     bitstream = out / report["bitstream"]
+    assert report["core"] == "SPSCore"
+    assert report["model_tag"] == model_tag(pack_model(images.load(demo), spec))
     if spec.family == "ice40":
-        assert report["core"] == "SelfTestCore"
+        assert not report["model_baked"]
         assert bitstream.stat().st_size == 104090            # every UP5K image
         lc = report["resources"]["ICESTORM_LC"]
         assert 0 < lc["used"] <= lc["available"] == 5280
-        assert report["resources"]["ICESTORM_DSP"]["available"] == 8
+        dsp = report["resources"]["ICESTORM_DSP"]
+        assert dsp["available"] == 8 and dsp["used"] >= 3    # 2 PEs in one, 2 requantizer
+        assert report["resources"]["ICESTORM_SPRAM"]["used"] == 2
     else:
-        assert report["core"] == "SPSCore" and report["model_baked"]
-        assert report["model_tag"] == model_tag(pack_model(images.load(demo), spec))
+        assert report["model_baked"]
         assert bitstream.stat().st_size > 10000
         dsp = report["resources"]["MULT18X18D"]
         assert dsp["available"] == 156 and dsp["used"] >= spec.multipliers >= 64
