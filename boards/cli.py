@@ -8,8 +8,14 @@ __all__ = ["add_commands"]
 
 
 def cmd_build(args):
+    from compiler.errors import SPSError
+
     from .build import build
+    if args.selftest and args.model:
+        raise SPSError("--selftest builds the link's self-test core, which runs no model; "
+                       "expected --selftest or --model, not both")
     report = build(args.board, args.output, model=args.model, do_build=not args.no_synth,
+                   core="selftest" if args.selftest else None,
                    progress=lambda msg: print(msg, file=sys.stderr, flush=True))
     if args.json:
         print(json.dumps(report, indent=1))
@@ -46,6 +52,9 @@ def add_commands(sub, report_sub):
                    help=f"one of {', '.join(BOARDS)}")
     p.add_argument("--model", metavar="OUT", help="compiled model to bake into block RAM")
     p.add_argument("-o", "--output", required=True, metavar="BUILD", help="new directory")
+    p.add_argument("--selftest", action="store_true",
+                   help="the host link with its self-test core instead of the SPS core "
+                   "(bring-up of a new board)")
     p.add_argument("--no-synth", action="store_true",
                    help="write the project files only; run no tool")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -194,6 +194,10 @@ def test_icebreaker_core_and_selftest(demo, tmp_path):
     assert (tmp_path / "b" / "images" / "weights.bin").stat().st_size == 4176
     report = build("icebreaker", tmp_path / "c", core="selftest", do_build=False)
     assert report["core"] == "SelfTestCore"
+    proc = subprocess.run([*SPS, "build", "--board", "icebreaker", "--selftest", "--model",
+                           str(demo), "-o", str(tmp_path / "d")], capture_output=True, text=True)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "expected --selftest or --model" in proc.stderr and not (tmp_path / "d").exists()
 
 
 def test_model_is_baked(demo, tmp_path):
