@@ -10,11 +10,12 @@ clock for the Xilinx estimate, which has no timing):
 
 ``utilization`` is the cycle model's (``sps_hw.model.cycle_report``: useful MACs over
 multiplier-cycles, counting every fetch and pipeline cycle) for VGG16's 3x3 layers at the
-largest input (224, 112, ... 16 pixels square) whose first layer fits the board's buffers,
-over the layers that run on the core; ``9 / keep`` (2.25 at keep 4) is the pruned taps the
-array skips; the dense-equivalent rate is what a dense accelerator would need to finish the
-same layers as fast. A board whose build fails (a core too large for the part) is reported
-with the error and nextpnr's utilisation of the failed placement.
+largest input (224, 112, ... 16 pixels square) whose first layer fits the board's buffers
+(the built-in demo where none does), over the layers that run on the core; ``9 / keep``
+(2.25 at keep 4) is the pruned taps the array skips; the dense-equivalent rate is what a
+dense accelerator would need to finish the same layers as fast. A board whose build fails (a
+core too large for the part) is reported with the error and nextpnr's utilisation of the
+failed placement.
 """
 
 import json
@@ -35,30 +36,33 @@ KEY_CELLS = ("ICESTORM_LC", "ICESTORM_RAM", "ICESTORM_DSP", "ICESTORM_SPRAM", "T
              "DSP48E1", "CARRY4")
 
 def workload(cfg, sizes=(224, 112, 56, 32, 16)):
-    """VGG16's 3x3 layers at the largest input size whose first layer runs on core ``cfg``."""
+    """``(name, network)``: VGG16's 3x3 layers at the largest input size whose first layer
+    runs on core ``cfg``, or the built-in demo where no VGG16 layer fits its buffers."""
+    from compiler.models import demo
     from sps_hw.bench import vgg16_reduced
     from sps_hw.model import cycle_report
     for size in sizes:
         net = vgg16_reduced(size)
         if cycle_report(net, cfg)["layers"][0]["runs"] == "hardware":
-            return size, net
-    return sizes[-1], vgg16_reduced(sizes[-1])
+            return f"VGG16 3x3 layers at {size}x{size}", net
+    return "the demo network (no VGG16 layer fits the buffers)", demo()
 
 
 def throughput(spec, mhz, keep=4):
     """``{"peak_gops", "utilization", "dense_equivalent_gops", ...}`` of board ``spec``'s
     core at ``mhz`` (see the module docstring)."""
     from sps_hw.model import cycle_report
-    size, net = workload(spec.config)
+    name, net = workload(spec.config)
     report = cycle_report(net, spec.config)
     conv3 = [r for r in report["layers"] if r["runs"] == "hardware" and r["op"] == "conv3"]
+    total = sum(layer.op == "conv" and layer.kernel == 3 for layer in net.layers)
     cycles = sum(r["cycles"] for r in conv3)
     macs = sum(r["macs"] for r in conv3)
     util = macs / (spec.multipliers * cycles) if cycles else 0.0
     peak = 2 * spec.multipliers * mhz / 1e3
     return {"multipliers": spec.multipliers, "mhz": mhz, "peak_gops": round(peak, 2),
             "keep": keep,
-            "workload": f"VGG16 3x3 layers at {size}x{size}: {len(conv3)} of 13 on the core",
+            "workload": f"{name}: {len(conv3)} of {total} 3x3 layers on the core",
             "utilization": round(util, 4),
             "dense_equivalent_gops": round(peak * 9 / keep * util, 2)}
 

@@ -252,29 +252,32 @@ class Controller(wiring.Component):
         w_count = Signal(count_bits)
         w_pass = Signal(count_bits)        # pass within the (group, sub-pass)
         w_sub = Signal(cfg.hw_bits)
+        # Registered in step with the counters (no comparison on the way to the walker):
+        w_low = Signal(init=1)             # w_slot < rows
+        w_first = Signal(init=1)           # w_pass == 0
         m.d.comb += [
-            self.walk_start.eq(w_active & (w_slot < rows)),
-            self.walk_first.eq(w_pass == 0),
+            self.walk_start.eq(w_active & w_low),
+            self.walk_first.eq(w_first),
             self.walk_pixel.eq(w_sub),
         ]
         with m.If(restart):
             m.d.sync += [w_active.eq(0), w_started.eq(0), w_slot.eq(0), w_count.eq(0),
-                         w_pass.eq(0), w_sub.eq(0)]
+                         w_pass.eq(0), w_sub.eq(0), w_low.eq(1), w_first.eq(1)]
         with m.Elif(running):
             with m.If((tau == layer.t_walk) & ~w_started):
                 m.d.sync += [w_active.eq(1), w_started.eq(1)]
             with m.If(w_active):
                 with m.If(w_slot == layer.last_slot):
-                    m.d.sync += [w_slot.eq(0), w_count.eq(w_count + 1)]
+                    m.d.sync += [w_slot.eq(0), w_count.eq(w_count + 1), w_low.eq(1)]
                     with m.If(w_count == layer.last_pass):
                         m.d.sync += w_active.eq(0)
                     with m.If(w_pass == layer.passes - 1):
-                        m.d.sync += [w_pass.eq(0),
+                        m.d.sync += [w_pass.eq(0), w_first.eq(1),
                                      w_sub.eq(Mux(w_sub == layer.subs - 1, 0, w_sub + 1))]
                     with m.Else():
-                        m.d.sync += w_pass.eq(w_pass + 1)
+                        m.d.sync += [w_pass.eq(w_pass + 1), w_first.eq(0)]
                 with m.Else():
-                    m.d.sync += w_slot.eq(w_slot + 1)
+                    m.d.sync += [w_slot.eq(w_slot + 1), w_low.eq(w_slot + 1 < rows)]
 
         # --- weight loader: `rows` weight words at the start of every pass ---------------
         # Its slot and weight bank are the feeder's of the cycle before (it is S + 1 cycles

@@ -50,14 +50,13 @@ class Feeder(wiring.Component):
         m = Module()
         rows, banks = self.rows, self.banks
         first_bank = Array(Signal(range(banks), name=f"first_bank_{s}") for s in range(SLOTS))
-        block = Array(Signal.like(self.bases.block, name=f"block_{s}") for s in range(SLOTS))
-        pixel = Array(Signal.like(self.bases.pixel, name=f"pixel_{s}") for s in range(SLOTS))
+        # Per slot, the word of the pass's first pixel in its first channel's bank.
+        base = Array(Signal.like(self.reads[0].addr, name=f"base_{s}") for s in range(SLOTS))
         route = [Array(Signal(range(banks), name=f"route_{r}_{s}") for s in range(SLOTS))
                  for r in range(rows)]
         with m.If(self.bases.en):
             m.d.sync += [first_bank[self.bases.slot].eq(self.bases.first_bank),
-                         block[self.bases.slot].eq(self.bases.block),
-                         pixel[self.bases.slot].eq(self.bases.pixel)]
+                         base[self.bases.slot].eq(self.bases.block + self.bases.pixel)]
         for r in range(rows):
             with m.If(self.routes.en & (self.routes.row == r)):
                 m.d.sync += route[r][self.routes.slot].eq(self.routes.bank)
@@ -73,7 +72,7 @@ class Feeder(wiring.Component):
                 m.d.sync += j.eq(j + 1)
 
         word = Signal.like(self.reads[0].addr)
-        m.d.comb += word.eq(block[slot] + pixel[slot] + j)
+        m.d.comb += word.eq(base[slot] + j)
         for b in range(banks):
             m.d.comb += [
                 # Banks before the pass's first bank hold the next block of channels.

@@ -24,7 +24,10 @@ def _check(**values):
 
 
 class _Walk(Elaboratable):
-    """Position (bank, word) of the next element of a tensor in C, H, W order."""
+    """Position (bank, word) of the next element of a tensor in C, H, W order.
+
+    ``last`` (the next element is the tensor's last) is a register kept in step with the
+    counters, so no comparison lies between them and the users of ``last``."""
 
     def __init__(self, banks, addr_bits, hw_bits, channel_bits):
         self.banks = banks
@@ -39,19 +42,22 @@ class _Walk(Elaboratable):
         pixel = Signal.like(self.hw)
         channel = Signal.like(self.channels)
         block = Signal.like(self.word)
-        m.d.comb += [self.word.eq(block + pixel),
-                     self.last.eq((pixel == self.hw - 1) & (channel == self.channels - 1))]
+        pixel_end = Signal()            # pixel == hw - 1
+        channel_end = Signal()          # channel == channels - 1
+        m.d.comb += [self.word.eq(block + pixel), self.last.eq(pixel_end & channel_end)]
         with m.If(self.restart):
-            m.d.sync += [pixel.eq(0), channel.eq(0), block.eq(0), self.bank.eq(0)]
+            m.d.sync += [pixel.eq(0), channel.eq(0), block.eq(0), self.bank.eq(0),
+                         pixel_end.eq(self.hw == 1), channel_end.eq(self.channels == 1)]
         with m.Elif(self.step):
-            with m.If(pixel == self.hw - 1):
-                m.d.sync += [pixel.eq(0), channel.eq(channel + 1)]
+            with m.If(pixel_end):
+                m.d.sync += [pixel.eq(0), channel.eq(channel + 1), pixel_end.eq(self.hw == 1),
+                             channel_end.eq(channel + 2 == self.channels)]
                 with m.If(self.bank == self.banks - 1):
                     m.d.sync += [self.bank.eq(0), block.eq(block + self.hw)]
                 with m.Else():
                     m.d.sync += self.bank.eq(self.bank + 1)
             with m.Else():
-                m.d.sync += pixel.eq(pixel + 1)
+                m.d.sync += [pixel.eq(pixel + 1), pixel_end.eq(pixel + 2 == self.hw)]
         return m
 
 

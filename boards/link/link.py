@@ -189,7 +189,11 @@ class HostLink(wiring.Component):
         stall_hit = framer.hold_timed_out       # cycles waiting for the core, counted by
         #                                         the framer's idle counter (free while held)
         flag_lt, flag_hi = Signal(), Signal()
-        avail = Signal(k + 1)
+        avail = Signal(k + 2)
+        big, seq_data, much, incomplete, crc_bad, seq_input, high = (
+            Signal(name=n) for n in ("big", "seq_data", "much", "incomplete", "crc_bad",
+                                     "seq_input", "high"))
+        diff = Signal(cw + 1)
 
         m.d.comb += [
             self.status.model_valid.eq(model_valid), self.status.busy.eq(running),
@@ -197,7 +201,13 @@ class HostLink(wiring.Component):
         ]
         with m.If((uart_rx.error | uart_rx.overrun) & (rx_errors != 0xFFFF)):
             m.d.sync += rx_errors.eq(rx_errors + 1)
-        with m.If(running):
+        # RUN and COMMIT reach the core from flip-flops, a cycle after EXECUTE decided them.
+        start, commit = Signal(), Signal()
+        m.d.sync += [start.eq(0), commit.eq(0)]
+        m.d.comb += [core.start.eq(start), core.commit.eq(commit)]
+        with m.If(start):
+            m.d.sync += [running.eq(1), run_cycles.eq(0)]
+        with m.Elif(running):
             m.d.sync += run_cycles.eq(run_cycles + 1)
         with m.If(core.done):
             m.d.sync += [running.eq(0), done.eq(1)]
@@ -245,19 +255,29 @@ class HostLink(wiring.Component):
                     m.d.comb += [word_bytes.eq(r.word_bytes), last_lane.eq(r.word_bytes - 1)]
 
         # --- the request's command ------------------------------------------------------------
+        # Decoded once when the frame arrives (registered: the decisions below stay shallow).
+        lengths = {**PAYLOAD_LENGTH, **MIN_PAYLOAD_LENGTH}
         known, fixed = Signal(), Signal()
         exp_len = Signal(4)                 # expected (or minimum) payload length, <= 9
         last_arg = Signal(3)                # index of the last payload byte read into args
-        with m.Switch(frame.cmd):
-            for cmd, n in {**PAYLOAD_LENGTH, **MIN_PAYLOAD_LENGTH}.items():
-                with m.Case(cmd):
-                    m.d.comb += [known.eq(1), exp_len.eq(n), fixed.eq(cmd in PAYLOAD_LENGTH),
-                                 last_arg.eq({Cmd.LOAD_BEGIN: 4, Cmd.RUN: 0}.get(cmd, 3))]
+        op = Signal(range(len(lengths) + 1))        # the command, as an index (0: unknown)
+        opcode = {cmd: i + 1 for i, cmd in enumerate(lengths)}
+        with m.If(framer.frame.valid & ~framer.frame.ready):
+            m.d.sync += [known.eq(0), exp_len.eq(0), fixed.eq(0), last_arg.eq(0), op.eq(0)]
+            with m.Switch(frame.cmd):
+                for cmd, n in lengths.items():
+                    with m.Case(cmd):
+                        m.d.sync += [known.eq(1), exp_len.eq(n), fixed.eq(cmd in PAYLOAD_LENGTH),
+                                     last_arg.eq({Cmd.LOAD_BEGIN: 4, Cmd.RUN: 0}.get(cmd, 3)),
+                                     op.eq(opcode[cmd])]
         short = length[4:] == 0
+        data_len = Signal(lw)               # LOAD_DATA's bytes (LEN >= 4 by then)
+        with m.If(framer.frame.valid & ~framer.frame.ready):
+            m.d.sync += data_len.eq(length - 4)
         if iw > lw:                         # LOAD_DATA: more bytes than the image has left
-            too_much = (remaining[lw:] == 0) & (length - 4 > remaining[:lw])
+            too_much = (remaining[lw:] == 0) & (data_len > remaining[:lw])
         else:
-            too_much = length - 4 > remaining
+            too_much = data_len > remaining
         bad_length = Mux(fixed, ~short | (length[:4] != exp_len), short & (length[:4] < exp_len))
 
         # --- response words: every value a response can carry, each once -------------------
@@ -304,11 +324,11 @@ class HostLink(wiring.Component):
         }
         sel = {name: i for i, name in enumerate(pool)}
         wsel = Signal(range(len(pool)))
-        word = Signal(32)
+        word = Signal(32)                   # registered: settles in TX_WORD, used in TX_LOAD
         with m.Switch(wsel):
             for i, value in enumerate(pool.values()):
                 with m.Case(i):
-                    m.d.comb += word.eq(value)
+                    m.d.sync += word.eq(value)
 
         phase = Signal(range(5))            # header, status, words, data, crc
         bsub = Signal(2)
@@ -380,7 +400,7 @@ class HostLink(wiring.Component):
                 with m.Elif(bad_length):
                     respond(Status.ERR_LENGTH, "length")
                 with m.Elif(exp_len == 0):
-                    m.next = "EXECUTE"
+                    m.next = "CHECK"
                 with m.Else():
                     m.next = "ARG_FETCH"
 
@@ -389,88 +409,98 @@ class HostLink(wiring.Component):
                 m.next = "ARG_USE"
             with m.State("ARG_USE"):
                 m.d.sync += ptr.eq(ptr + 1)
-                with m.If((frame.cmd == Cmd.LOAD_BEGIN) & (ptr == 0)):
+                with m.If((op == opcode[Cmd.LOAD_BEGIN]) & (ptr == 0)):
                     m.d.sync += [region_arg.eq(pl.data[:3]),
                                  region_bad.eq(gt_const(pl.data, n_regions - 1))]
                 with m.Else():
                     m.d.sync += args.eq(Cat(args[8:], pl.data))
                 with m.If(ptr[:3] == last_arg):
-                    m.next = "EXECUTE"
+                    m.next = "CHECK"
                 with m.Else():
                     m.next = "ARG_FETCH"
 
+            # The wide comparisons of EXECUTE, registered (their operands hold still).
+            with m.State("CHECK"):
+                m.d.sync += [
+                    big.eq((args[iw:] != 0) | (args[:iw] > capacity)),
+                    seq_data.eq((offset[:iw] != fill) | (offset[iw:] != 0)),
+                    much.eq(too_much),
+                    incomplete.eq(remaining != 0),
+                    crc_bad.eq(image_crc_value != expect_crc),
+                    seq_input.eq((offset[:cw] != in_count) | (offset[cw:] != 0)),
+                    high.eq(offset[cw:] != 0),
+                    diff.eq(offset[:cw] - released),
+                ]
+                m.next = "EXECUTE"
+
             with m.State("EXECUTE"):
-                with m.Switch(frame.cmd):
-                    with m.Case(Cmd.INFO):
+                with m.Switch(op):
+                    with m.Case(opcode[Cmd.INFO]):
                         respond(Status.OK, kind="info")
-                    with m.Case(Cmd.STATUS):
+                    with m.Case(opcode[Cmd.STATUS]):
                         respond(Status.OK, kind="status")
-                    with m.Case(Cmd.DISCARD):
+                    with m.Case(opcode[Cmd.DISCARD]):
                         m.d.sync += [verified.eq(0), loading.eq(0)]
                         respond(Status.OK)
-                    with m.Case(Cmd.LOAD_BEGIN):
+                    with m.Case(opcode[Cmd.LOAD_BEGIN]):
                         with m.If(region_bad):
                             respond(Status.ERR_REGION, "n_regions")
-                        with m.Elif((args[iw:] != 0) | (args[:iw] > capacity)):
+                        with m.Elif(big):
                             respond(Status.ERR_TOO_LARGE, "capacity")
                         with m.Else():
                             m.next = "BEGIN_FETCH"
-                    with m.Case(Cmd.LOAD_DATA):
+                    with m.Case(opcode[Cmd.LOAD_DATA]):
                         with m.If(~loading):
                             respond(Status.ERR_STATE)
-                        with m.Elif((offset[:iw] != fill) | (offset[iw:] != 0)):
+                        with m.Elif(seq_data):
                             respond(Status.ERR_SEQUENCE, "fill")
-                        with m.Elif(too_much):
+                        with m.Elif(much):
                             respond(Status.ERR_TOO_LARGE, "fill")
                         with m.Else():
                             m.next = "DATA_FETCH"
-                    with m.Case(Cmd.LOAD_END):
+                    with m.Case(opcode[Cmd.LOAD_END]):
                         with m.If(~loading):
                             respond(Status.ERR_STATE)
-                        with m.Elif(remaining != 0):
+                        with m.Elif(incomplete):
                             respond(Status.ERR_INCOMPLETE, "fill")
                         with m.Elif(lane != 0):
                             m.d.sync += loading.eq(0)
                             respond(Status.ERR_LENGTH, "word_bytes")
-                        with m.Elif(image_crc_value != expect_crc):
+                        with m.Elif(crc_bad):
                             m.d.sync += loading.eq(0)
                             respond(Status.ERR_IMAGE_CRC, "crc")
                         with m.Else():
                             m.d.sync += [loading.eq(0), verified.bit_select(region, 1).eq(1)]
                             respond(Status.OK, "crc")
-                    with m.Case(Cmd.COMMIT):
+                    with m.Case(opcode[Cmd.COMMIT]):
                         with m.If(running | core.busy):
                             respond(Status.ERR_BUSY)
                         with m.Elif(verified != (1 << n_regions) - 1):
                             respond(Status.ERR_NOT_STAGED, "verified")
                         with m.Else():
-                            m.d.comb += core.commit.eq(1)
+                            m.d.sync += commit.eq(1)
                             m.d.sync += [model_valid.eq(1), model_tag.eq(args), verified.eq(0),
                                          loading.eq(0)]
                             respond(Status.OK, "model_tag")
-                    with m.Case(Cmd.RUN):
+                    with m.Case(opcode[Cmd.RUN]):
                         with m.If(~model_valid):
                             respond(Status.ERR_NO_MODEL)
                         with m.Elif(running | core.busy):
                             respond(Status.ERR_BUSY)
                         with m.Else():
-                            m.d.comb += core.start.eq(1)
-                            m.d.sync += [running.eq(1), done.eq(0), stalled.eq(0),
-                                         runs.eq(runs + 1), run_cycles.eq(0), in_count.eq(0),
+                            m.d.sync += [start.eq(1), done.eq(0), stalled.eq(0),
+                                         runs.eq(runs + 1), in_count.eq(0),
                                          written.eq(0), released.eq(0)]
                             respond(Status.OK, "runs")
-                    with m.Case(Cmd.INPUT):
+                    with m.Case(opcode[Cmd.INPUT]):
                         with m.If(~running):
                             respond(Status.ERR_NOT_RUNNING)
-                        with m.Elif((offset[:cw] != in_count) | (offset[cw:] != 0)):
+                        with m.Elif(seq_input):
                             respond(Status.ERR_SEQUENCE, "in_count")
                         with m.Else():
                             m.next = "INPUT_FETCH"
-                    with m.Case(Cmd.OUTPUT):
-                        # offset - released: below zero, or beyond level = written - released
-                        diff = Signal(cw + 1)
-                        m.d.comb += diff.eq(offset[:cw] - released)
-                        high = offset[cw:] != 0
+                    with m.Case(opcode[Cmd.OUTPUT]):
+                        # diff = offset - released: below zero, or beyond level
                         m.d.sync += [flag_lt.eq(~high & diff[cw]),
                                      flag_hi.eq(high | (diff[k + 1:cw] != 0)),
                                      avail.eq(diff[:k + 1])]
@@ -536,15 +566,18 @@ class HostLink(wiring.Component):
             # OUTPUT offset u32, max u16
             room = self.max_payload - _OUTPUT_HEADER
             with m.State("OUTPUT_CHECK"):
-                left = Signal(k + 2)
-                m.d.comb += left.eq(level - avail)
+                m.d.sync += avail.eq(level - avail[:k + 1])     # what is left beyond offset
                 with m.If(flag_lt):
                     respond(Status.ERR_SEQUENCE, "released")
-                with m.Elif(flag_hi | left[k + 1]):
+                with m.Elif(flag_hi):
                     respond(Status.ERR_SEQUENCE, "written")
                 with m.Else():
-                    m.d.sync += [released.eq(offset[:cw]), ring_ptr.eq(offset[:k]),
-                                 avail.eq(left[:k + 1])]
+                    m.next = "OUTPUT_LEFT"
+            with m.State("OUTPUT_LEFT"):
+                with m.If(avail[k + 1]):
+                    respond(Status.ERR_SEQUENCE, "written")
+                with m.Else():
+                    m.d.sync += [released.eq(offset[:cw]), ring_ptr.eq(offset[:k])]
                     m.next = "MAX_FETCH"
             fetch_use("MAX", 5, args, "OUTPUT_LIMIT")
             with m.State("OUTPUT_LIMIT"):
@@ -568,6 +601,8 @@ class HostLink(wiring.Component):
                     m.d.sync += last_error.eq(rsp_status)
                 m.next = "TX_SETTLE"
             with m.State("TX_SETTLE"):             # wsel follows phase and witem
+                m.next = "TX_WORD"
+            with m.State("TX_WORD"):               # word follows wsel
                 m.next = "TX_LOAD"
             with m.State("TX_LOAD"):
                 with m.If((bsub == 0) & (phase != 3)):
