@@ -177,7 +177,9 @@ def test_sb_mac16_requantizer_matches_golden(tmp_path):
              "wire out_valid;", f"wire [{8 * cols - 1}:0] out;",
              "rq dut(.clk(clk), .rst(rst), .valid(valid), .acc(acc), .mult(mult), "
              ".shift(shift), .relu(relu), .out_valid(out_valid), .out(out));",
-             "initial begin"]
+             # A reset cycle first: with -g2012 Icarus runs no `always @*` at time 0, so a
+             # register whose inputs never change would otherwise load x.
+             "initial begin", "  rst = 1; #1 clk = 1; #1 clk = 0; rst = 0;"]
     for t in range(n + Requantizer.latency):
         if t < n:
             lines.append(f"  valid = 1; relu = {relu[t]}; acc = {32 * cols}'h"

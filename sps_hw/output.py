@@ -6,7 +6,7 @@ pass) with gaps, so the :class:`OutputSequencer` rebuilds every pixel's position
 a valid bit alone: no tags travel through the array.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -19,7 +19,9 @@ __all__ = [
     "OutputSequencer",
     "OutputWriter",
     "Requantizer",
+    "ShiftCode",
     "round_clamp",
+    "shift_code",
 ]
 
 
@@ -141,41 +143,92 @@ class Accumulator(wiring.Component):
         return m
 
 
+def ShiftCode(width):
+    """The decoded rounding shift ``s = 8 * coarse + fine`` that :func:`round_clamp` takes for
+    a ``width``-bit product: ``coarse`` one-hot over the byte offsets that still reach a
+    non-sign bit, ``fine`` (``s mod 8``) one-hot, and ``zero``, set when the result is 0
+    whatever the product (``s == 0``, or ``s`` beyond every non-sign bit)."""
+    return data.StructLayout({
+        "coarse": unsigned((width - 1) // 8 + 1),
+        "fine": unsigned(8),
+        "zero": unsigned(1),
+    })
+
+
+def shift_code(shift, width):
+    """``shift`` (6 bits) as a :func:`ShiftCode` value for a ``width``-bit product."""
+    shift = Value.cast(shift)
+    coarse = shift[3:]
+    count = (width - 1) // 8 + 1
+    return Cat(Cat(*(coarse == j for j in range(count))),
+               Cat(*(shift[:3] == f for f in range(8))),
+               (shift == 0) | (coarse >= count))
+
+
 def round_clamp(m, product, shift, relu, name):
     """``clamp_r((product + (1 << (shift - 1))) >> shift)`` as an int8 value (0 for
     ``shift == 0``), combinational, without a wide shifter or a wide adder.
 
-    ``(p + 2**(s-1)) >> s == (h >> 1) + (h & 1)`` with ``h = (2 * p) >> s``. Only the low 9 bits
-    of ``h`` are shifted out of ``2 * p`` (a right shift in stages of 32, 16, ..., 1, each
-    stage keeping just the bits the later ones can still bring into the window); the window's
-    top bit and the bits a stage drops above it must all equal the sign, or ``h`` does not fit
-    9 bits and the result saturates (``overflow``).
+    ``shift`` is the 6-bit shift or its :func:`ShiftCode` (a register of it takes the
+    decoding off the path). With ``h = (2 * product) >> shift`` the result is
+    ``(h >> 1) + (h & 1)``; only the 9-bit window of ``h`` is selected, in two one-hot
+    AND-OR stages (the byte offset ``8 * coarse`` of a 16-bit window, then ``fine``), while
+    the overflow test (a product bit at ``shift + 7`` or above differs from the sign) runs
+    beside them on thermometer masks; the saturation is folded into the LUT level after the
+    rounding increment, and no logic drives a register's reset.
     """
+    product = Value.cast(product)
+    width = len(product)
+    layout = ShiftCode(width)
+    code = shift if isinstance(shift, data.View) else layout(shift_code(shift, width))
+    count = len(code.coarse)
     sign = product[-1]
-    # 2 * product without its sign bit: the bits above are implicitly the sign.
-    bits = [Const(0, 1)] + [product[i] for i in range(len(product) - 1)]
-    dropped = []
-    for j in reversed(range(len(shift))):
-        step = 1 << j
-        keep = 9 + step - 1                 # the window plus what the smaller stages shift
-        if len(bits) > keep:
-            high = Cat(*bits[keep:])
-            dropped.append(~shift[j] & (high ^ sign.replicate(len(high))).any())
-        bits = [Mux(shift[j], bits[i + step] if i + step < len(bits) else sign, bits[i])
-                for i in range(min(keep, len(bits)))]
-    bits += [sign] * (9 - len(bits))
-    window = Signal(9, name=f"{name}_window")
-    overflow = Signal(name=f"{name}_overflow")
-    m.d.comb += [window.eq(Cat(*bits[:9])),
-                 overflow.eq(Cat(*dropped, window[8] ^ sign).any())]
+    # `keep` makes these signals LUT boundaries: left to itself, ABC trades depth for area
+    # where its delay model (no routing) sees slack, which costs this path LUT levels.
+    keep = {"keep": 1}
+
+    def bit(i):
+        return Const(0, 1) if i < 0 else product[i] if i < width else sign
+
+    # The 16 bits from 8 * coarse - 1 (the window for every fine offset), then the window.
+    window16 = Signal(16, name=f"{name}_window16", attrs=keep)
+    for j in range(16):
+        m.d.comb += window16[j].eq(Cat(*(code.coarse[c] & bit(8 * c - 1 + j)
+                                         for c in range(count))).any())
+    fine = code.fine
+    window = Signal(9, name=f"{name}_window", attrs=keep)
+    for k in range(9):
+        m.d.comb += window[k].eq(Cat(*(fine[f] & window16[f + k] for f in range(8))).any())
+
+    # Overflow: a bit at shift + 7 or above that differs from the sign, within the 16 bits
+    # (positions 8 + fine and up) or above them (byte segments from 8 * coarse + 15 up).
+    inside = Cat(*((window16[j] ^ sign) & ~fine[j - 7:].any() for j in range(8, 16)))
+    above = []
+    for t in range(count):
+        bits = [product[i] for i in range(8 * t + 15, min(8 * t + 23, width - 1))]
+        if bits:
+            reach = Cat(*code.coarse[:t + 1]).any()          # coarse <= t
+            above.append(reach & (Cat(*bits) ^ sign.replicate(len(bits))).any())
+    # Bits 0..6 are forced: to 0 when the result is 0 (zero shift code, or negative with
+    # ReLU) or on a negative overflow (-128), to 1 on a positive one (127).
+    inside_lo = Signal(name=f"{name}_inside_lo", attrs=keep)
+    inside_hi = Signal(name=f"{name}_inside_hi", attrs=keep)
+    above_kill = Signal(name=f"{name}_above_kill", attrs=keep)
+    forced = Signal(name=f"{name}_forced", attrs=keep)
+    m.d.comb += [inside_lo.eq(inside[:4].any()), inside_hi.eq(inside[4:].any()),
+                 above_kill.eq(Cat(*above).any() | code.zero | (sign & relu)),
+                 forced.eq(inside_lo | inside_hi | above_kill)]
+
     # Without overflow h = window (9-bit signed, window[8] == sign) and the result is
-    # (h >> 1) + h[0] in -128..128: 128 (h = 255) saturates, below 0 (h < -1) is 0 with ReLU.
+    # value = (h >> 1) + h[0] (a carry chain) in -128..128; a positive value saturates at
+    # 128, where value[7] is the carry into bit 7 (window[8] == 0): it sets bits 0..6 too.
     value = Signal(8, name=f"{name}_value")
     m.d.comb += value.eq(window[1:] + window[0])
-    ones = window[:8].all()
-    over = ~sign & (overflow | ones)
-    under = sign & (overflow | (relu & ~ones))
-    return Mux(shift == 0, 0, Mux(over, 127, Mux(under, Mux(relu, 0, -128), value)))
+    positive = Signal(name=f"{name}_positive", attrs=keep)
+    negative = Signal(name=f"{name}_negative", attrs=keep)
+    m.d.comb += [positive.eq(~sign & ~code.zero), negative.eq(sign & ~relu & ~code.zero)]
+    low = Cat(*(Mux(forced, positive, value[k] | (positive & value[7])) for k in range(7)))
+    return Cat(low, negative & (forced | value[7])).as_signed()  # forced == overflow here
 
 
 class Requantizer(wiring.Component):
@@ -225,12 +278,11 @@ class Requantizer(wiring.Component):
             else:
                 product = Signal(signed(32 + self.mult_bits), name=f"product_{c}")
                 m.d.sync += product.eq(self.acc[c] * self.mult[c])
-            shift = Signal(unsigned(6), name=f"shift_{c}")
-            # Without a reset (out is only read with out_valid) the saturation can set and
-            # clear the register directly.
+            # The shift is decoded while the product is computed.
+            code = Signal(ShiftCode(len(product)), name=f"shift_code_{c}")
             out = Signal(signed(8), name=f"out_{c}", reset_less=True)
-            m.d.sync += [shift.eq(self.shift[c]),
-                         out.eq(round_clamp(m, product, shift, relu1, f"rq_{c}"))]
+            m.d.sync += [code.eq(shift_code(self.shift[c], len(product))),
+                         out.eq(round_clamp(m, product, code, relu1, f"rq_{c}"))]
             m.d.comb += self.out[c].eq(out)
         return m
 
