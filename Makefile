@@ -30,6 +30,11 @@ demo: ## the main job on the built-in demo network
 	.venv/bin/sps compile demo -o out/demo
 	$(PY) -c "import numpy as np; np.save('out/x.npy', np.random.default_rng(0).integers(-128, 128, (1, 16, 16)).astype(np.int8))"
 	.venv/bin/sps golden out/demo --input out/x.npy -o out/y.npy --compare
+	.venv/bin/sps sim out/demo --input out/x.npy -o out/y_rtl.npy
+	.venv/bin/sps run out/demo --port sim:icebreaker --input out/x.npy -o out/y_board.npy
+	$(PY) -c "import numpy as np; y = np.load('out/y.npy'); \
+	  assert all(np.array_equal(y, np.load(f'out/{n}.npy')) for n in ('y_rtl', 'y_board')); \
+	  print('golden model, RTL and simulated iCEBreaker agree to the bit')"
 
 clean:
 	rm -rf out build sim_build .pytest_cache .hypothesis
