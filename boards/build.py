@@ -24,7 +24,7 @@ from pathlib import Path
 from compiler.errors import SPSError
 from sps_hw.program import build as build_program
 
-from .core import SPSCore
+from .core import SPSCore, memory_map
 from .fit import check_fit
 from .host import model_tag
 from .platforms import SELFTEST_MAP, board_spec, tool_path, toolchain_env
@@ -113,7 +113,6 @@ def pack_program(model, spec):
     """The :class:`sps_hw.program.Program` of compiled ``model`` on the SPS core of board
     ``spec`` (after :func:`~boards.fit.check_fit`: :class:`SPSError` with the numbers if the
     model does not fit)."""
-    from sps_hw.program import build as build_program
     check_fit(model, spec, name=f"model {model.path}")
     return build_program(model, spec.config)
 
@@ -129,7 +128,6 @@ def pack_model(model, spec, program=None):
     """Packed images ``{region: bytes}`` of compiled ``model`` for the SPS core on board
     ``spec``: the same words ``sps generate`` writes (``sps_hw.program``), as the host link
     uploads them (:func:`image_bytes`)."""
-    from .core import memory_map
     program = program or pack_program(model, spec)
     mm = memory_map(spec.config)
     return {r.name: image_bytes(program.images[r.name], r.width) for r in mm}
@@ -244,8 +242,6 @@ def _write_images(directory, spec, program, packed):
     """The packed images of the model: ``<region>.hex`` (``$readmemh``) and ``<region>.bin``
     (the bytes ``sps run`` uploads), and ``model.json`` (where each layer runs)."""
     from sps_hw.program import hex_lines
-
-    from .core import memory_map
     directory.mkdir()
     for region in memory_map(spec.config):
         words = program.images[region.name]

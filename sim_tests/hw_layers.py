@@ -111,3 +111,13 @@ def random_model(specs, seed=0, extreme=False, input_shape=None):
                            "scale": 1.0},
                 "layers": layers}
     return images.CompiledModel(manifest, weights)
+
+
+def stats_monitor(dut, stats):
+    """An amaranth.sim process appending ``(layer, cycles)`` of every ``dut.stats`` item."""
+    async def monitor(ctx):
+        async for _, _, valid, index, cycles in ctx.tick().sample(
+                dut.stats.valid, dut.stats.payload.layer, dut.stats.payload.cycles):
+            if valid:
+                stats.append((index, cycles))
+    return monitor

@@ -7,7 +7,7 @@ that register their operands (as DSP blocks do); the cycle counts stay those of 
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-from hw_layers import layer, random_model
+from hw_layers import layer, random_model, stats_monitor
 
 from compiler import golden
 from compiler.errors import SPSError
@@ -51,16 +51,11 @@ def simulate(dut, x, n_out, *, writes=(), segment=None, max_cycles=100_000):
             await ctx.tick()
             cycles += 1
 
-    async def monitor(ctx):
-        async for _, _, valid, index, cycles in ctx.tick().sample(
-                dut.stats.valid, dut.stats.payload.layer, dut.stats.payload.cycles):
-            if valid:
-                stats.append((index, cycles))
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
-    sim.add_process(monitor)
+    sim.add_process(stats_monitor(dut, stats))
     sim.run()
     assert len(out) == n_out
     return np.array(out, np.int8), stats

@@ -6,7 +6,7 @@ import gc
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-from hw_layers import layer, random_model
+from hw_layers import layer, random_model, stats_monitor
 
 from compiler import golden
 from sps_hw import program as prog
@@ -44,17 +44,12 @@ def run_accelerator(cfg, program, x, *, seed=0, valid_prob=1.0, ready_prob=1.0,
             await ctx.tick()
             cycles += 1
 
-    async def monitor(ctx):
-        async for _, _, valid, index, cycles in ctx.tick().sample(
-                dut.stats.valid, dut.stats.payload.layer, dut.stats.payload.cycles):
-            if valid:
-                stats.append((index, cycles))
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(source, background=True)
     sim.add_testbench(sink)
-    sim.add_process(monitor)
+    sim.add_process(stats_monitor(dut, stats))
     sim.run()
     assert len(out) == n_out, f"{len(out)} of {n_out} outputs arrived; stats {stats}"
     return np.array(out, np.int8).reshape(seg.out_shape), last, stats

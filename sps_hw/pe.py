@@ -108,44 +108,17 @@ def mult18x18d(m, a, b, name):
     return p
 
 
-def sb_mac16_8x8(m, low, high, name):
-    """Two signed 8 x 8 products in one iCE40 SB_MAC16 (8x8 mode, input registers A and B):
-    ``(low.a * low.b, high.a * high.b)`` of the previous cycle's operands, 16 bits each."""
+def _sb_mac16(m, name, a, b, c=None, d=None, **params):
+    """One iCE40 SB_MAC16 on the ``sync`` clock, its unused controls tied off; ``params`` are
+    its mode parameters (without ``p_``). Returns its 32-bit output ``O``."""
     o = Signal(32, name=f"{name}_o")
-    a = Signal(16, name=f"{name}_a")
-    b = Signal(16, name=f"{name}_b")
-    m.d.comb += [a.eq(Cat(low.a, high.a)), b.eq(Cat(low.b, high.b))]
     zero16 = Const(0, 16)
     m.submodules[name] = Instance(
         "SB_MAC16",
-        p_NEG_TRIGGER=0, p_C_REG=0, p_A_REG=1, p_B_REG=1, p_D_REG=0,
+        **{f"p_{k}": v for k, v in params.items()},
+        p_NEG_TRIGGER=0, p_C_REG=0, p_D_REG=0,
         p_TOP_8x8_MULT_REG=0, p_BOT_8x8_MULT_REG=0,
-        p_PIPELINE_16x16_MULT_REG1=0, p_PIPELINE_16x16_MULT_REG2=0,
-        p_TOPOUTPUT_SELECT=2, p_TOPADDSUB_LOWERINPUT=0, p_TOPADDSUB_UPPERINPUT=0,
-        p_TOPADDSUB_CARRYSELECT=0, p_BOTOUTPUT_SELECT=2, p_BOTADDSUB_LOWERINPUT=0,
-        p_BOTADDSUB_UPPERINPUT=0, p_BOTADDSUB_CARRYSELECT=0, p_MODE_8x8=1,
-        p_A_SIGNED=1, p_B_SIGNED=1,
-        i_CLK=ClockSignal("sync"), i_CE=1, i_A=a, i_B=b, i_C=zero16, i_D=zero16,
-        i_AHOLD=0, i_BHOLD=0, i_CHOLD=0, i_DHOLD=0, i_IRSTTOP=0, i_IRSTBOT=0,
-        i_ORSTTOP=0, i_ORSTBOT=0, i_OLOADTOP=0, i_OLOADBOT=0, i_ADDSUBTOP=0, i_ADDSUBBOT=0,
-        i_OHOLDTOP=0, i_OHOLDBOT=0, i_CI=0, i_ACCUMCI=0, i_SIGNEXTIN=0,
-        o_O=o)
-    return o[:16].as_signed(), o[16:].as_signed()
-
-
-def _sb_mac16_16x16(m, name, a, b, a_signed, c, d, carry, output):
-    o = Signal(32, name=f"{name}_o")
-    zero16 = Const(0, 16)
-    # Both halves' adders take {C, D} (the upper input) plus the 16 x 16 product (the lower).
-    m.submodules[name] = Instance(
-        "SB_MAC16",
-        p_NEG_TRIGGER=0, p_C_REG=0, p_A_REG=0, p_B_REG=0, p_D_REG=0,
-        p_TOP_8x8_MULT_REG=0, p_BOT_8x8_MULT_REG=0,
-        p_PIPELINE_16x16_MULT_REG1=0, p_PIPELINE_16x16_MULT_REG2=0,
-        p_TOPOUTPUT_SELECT=output[1], p_TOPADDSUB_LOWERINPUT=2, p_TOPADDSUB_UPPERINPUT=1,
-        p_TOPADDSUB_CARRYSELECT=carry, p_BOTOUTPUT_SELECT=output[0],
-        p_BOTADDSUB_LOWERINPUT=2, p_BOTADDSUB_UPPERINPUT=1, p_BOTADDSUB_CARRYSELECT=0,
-        p_MODE_8x8=0, p_A_SIGNED=int(a_signed), p_B_SIGNED=1,
+        p_PIPELINE_16x16_MULT_REG1=0, p_PIPELINE_16x16_MULT_REG2=0, p_B_SIGNED=1,
         i_CLK=ClockSignal("sync"), i_CE=1, i_A=a, i_B=b,
         i_C=zero16 if c is None else c, i_D=zero16 if d is None else d,
         i_AHOLD=0, i_BHOLD=0, i_CHOLD=0, i_DHOLD=0, i_IRSTTOP=0, i_IRSTBOT=0,
@@ -153,6 +126,28 @@ def _sb_mac16_16x16(m, name, a, b, a_signed, c, d, carry, output):
         i_OHOLDTOP=0, i_OHOLDBOT=0, i_CI=0, i_ACCUMCI=0, i_SIGNEXTIN=0,
         o_O=o)
     return o
+
+
+def sb_mac16_8x8(m, low, high, name):
+    """Two signed 8 x 8 products in one iCE40 SB_MAC16 (8x8 mode, input registers A and B):
+    ``(low.a * low.b, high.a * high.b)`` of the previous cycle's operands, 16 bits each."""
+    a = Signal(16, name=f"{name}_a")
+    b = Signal(16, name=f"{name}_b")
+    m.d.comb += [a.eq(Cat(low.a, high.a)), b.eq(Cat(low.b, high.b))]
+    o = _sb_mac16(m, name, a, b, A_REG=1, B_REG=1, MODE_8x8=1, A_SIGNED=1,
+                  TOPOUTPUT_SELECT=2, TOPADDSUB_LOWERINPUT=0, TOPADDSUB_UPPERINPUT=0,
+                  TOPADDSUB_CARRYSELECT=0, BOTOUTPUT_SELECT=2, BOTADDSUB_LOWERINPUT=0,
+                  BOTADDSUB_UPPERINPUT=0, BOTADDSUB_CARRYSELECT=0)
+    return o[:16].as_signed(), o[16:].as_signed()
+
+
+def _sb_mac16_16x16(m, name, a, b, a_signed, c, d, carry, output):
+    # Both halves' adders take {C, D} (the upper input) plus the 16 x 16 product (the lower).
+    return _sb_mac16(m, name, a, b, c, d, A_REG=0, B_REG=0, MODE_8x8=0,
+                     A_SIGNED=int(a_signed), TOPOUTPUT_SELECT=output[1],
+                     TOPADDSUB_LOWERINPUT=2, TOPADDSUB_UPPERINPUT=1,
+                     TOPADDSUB_CARRYSELECT=carry, BOTOUTPUT_SELECT=output[0],
+                     BOTADDSUB_LOWERINPUT=2, BOTADDSUB_UPPERINPUT=1, BOTADDSUB_CARRYSELECT=0)
 
 
 def sb_mac16_32x16(m, a, b, name):
