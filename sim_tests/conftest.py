@@ -1,24 +1,10 @@
-"""Shared pytest fixtures for the simulation tests."""
-
-import shutil
+"""Fixtures shared by every test folder (helpers live in :mod:`sim_tests.support`)."""
 
 import pytest
 
-from compiler.errors import SPSError
-from sps_hw.sim import SIMULATORS, verilator_bin_dir
+from sps_hw.sim import SIMULATORS
 
-
-def simulator_missing(simulator):
-    """Why ``simulator`` cannot run here, or ``None`` when it can."""
-    if simulator == "icarus":
-        if shutil.which("iverilog") is None or shutil.which("vvp") is None:
-            return "Icarus Verilog is not installed (apt-get install iverilog; .ci/run does it)"
-        return None
-    try:
-        verilator_bin_dir()
-    except SPSError as e:
-        return str(e)
-    return None
+from .support.simulators import require_simulator
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +25,5 @@ def sim_build_root(tmp_path_factory, request):
 @pytest.fixture(params=SIMULATORS)
 def simulator(request):
     """Each simulator in turn; skipped with the reason when it is not installed."""
-    reason = simulator_missing(request.param)
-    if reason:
-        pytest.skip(reason)
+    require_simulator(request.param)
     return request.param

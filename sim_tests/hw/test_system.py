@@ -8,12 +8,13 @@ one is one line in ``CONFIGS``.
 
 import numpy as np
 import pytest
-from conftest import simulator_missing
-from hw_layers import layer, random_model
 
 from compiler import golden
 from sps_hw import simulation
 from sps_hw.config import Config
+
+from ..support.layers import layer, random_model
+from ..support.simulators import require_simulator
 
 _SIZES = {"max_hw": 64, "max_width": 8, "fmap_depth": 256, "weight_depth": 4096,
           "index_depth": 64, "library_depth": 64, "param_depth": 64, "layer_depth": 16,
@@ -147,9 +148,7 @@ def test_demo_network_end_to_end_through_the_cli(tmp_path, capsys):
 
 def test_icarus():
     """The same Verilog under Icarus Verilog."""
-    reason = simulator_missing("icarus")
-    if reason:
-        pytest.skip(reason)
+    require_simulator("icarus")
     specs = [layer("conv3", ci=2, h=4, w=4, co=3, keep=4, pool=True), layer("fc", co=2)]
     model = random_model(specs, seed=3)
     x = sample_input(model, 3)

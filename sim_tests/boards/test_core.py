@@ -5,7 +5,6 @@ between, against ``compiler.golden`` to the bit."""
 
 import numpy as np
 import pytest
-from hw_layers import layer, random_model
 
 from boards.build import image_bytes
 from boards.core import SPSCore, memory_map
@@ -16,6 +15,8 @@ from compiler import golden
 from sps_hw import program as prog
 from sps_hw.config import Config
 from sps_hw.top import ROM_NAMES
+
+from ..support.layers import layer, random_model
 
 CLK = 1_000_000
 DIV = 4

@@ -6,7 +6,6 @@ import subprocess
 
 import numpy as np
 import pytest
-from hw_layers import layer, random_model
 
 from compiler import cli
 from compiler.errors import SPSError
@@ -16,6 +15,8 @@ from sps_hw.config import Config
 from sps_hw.generator import generate
 from sps_hw.sim import simulator_env
 from sps_hw.top import Accelerator
+
+from ..support.layers import layer, random_model
 
 
 def lint(directory, *defines):

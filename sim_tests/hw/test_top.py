@@ -6,12 +6,13 @@ import gc
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-from hw_layers import layer, random_model, stats_monitor
 
 from compiler import golden
 from sps_hw import program as prog
 from sps_hw.config import Config
 from sps_hw.top import Accelerator
+
+from ..support.layers import layer, random_model, stats_monitor
 
 
 def run_accelerator(cfg, program, x, *, seed=0, valid_prob=1.0, ready_prob=1.0,

@@ -7,13 +7,14 @@ that register their operands (as DSP blocks do); the cycle counts stay those of 
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-from hw_layers import layer, random_model, stats_monitor
 
 from compiler import golden
 from compiler.errors import SPSError
 from sps_hw import program as prog
 from sps_hw.config import Config
 from sps_hw.top import ROM_NAMES, Accelerator, rom_bits, rom_shapes
+
+from ..support.layers import layer, random_model, stats_monitor
 
 SPECS = [layer("conv3", ci=3, h=5, w=6, co=3, keep=4, patterns=2, period=3, pool=True),
          layer("conv1", co=4), layer("fc", co=3, relu=False)]

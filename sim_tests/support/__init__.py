@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: random layers and models, simulator availability."""
