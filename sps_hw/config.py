@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, fields, replace
 
+from .checks import check_int
+
 __all__ = ["Config"]
 
 
@@ -66,10 +68,7 @@ class Config:
     def __post_init__(self):
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{f.name} must be an int, not {value!r}")
-            if value < 1:
-                raise ValueError(f"{f.name} must be at least 1, not {value}")
+            check_int(f.name, value, minimum=1)
         if self.rows > 256 or self.cols > 256:
             raise ValueError(f"rows and cols must be at most 256, not {self.rows} x {self.cols}")
         if self.max_width > self.max_hw:

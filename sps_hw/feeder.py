@@ -4,6 +4,7 @@ from amaranth.hdl import Array, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from .checks import check_int
 from .indexing import SLOTS, BaseConfig, RouteConfig
 
 __all__ = ["Feeder"]
@@ -27,10 +28,7 @@ class Feeder(wiring.Component):
     def __init__(self, *, rows, banks, addr_bits, hw_bits):
         for name, value in (("rows", rows), ("banks", banks), ("addr_bits", addr_bits),
                             ("hw_bits", hw_bits)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int, not {value!r}")
-            if value < 1:
-                raise ValueError(f"{name} must be at least 1, not {value}")
+            check_int(name, value, minimum=1)
         if banks < rows:
             raise ValueError(f"banks ({banks}) must be at least rows ({rows})")
         self.rows, self.banks = rows, banks

@@ -12,6 +12,7 @@ from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from .checks import check_int
 from .pe import Activation
 from .window import Window
 
@@ -111,10 +112,7 @@ class IndexingUnit(wiring.Component):
     """
 
     def __init__(self, rows):
-        if isinstance(rows, bool) or not isinstance(rows, int):
-            raise TypeError(f"rows must be an int, not {rows!r}")
-        if rows < 1:
-            raise ValueError(f"rows must be at least 1, not {rows}")
+        check_int("rows", rows, minimum=1)
         self.rows = rows
         super().__init__({
             "windows": In(data.ArrayLayout(Window, rows)),
@@ -170,10 +168,7 @@ class PassWalker(wiring.Component):
                  count_bits=24):
         for name, value in (("rows", rows), ("banks", banks), ("addr_bits", addr_bits),
                             ("hw_bits", hw_bits), ("count_bits", count_bits)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int, not {value!r}")
-            if value < 1:
-                raise ValueError(f"{name} must be at least 1, not {value}")
+            check_int(name, value, minimum=1)
         for name, sig in (("index_rom", index_rom), ("library_rom", library_rom)):
             if not isinstance(sig, memory.ReadPort.Signature):
                 raise TypeError(f"{name} must be a memory.ReadPort.Signature, not {sig!r}")

@@ -17,6 +17,8 @@ from amaranth.hdl import (
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .checks import check_int
+
 __all__ = ["READMEMH_ATTR", "ROM", "FeatureBuffer", "StagedMemory", "image_words"]
 
 #: Memory attribute naming the ``$readmemh`` image of a ROM in the emitted Verilog.
@@ -32,10 +34,7 @@ class ROM(wiring.Component):
     """
 
     def __init__(self, *, shape, depth, init=None, image=None):
-        if isinstance(depth, bool) or not isinstance(depth, int):
-            raise TypeError(f"depth must be an int, not {depth!r}")
-        if depth < 1:
-            raise ValueError(f"depth must be at least 1, not {depth}")
+        check_int("depth", depth, minimum=1)
         if image is not None and (not isinstance(image, str) or "/" in image):
             raise ValueError(f"image must be a plain file name, not {image!r}")
         Shape.cast(shape)                  # a ShapeLike: a shape or a data layout
@@ -105,10 +104,7 @@ class StagedMemory(wiring.Component):
 
     def __init__(self, *, width, depth, init=(), shape=None, single_port=False):
         for name, value in (("width", width), ("depth", depth)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int, not {value!r}")
-            if value < 1:
-                raise ValueError(f"{name} must be a positive int, not {value!r}")
+            check_int(name, value, minimum=1)
         init = [int(v) for v in init]
         if len(init) > depth:
             raise ValueError(f"init has {len(init)} words, the memory holds {depth}")
@@ -208,10 +204,7 @@ class FeatureBuffer(wiring.Component):
 
     def __init__(self, *, banks, depth):
         for name, value in (("banks", banks), ("depth", depth)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int, not {value!r}")
-            if value < 1:
-                raise ValueError(f"{name} must be at least 1, not {value}")
+            check_int(name, value, minimum=1)
         self.banks, self.depth = banks, depth
         addr_width = max(1, (depth - 1).bit_length())
         super().__init__({

@@ -10,6 +10,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigne
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from .checks import check_int
 from .pe import dsp_primitive, sb_mac16_32x16
 
 __all__ = [
@@ -23,13 +24,6 @@ __all__ = [
     "round_clamp",
     "shift_code",
 ]
-
-
-def _check_int(name, value, low=1):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be at least {low}, not {value}")
 
 
 def ChannelParams(cols, mult_bits=32):
@@ -52,8 +46,8 @@ class OutputSequencer(wiring.Component):
     """
 
     def __init__(self, *, hw_bits, count_bits=24):
-        _check_int("hw_bits", hw_bits)
-        _check_int("count_bits", count_bits)
+        check_int("hw_bits", hw_bits, minimum=1)
+        check_int("count_bits", count_bits, minimum=1)
         super().__init__({
             "restart": In(1),
             "valid": In(1),
@@ -113,8 +107,8 @@ class Accumulator(wiring.Component):
     """
 
     def __init__(self, *, cols, depth):
-        _check_int("cols", cols)
-        _check_int("depth", depth)
+        check_int("cols", cols, minimum=1)
+        check_int("depth", depth, minimum=1)
         self.cols, self.depth = cols, depth
         super().__init__({
             "valid": In(1), "pixel": In(range(depth)), "first": In(1), "last": In(1),
@@ -246,8 +240,8 @@ class Requantizer(wiring.Component):
     latency = 2
 
     def __init__(self, *, cols, mult_bits=32, multiplier="auto"):
-        _check_int("cols", cols)
-        _check_int("mult_bits", mult_bits)
+        check_int("cols", cols, minimum=1)
+        check_int("mult_bits", mult_bits, minimum=1)
         if multiplier not in ("auto", None, "SB_MAC16"):
             raise ValueError(f"multiplier must be 'auto', None or 'SB_MAC16', not "
                              f"{multiplier!r}")
@@ -300,9 +294,9 @@ class MaxPool2(wiring.Component):
     latency = 2
 
     def __init__(self, *, cols, max_width, hw_bits):
-        _check_int("cols", cols)
-        _check_int("max_width", max_width)
-        _check_int("hw_bits", hw_bits)
+        check_int("cols", cols, minimum=1)
+        check_int("max_width", max_width, minimum=1)
+        check_int("hw_bits", hw_bits, minimum=1)
         self.cols, self.max_width = cols, max_width
         row = data.ArrayLayout(signed(8), cols)
         super().__init__({
@@ -368,7 +362,7 @@ class OutputWriter(wiring.Component):
     def __init__(self, *, cols, banks, addr_bits, hw_bits, channel_bits=16):
         for name, value in (("cols", cols), ("banks", banks), ("addr_bits", addr_bits),
                             ("hw_bits", hw_bits), ("channel_bits", channel_bits)):
-            _check_int(name, value)
+            check_int(name, value, minimum=1)
         if banks < cols:
             raise ValueError(f"banks ({banks}) must be at least cols ({cols})")
         self.cols, self.banks = cols, banks

@@ -16,6 +16,8 @@ from amaranth.hdl import (
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from .checks import check_int
+
 __all__ = ["MULTIPLIERS", "Activation", "ProcessingElement", "RowLoad", "SystolicArray",
            "WeightLoad", "dsp_primitive", "psum_bits", "sb_mac16_32x16"]
 
@@ -184,10 +186,7 @@ class ProcessingElement(wiring.Component):
     """
 
     def __init__(self, *, psum_bits=32, multiplier=None):
-        if isinstance(psum_bits, bool) or not isinstance(psum_bits, int):
-            raise TypeError(f"psum_bits must be an int, not {psum_bits!r}")
-        if not 16 <= psum_bits <= 32:
-            raise ValueError(f"psum_bits must be in 16..32, not {psum_bits}")
+        check_int("psum_bits", psum_bits, minimum=16, maximum=32)
         if multiplier not in MULTIPLIERS:
             raise ValueError(f"multiplier must be one of {MULTIPLIERS}, not {multiplier!r}")
         self.multiplier = multiplier
@@ -251,10 +250,7 @@ class SystolicArray(wiring.Component):
 
     def __init__(self, rows, cols, *, multiplier=None):
         for name, value in (("rows", rows), ("cols", cols)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int, not {value!r}")
-            if value < 1:
-                raise ValueError(f"{name} must be at least 1, not {value}")
+            check_int(name, value, minimum=1)
         if multiplier not in MULTIPLIERS:
             raise ValueError(f"multiplier must be one of {MULTIPLIERS}, not {multiplier!r}")
         self.rows, self.cols, self.multiplier = rows, cols, multiplier

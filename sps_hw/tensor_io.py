@@ -9,6 +9,8 @@ from amaranth.hdl import Array, Cat, Elaboratable, Module, Signal, signed, unsig
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .checks import check_int
+
 __all__ = ["OutputWord", "TensorDrainer", "TensorLoader"]
 
 #: A result byte and whether it is the last of its tensor.
@@ -17,10 +19,7 @@ OutputWord = data.StructLayout({"data": signed(8), "last": unsigned(1)})
 
 def _check(**values):
     for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be an int, not {value!r}")
-        if value < 1:
-            raise ValueError(f"{name} must be at least 1, not {value}")
+        check_int(name, value, minimum=1)
 
 
 class _Walk(Elaboratable):

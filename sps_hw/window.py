@@ -4,6 +4,8 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from .checks import check_int
+
 __all__ = ["Window", "WindowGenerator"]
 
 #: A 3x3 window, tap ``t = ky * 3 + kx`` (0 = top left, 8 = the newest pixel).
@@ -26,10 +28,7 @@ class WindowGenerator(wiring.Component):
     """
 
     def __init__(self, *, max_width):
-        if isinstance(max_width, bool) or not isinstance(max_width, int):
-            raise TypeError(f"max_width must be an int, not {max_width!r}")
-        if max_width < 1:
-            raise ValueError(f"max_width must be at least 1, not {max_width}")
+        check_int("max_width", max_width, minimum=1)
         self.max_width = max_width
         super().__init__({
             "restart": In(1),
