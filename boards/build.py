@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from compiler.errors import SPSError
+from sps_hw.config import word_bytes
 from sps_hw.program import build as build_program
 
 from .core import SPSCore, memory_map
@@ -120,7 +121,7 @@ def pack_program(model, spec):
 def image_bytes(words, width):
     """An image as the host link uploads it: each word little-endian in ``ceil(width / 8)``
     bytes."""
-    nbytes = (width + 7) // 8
+    nbytes = word_bytes(width)
     return b"".join(int(w).to_bytes(nbytes, "little") for w in words)
 
 

@@ -10,15 +10,14 @@ has (``link: In(CoreInterface(memory_map))``, see ``docs/host_link.md`` section 
   the segment's last output byte, ``cycles`` counts the run's cycles.
 """
 
-from amaranth.hdl import Array, Module, ResetInserter, Signal
+from amaranth.hdl import Module, ResetInserter, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
 from sps_hw.config import Config
-from sps_hw.top import ROM_NAMES, Accelerator, rom_bits, rom_shapes
+from sps_hw.top import Accelerator, rom_widths
 
 from .link.core_if import CoreInterface, MemoryMap
-from .protocol import REGIONS
 
 __all__ = ["SPSCore", "memory_map"]
 
@@ -26,9 +25,7 @@ __all__ = ["SPSCore", "memory_map"]
 def memory_map(cfg):
     """The link's :class:`~boards.link.MemoryMap` of the accelerator ``cfg``: one region per
     ROM, its word width and depth."""
-    shapes = rom_shapes(cfg)
-    return MemoryMap(**{name: (rom_bits(shape), depth) for name, (shape, depth) in
-                        shapes.items()})
+    return MemoryMap(**rom_widths(cfg))
 
 
 class SPSCore(wiring.Component):
@@ -66,16 +63,9 @@ class SPSCore(wiring.Component):
             m.d.sync += cycles.eq(cycles + 1)
         m.d.comb += [acc.segment.eq(segment), link.busy.eq(busy), link.cycles.eq(cycles)]
 
-        # Images: the link numbers regions as in boards.protocol, the accelerator its ROMs.
-        rom_of_region = Array(ROM_NAMES.index(name) for name in REGIONS)
-        w, iw = link.write.payload, acc.image_write.payload
-        m.d.comb += [
-            acc.image_write.valid.eq(link.write.valid),
-            link.write.ready.eq(acc.image_write.ready),
-            iw.rom.eq(rom_of_region[w.region]),
-            iw.addr.eq(w.addr), iw.lane.eq(w.lane), iw.data.eq(w.data),
-            acc.image_commit.eq(link.commit),
-        ]
+        # Images: the link's regions are the accelerator's ROMs, numbered alike.
+        wiring.connect(m, wiring.flipped(link.write), acc.image_write)
+        m.d.comb += acc.image_commit.eq(link.commit)
 
         # Activations; the run ends when the last output byte is taken.
         m.d.comb += [

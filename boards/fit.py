@@ -88,15 +88,14 @@ def check_fit(model, spec, name="model"):
     library, or when no layer at all runs on the hardware.
     """
     from sps_hw.program import build as build_program
-    from sps_hw.top import ROM_NAMES, rom_bits, rom_shapes
+    from sps_hw.top import rom_widths
 
     cfg = spec.config
     unbounded = cfg.replace(weight_depth=2**31, index_depth=2**24, library_depth=2**24,
                             param_depth=2**24, layer_depth=2**16, max_patterns=2**8)
     program = build_program(model, unbounded)
-    shapes = rom_shapes(cfg)
-    words = {rom: {"used": len(program.images[rom]), "available": shapes[rom][1],
-                   "bits": rom_bits(shapes[rom][0])} for rom in ROM_NAMES}
+    words = {rom: {"used": len(program.images[rom]), "available": depth, "bits": bits}
+             for rom, (bits, depth) in rom_widths(cfg).items()}
     fit = {"rows": cfg.rows, "cols": cfg.cols, "config": cfg.as_dict(),
            "hardware_layers": [n for n in program.order if n in program.plans],
            "host_layers": dict(program.host), "segments": len(program.segments),

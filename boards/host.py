@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from compiler.errors import SPSError
+from sps_hw.config import word_bytes
 
 from .protocol import (
     INFO_FORMAT,
@@ -81,7 +82,7 @@ class RegionInfo:
 
     @property
     def word_bytes(self):
-        return (self.width + 7) // 8
+        return word_bytes(self.width)
 
     @property
     def capacity(self):

@@ -19,6 +19,8 @@ import enum
 import struct
 import zlib
 
+from sps_hw.config import ROM_NAMES
+
 __all__ = [
     "HEADER_BYTES",
     "INFO_FORMAT",
@@ -37,7 +39,6 @@ __all__ = [
     "Flag",
     "Region",
     "Status",
-    "bytes_per_word",
     "crc16",
     "crc32",
     "encode_frame",
@@ -96,17 +97,11 @@ class Status(enum.IntEnum):
         return self in (Status.ERR_CRC, Status.ERR_TIMEOUT, Status.ERR_LENGTH)
 
 
-class Region(enum.IntEnum):
-    """Image memories of the core (``docs/hardware.md`` section 3)."""
+#: Image memories of the core (``docs/hardware.md`` section 3), numbered as the accelerator
+#: numbers them (``sps_hw.config.ROM_NAMES``): WEIGHTS, INDEX, LIBRARY, PARAMS, LAYERS.
+Region = enum.IntEnum("Region", [(name.upper(), code) for code, name in enumerate(ROM_NAMES)])
 
-    WEIGHTS = 0
-    INDEX = 1
-    LIBRARY = 2
-    PARAMS = 3
-    LAYERS = 4
-
-
-REGIONS = tuple(r.name.lower() for r in Region)
+REGIONS = ROM_NAMES
 
 
 class Flag(enum.IntFlag):
@@ -156,8 +151,3 @@ def encode_frame(cmd, payload=b""):
         raise ValueError(f"payload of {len(payload)} bytes exceeds the 16-bit length field")
     body = struct.pack("<BH", cmd, len(payload)) + payload
     return bytes([SYNC]) + body + crc16(body).to_bytes(2, "big")
-
-
-def bytes_per_word(width):
-    """Bytes one memory word of ``width`` bits takes in an uploaded image (little-endian)."""
-    return (width + 7) // 8

@@ -1,7 +1,7 @@
 """A stand-in core for bringing up the host link before the accelerator is plugged in.
 
 :class:`SelfTestCore` has the accelerator's port (``link: In(CoreInterface)``) and staged image
-memories (:class:`~boards.link.staged.StagedImages`), and a run that depends on the committed
+memories (:class:`sps_hw.memories.StagedImages`), and a run that depends on the committed
 images, so an end-to-end test can tell whether a model survived a rejected upload:
 
 - ``n`` = the low 16 bits of word 0 of the ``layers`` region;
@@ -11,12 +11,13 @@ images, so an end-to-end test can tell whether a model survived a rejected uploa
 """
 
 import numpy as np
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
+from sps_hw.memories import StagedImages
+
 from .link.core_if import CoreInterface, MemoryMap
-from .link.staged import StagedImages
 
 __all__ = ["SelfTestCore", "selftest_reference"]
 
@@ -35,7 +36,8 @@ class SelfTestCore(wiring.Component):
         if not isinstance(memory_map, MemoryMap):
             raise TypeError(f"memory_map must be a MemoryMap, not {memory_map!r}")
         self.memory_map = memory_map
-        self.images = StagedImages(memory_map, init)
+        self.images = StagedImages({r.name: (unsigned(r.width), r.depth) for r in memory_map},
+                                   init)
         super().__init__({"link": In(CoreInterface(memory_map))})
 
     def elaborate(self, platform):

@@ -4,7 +4,17 @@ from dataclasses import dataclass, fields, replace
 
 from .checks import check_int
 
-__all__ = ["Config"]
+__all__ = ["ROM_NAMES", "Config", "word_bytes"]
+
+#: The accelerator's image memories, in the order that numbers them: the ``region`` of an
+#: image write and of the host link's uploads is the index of its name here.
+ROM_NAMES = ("weights", "index", "library", "params", "layers")
+
+
+def word_bytes(width):
+    """Bytes of one ``width``-bit ROM word in an image (little-endian, zero-padded): the
+    ``.bin`` images of ``sps build`` and the host link's uploads."""
+    return (width + 7) // 8
 
 
 def _bits(n):

@@ -18,8 +18,17 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .checks import check_int
+from .config import ROM_NAMES, word_bytes
 
-__all__ = ["READMEMH_ATTR", "ROM", "FeatureBuffer", "StagedMemory", "image_words"]
+__all__ = [
+    "READMEMH_ATTR",
+    "ROM",
+    "FeatureBuffer",
+    "StagedImages",
+    "StagedMemory",
+    "image_words",
+    "image_write_layout",
+]
 
 #: Memory attribute naming the ``$readmemh`` image of a ROM in the emitted Verilog.
 READMEMH_ATTR = "sps_readmemh"
@@ -65,10 +74,27 @@ class ROM(wiring.Component):
         return m
 
 
+def _addr_bits(depth):
+    return max(1, (depth - 1).bit_length())
+
+
+def image_write_layout(regions):
+    """Payload of an image write stream into the memories ``regions`` (``{name: (width,
+    depth)}``, names from :data:`~sps_hw.config.ROM_NAMES`): byte ``lane`` (0 = bits 0..7) of
+    word ``addr`` of the staging bank of ``region`` (the index of its name in ``ROM_NAMES``).
+    Image bytes arrive in order, lanes 0..n-1 of a word before the next word."""
+    return data.StructLayout({
+        "region": unsigned(3),
+        "addr": unsigned(max(_addr_bits(depth) for _, depth in regions.values())),
+        "lane": unsigned(max(_addr_bits(word_bytes(width)) for width, _ in regions.values())),
+        "data": unsigned(8),
+    })
+
+
 def image_words(image, width):
     """Words of ``width`` bits of an uploaded image: little-endian, ``ceil(width / 8)`` bytes
     each (the format of ``sps build``'s ``.bin`` images and of the host link)."""
-    nbytes = (width + 7) // 8
+    nbytes = word_bytes(width)
     raw = bytes(image)
     if len(raw) % nbytes:
         raise ValueError(f"an image of {width}-bit words must be a multiple of {nbytes} bytes, "
@@ -116,9 +142,9 @@ class StagedMemory(wiring.Component):
             raise ValueError(f"shape {shape!r} must be {width} bits wide")
         self.width, self.depth, self.init, self.shape = width, depth, init, shape
         self.single_port = bool(single_port)
-        self.addr_width = max(depth - 1, 1).bit_length()
-        self.word_bytes = (width + 7) // 8
-        self.lane_width = max(self.word_bytes - 1, 1).bit_length()
+        self.addr_width = _addr_bits(depth)
+        self.word_bytes = word_bytes(width)
+        self.lane_width = _addr_bits(self.word_bytes)
         #: The memory (both banks: bank 1 at ``depth``); exposed for inspection in simulation.
         #: (Single-port banks are two memories made in ``elaborate``.)
         self.memory = None if self.single_port else memory.Memory(
@@ -196,6 +222,59 @@ class StagedMemory(wiring.Component):
                              rp.en.eq(~staging & self.read.en), out.eq(rp.data)]
             data_out.append(out)
         m.d.comb += self.read.data.eq(Mux(active, data_out[1], data_out[0])[:self.width])
+        return m
+
+
+class StagedImages(wiring.Component):
+    """Image memories as :class:`StagedMemory`, all fed by one image write stream.
+
+    ``write`` (:func:`image_write_layout`, always ready) goes to the staging bank of the
+    region it names, ``commit`` makes every staged image active at once; each memory is read
+    through ``read_<name>`` (synchronous, active bank).
+
+    Parameters
+    ----------
+    shapes : dict
+        ``{name: (shape, depth)}`` of the memories, names from
+        :data:`~sps_hw.config.ROM_NAMES` (a shape or a data layout per word).
+    init : dict
+        Optional ``{name: words}`` for the active banks (images baked in at build time).
+    single_port : set of str
+        Memories whose banks are single-port (see :class:`StagedMemory`).
+    """
+
+    def __init__(self, shapes, init=None, *, single_port=()):
+        init = dict(init or {})
+        unknown = ((set(shapes) - set(ROM_NAMES)) | (set(init) - set(shapes))
+                   | (set(single_port) - set(shapes)))
+        if unknown:
+            raise ValueError(f"unknown memories {sorted(unknown)}; expected names from "
+                             f"{ROM_NAMES} given in shapes")
+        widths = {name: (Shape.cast(shape).width, depth) for name, (shape, depth) in
+                  shapes.items()}
+        self.banks = {name: StagedMemory(width=widths[name][0], depth=depth, shape=shape,
+                                         init=init.get(name, ()),
+                                         single_port=name in single_port)
+                      for name, (shape, depth) in shapes.items()}
+        ports = {"write": In(stream.Signature(image_write_layout(widths))), "commit": In(1)}
+        for name, bank in self.banks.items():
+            ports[f"read_{name}"] = Out(bank.read.signature)
+        super().__init__(ports)
+
+    def elaborate(self, platform):
+        m = Module()
+        w = self.write.payload
+        m.d.comb += self.write.ready.eq(1)
+        for name, bank in self.banks.items():
+            m.submodules[name] = bank
+            m.d.comb += [
+                bank.write.valid.eq(self.write.valid & (w.region == ROM_NAMES.index(name))),
+                bank.write.payload.addr.eq(w.addr),
+                bank.write.payload.lane.eq(w.lane),
+                bank.write.payload.data.eq(w.data),
+                bank.commit.eq(self.commit),
+            ]
+            wiring.connect(m, wiring.flipped(getattr(self, f"read_{name}")), bank.read)
         return m
 
 

@@ -15,10 +15,10 @@ import numpy as np
 from compiler import pps
 from compiler.errors import SPSError
 
-from .config import Config
+from .config import ROM_NAMES, Config
 from .indexing import tap_list
 from .model import LayerPlan, network_layers, plan_layer
-from .top import ROM_NAMES, descriptor_layout, rom_bits, rom_shapes
+from .top import descriptor_layout, rom_bits, rom_shapes
 
 __all__ = ["Program", "Segment", "build", "fit_config", "hex_lines", "run_network",
            "write_images"]

@@ -4,21 +4,18 @@ from amaranth.hdl import Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import Config
+from .config import ROM_NAMES, Config
 from .controller import Controller, Descriptor, Stats
 from .feeder import Feeder
 from .indexing import TAP_LIST_BITS, IndexingUnit, PassWalker
-from .memories import ROM, FeatureBuffer, StagedMemory
+from .memories import ROM, FeatureBuffer, StagedImages, image_write_layout
 from .output import Accumulator, ChannelParams, MaxPool2, OutputSequencer, OutputWriter, Requantizer
 from .pe import MULTIPLIERS, SystolicArray, dsp_primitive
 from .tensor_io import OutputWord, TensorDrainer, TensorLoader
 from .window import WindowGenerator
 
-__all__ = ["ROM_NAMES", "Accelerator", "descriptor_layout", "image_write_layout",
-           "pipeline_latency", "rom_bits", "rom_shapes"]
-
-#: The ROMs of an accelerator and the ``$readmemh`` image that fills each.
-ROM_NAMES = ("layers", "weights", "index", "library", "params")
+__all__ = ["Accelerator", "descriptor_layout", "pipeline_latency", "rom_bits", "rom_shapes",
+           "rom_widths"]
 
 
 def _addr_bits(depth):
@@ -47,27 +44,21 @@ def rom_shapes(cfg):
     else:
         layers = (descriptor, cfg.layer_depth)
     return {
-        "layers": layers,
         "weights": (data.ArrayLayout(signed(8), cfg.cols), cfg.weight_depth),
         # The library address of each channel phase's pattern, and each pattern's taps.
         "index": (unsigned(_addr_bits(cfg.library_depth)), cfg.index_depth),
         "library": (unsigned(TAP_LIST_BITS), cfg.library_depth),
         "params": (ChannelParams(cfg.cols, cfg.mult_bits), cfg.param_depth),
+        "layers": layers,
     }
 
 
-def image_write_layout(cfg):
-    """Payload of a writable accelerator's ``image_write`` stream: byte ``lane`` (0 = bits
-    0..7) of word ``addr`` of the staging copy of ROM ``rom`` (an index into
-    :data:`ROM_NAMES`)."""
-    shapes = rom_shapes(cfg)
-    return data.StructLayout({
-        "rom": unsigned(3),
-        "addr": unsigned(max(_addr_bits(depth) for _, depth in shapes.values())),
-        "lane": unsigned(max(_addr_bits((rom_bits(shape) + 7) // 8)
-                             for shape, _ in shapes.values())),
-        "data": unsigned(8),
-    })
+def rom_widths(cfg):
+    """``{name: (bits, depth)}`` of the ROMs of accelerator ``cfg``, in ``ROM_NAMES`` order."""
+    return {name: (rom_bits(shape), depth) for name, (shape, depth) in rom_shapes(cfg).items()}
+
+
+
 
 
 #: Stages from a pixel's issue (F0) to its 3x3 windows (F2) and to the array's input (F3).
@@ -103,7 +94,8 @@ class Accelerator(wiring.Component):
 
     With ``writable=True`` (the accelerator behind a board's host link) every ROM is a
     :class:`~sps_hw.memories.StagedMemory` (``images`` fill its active bank) and three more
-    ports appear: ``image_write`` (a stream of :func:`image_write_layout` bytes into the
+    ports appear: ``image_write`` (a stream of :func:`~sps_hw.memories.image_write_layout`
+    bytes into the
     staging banks), ``image_commit`` (a strobe that makes all staged images active at once)
     and ``segment`` (the segment to start with after a reset: layers before it are passed
     over). The cycle behaviour is the same as with ROMs.
@@ -136,35 +128,25 @@ class Accelerator(wiring.Component):
             "stats": Out(stream.Signature(Stats, always_ready=True)),
         }
         if writable:
-            ports.update(image_write=In(stream.Signature(image_write_layout(cfg))),
+            ports.update(image_write=In(stream.Signature(image_write_layout(rom_widths(cfg)))),
                          image_commit=In(1), segment=In(8))
         super().__init__(ports)
 
     def _memories(self, m):
-        """The ROMs (or, writable, the staged memories with their write port) by name."""
-        roms = {}
-        for i, (name, (shape, depth)) in enumerate(rom_shapes(self.cfg).items()):
-            if not self.writable:
-                roms[name] = m.submodules[f"rom_{name}"] = ROM(
-                    shape=shape, depth=depth, init=self.images.get(name), image=f"{name}.hex")
-                continue
-            init = self.images.get(name)
-            # The weights are the largest image: single-port banks (iCE40: SPRAM).
-            mem = StagedMemory(width=rom_bits(shape), depth=depth, shape=shape,
-                               init=() if init is None else [int(v) for v in init],
-                               single_port=name == "weights")
-            roms[name] = m.submodules[f"rom_{name}"] = mem
-            w = self.image_write.payload
-            m.d.comb += [
-                mem.write.valid.eq(self.image_write.valid & (w.rom == i)),
-                mem.write.payload.addr.eq(w.addr),
-                mem.write.payload.lane.eq(w.lane),
-                mem.write.payload.data.eq(w.data),
-                mem.commit.eq(self.image_commit),
-            ]
-        if self.writable:
-            m.d.comb += self.image_write.ready.eq(1)
-        return roms
+        """The read port of each ROM by name: of a ROM filled by ``$readmemh``, or (writable)
+        of the staged images fed by ``image_write``."""
+        shapes = rom_shapes(self.cfg)
+        if not self.writable:
+            roms = {name: ROM(shape=shape, depth=depth, init=self.images.get(name),
+                              image=f"{name}.hex") for name, (shape, depth) in shapes.items()}
+            for name, rom in roms.items():
+                m.submodules[f"rom_{name}"] = rom
+            return {name: rom.read for name, rom in roms.items()}
+        # The weights are the largest image: single-port banks (iCE40: SPRAM).
+        m.submodules.images = images = StagedImages(shapes, self.images, single_port={"weights"})
+        wiring.connect(m, wiring.flipped(self.image_write), images.write)
+        m.d.comb += images.commit.eq(self.image_commit)
+        return {name: getattr(images, f"read_{name}") for name in shapes}
 
     def elaborate(self, platform):
         m = Module()
@@ -179,8 +161,8 @@ class Accelerator(wiring.Component):
             weight_bits=_addr_bits(cfg.weight_depth), word=shape)
         if self.writable:
             m.d.comb += ctrl.segment.eq(self.segment)
-        wiring.connect(m, ctrl.descriptors, roms["layers"].read)
-        wiring.connect(m, ctrl.weights, roms["weights"].read)
+        wiring.connect(m, ctrl.descriptors, roms["layers"])
+        wiring.connect(m, ctrl.weights, roms["weights"])
         wiring.connect(m, wiring.flipped(self.stats), ctrl.stats)
         layer = ctrl.layer
 
@@ -205,10 +187,10 @@ class Accelerator(wiring.Component):
         # --- input side: feeder, windows, indexing ---------------------------------------
         m.submodules.walker = walker = PassWalker(
             rows=rows, banks=banks, addr_bits=fmap_bits, hw_bits=hw_bits,
-            index_rom=roms["index"].read.signature, library_rom=roms["library"].read.signature,
+            index_rom=roms["index"].signature, library_rom=roms["library"].signature,
             count_bits=cfg.count_bits)
-        wiring.connect(m, walker.index_rom, roms["index"].read)
-        wiring.connect(m, walker.library_rom, roms["library"].read)
+        wiring.connect(m, walker.index_rom, roms["index"])
+        wiring.connect(m, walker.library_rom, roms["library"])
         m.d.comb += [
             walker.restart.eq(ctrl.restart), walker.start.eq(ctrl.walk_start),
             walker.first.eq(ctrl.walk_first), walker.pixel.eq(ctrl.walk_pixel),
@@ -259,7 +241,7 @@ class Accelerator(wiring.Component):
             seq.hw.eq(layer.hw), seq.width.eq(layer.width), seq.passes.eq(layer.passes),
             seq.subs.eq(layer.subs), seq.groups.eq(layer.groups),
         ]
-        params = roms["params"].read
+        params = roms["params"]
         m.d.comb += [params.addr.eq(layer.param_base + seq.group), params.en.eq(valid)]
 
         m.submodules.accumulator = acc = Accumulator(cols=cols, depth=cfg.max_hw)

@@ -8,16 +8,19 @@ The core's image memories are described by a :class:`MemoryMap`: for each
 :class:`~boards.protocol.Region` (weights, index, library, params, layers) the word width in
 bits and the depth in words. The link writes uploaded words into the *staging* copy of a
 region; ``commit`` makes every staged region active at once. Until then the core keeps running
-on the previously committed images (see :class:`~boards.link.staged.StagedMemory`).
+on the previously committed images (see :class:`sps_hw.memories.StagedImages`).
 """
 
 from dataclasses import dataclass
 
-from amaranth.hdl import signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import signed
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..protocol import REGIONS, Region, bytes_per_word
+from sps_hw.config import word_bytes
+from sps_hw.memories import image_write_layout
+
+from ..protocol import REGIONS, Region
 
 __all__ = [
     "ACT_SHAPE",
@@ -27,7 +30,6 @@ __all__ = [
     "LinkStatus",
     "MemoryMap",
     "RegionSpec",
-    "image_write_layout",
 ]
 
 #: Activations travel as int8, one per stream transfer, in C, H, W order.
@@ -61,7 +63,7 @@ class RegionSpec:
     @property
     def word_bytes(self):
         """Bytes per word in an uploaded image (little-endian, zero-padded)."""
-        return bytes_per_word(self.width)
+        return word_bytes(self.width)
 
     @property
     def capacity(self):
@@ -116,33 +118,27 @@ class MemoryMap:
 
     @property
     def addr_width(self):
-        return max(max(r.depth - 1, 1).bit_length() for r in self.regions)
+        """Width of a word address (of the deepest region) in :attr:`write_layout`."""
+        return self.write_layout["addr"].shape.width
 
     @property
     def lane_width(self):
-        return max(self.max_word_bytes - 1, 1).bit_length()
+        """Width of a byte lane (of the widest word) in :attr:`write_layout`."""
+        return self.write_layout["lane"].shape.width
 
     @property
     def max_capacity(self):
         return max(r.capacity for r in self.regions)
 
+    @property
+    def write_layout(self):
+        """Payload of the image write stream into these regions
+        (:func:`sps_hw.memories.image_write_layout`)."""
+        return image_write_layout({r.name: (r.width, r.depth) for r in self.regions})
+
     def as_dict(self):
         return {r.name: {"width": r.width, "depth": r.depth, "bytes": r.capacity}
                 for r in self.regions}
-
-
-def image_write_layout(memory_map):
-    """Payload of the image write stream: one byte of a word.
-
-    ``lane`` is the byte's position in word ``addr`` of ``region`` (0 = bits 0..7); image
-    bytes arrive in order, so lanes 0..n-1 of a word arrive before the next word.
-    """
-    return data.StructLayout({
-        "region": unsigned(3),
-        "addr": unsigned(memory_map.addr_width),
-        "lane": unsigned(memory_map.lane_width),
-        "data": unsigned(8),
-    })
 
 
 class CoreInterface(wiring.Signature):
@@ -150,7 +146,7 @@ class CoreInterface(wiring.Signature):
 
     Members
     -------
-    write : ``Out(stream.Signature(image_write_layout(memory_map)))``
+    write : ``Out(stream.Signature(memory_map.write_layout))``
         One byte (``lane``) of word ``addr`` of the *staging* copy of ``region``; block RAMs
         take it with a byte write enable. The core may hold ``ready`` low (the link waits up
         to its stall timeout).
@@ -182,7 +178,7 @@ class CoreInterface(wiring.Signature):
             raise TypeError(f"memory_map must be a MemoryMap, not {memory_map!r}")
         self.memory_map = memory_map
         super().__init__({
-            "write": Out(stream.Signature(image_write_layout(memory_map))),
+            "write": Out(stream.Signature(memory_map.write_layout)),
             "commit": Out(1),
             "start": Out(1),
             "segment": Out(SEGMENT_BITS),

@@ -13,8 +13,7 @@ from boards.simulation import AmaranthTransport
 from boards.top import LinkedCore
 from compiler import golden
 from sps_hw import program as prog
-from sps_hw.config import Config
-from sps_hw.top import ROM_NAMES
+from sps_hw.config import ROM_NAMES, Config
 
 from ..support.layers import layer, random_model
 

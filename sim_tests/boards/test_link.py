@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from boards import protocol
 from boards.host import Link, LinkError, model_tag
-from boards.link import HostLink, MemoryMap, StagedMemory, UARTRx, UARTTx, divisor_for
+from boards.link import HostLink, MemoryMap, UARTRx, UARTTx, divisor_for
 from boards.link.framing import FRAME_CRC
 from boards.link.link import IMAGE_CRC
 from boards.link.serial import SerialCRC, gt_const
@@ -236,38 +236,6 @@ def test_divisor_for():
         divisor_for(12_000_000, 2_500_000)
     with pytest.raises(ValueError, match="at least 4"):
         divisor_for(12_000_000, 6_000_000)
-
-
-def test_staged_memory_commit_and_reset():
-    """Writes go to the staging bank; commit swaps; a reset keeps the active bank."""
-    mem = StagedMemory(width=8, depth=4, init=[1, 2, 3, 4])
-    sim = Simulator(mem)
-    sim.add_clock(1e-6)
-    seen = {}
-
-    async def bench(ctx):
-        async def read_all():
-            out = []
-            for a in range(4):
-                ctx.set(mem.read.addr, a)
-                await ctx.tick()
-                out.append(ctx.get(mem.read.data))
-            return out
-        for a, v in enumerate([9, 8, 7, 6]):
-            ctx.set(mem.write.valid, 1)
-            ctx.set(mem.write.payload, {"addr": a, "data": v})
-            await ctx.tick()
-        ctx.set(mem.write.valid, 0)
-        seen["before"] = await read_all()
-        ctx.set(mem.commit, 1)
-        await ctx.tick()
-        ctx.set(mem.commit, 0)
-        seen["after"] = await read_all()
-        await ctx.tick().repeat(1)
-        seen["active"] = ctx.get(mem.active)
-    sim.add_testbench(bench)
-    sim.run()
-    assert seen == {"before": [1, 2, 3, 4], "after": [9, 8, 7, 6], "active": 1}
 
 
 @pytest.mark.parametrize("kwargs,match", [

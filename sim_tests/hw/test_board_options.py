@@ -11,8 +11,8 @@ from amaranth.sim import Simulator
 from compiler import golden
 from compiler.errors import SPSError
 from sps_hw import program as prog
-from sps_hw.config import Config
-from sps_hw.top import ROM_NAMES, Accelerator, rom_bits, rom_shapes
+from sps_hw.config import ROM_NAMES, Config, word_bytes
+from sps_hw.top import Accelerator, rom_widths
 
 from ..support.layers import layer, random_model, stats_monitor
 
@@ -22,16 +22,16 @@ NARROW = {"count_bits": 8, "channel_bits": 5, "mult_bits": 16}
 
 
 def simulate(dut, x, n_out, *, writes=(), segment=None, max_cycles=100_000):
-    """Write ``writes`` ((rom index, addr, lane, byte) ...), commit, then run one segment."""
+    """Write ``writes`` ((region, addr, lane, byte) ...), commit, then run one segment."""
     out, stats = [], []
 
     async def bench(ctx):
         if dut.writable:
             if segment is not None:
                 ctx.set(dut.segment, segment)
-            for rom, addr, lane, byte in writes:
+            for region, addr, lane, byte in writes:
                 ctx.set(dut.image_write.valid, 1)
-                ctx.set(dut.image_write.payload, {"rom": rom, "addr": addr, "lane": lane,
+                ctx.set(dut.image_write.payload, {"region": region, "addr": addr, "lane": lane,
                                                   "data": byte})
                 await ctx.tick()
             ctx.set(dut.image_write.valid, 0)
@@ -63,12 +63,12 @@ def simulate(dut, x, n_out, *, writes=(), segment=None, max_cycles=100_000):
 
 
 def image_writes(cfg, images):
-    """Every byte of every ROM image as (rom index, addr, lane, byte)."""
+    """Every byte of every ROM image as (region, addr, lane, byte)."""
     writes = []
-    for i, (name, (shape, _)) in enumerate(rom_shapes(cfg).items()):
-        nbytes = (rom_bits(shape) + 7) // 8
+    for name, (bits, _) in rom_widths(cfg).items():
         for addr, word in enumerate(images[name]):
-            writes += [(i, addr, lane, (word >> (8 * lane)) & 0xFF) for lane in range(nbytes)]
+            writes += [(ROM_NAMES.index(name), addr, lane, (word >> (8 * lane)) & 0xFF)
+                       for lane in range(word_bytes(bits))]
     return writes
 
 
