@@ -1,4 +1,4 @@
-"""Training small CNNs in numpy, and the trained ``digits`` demo network.
+"""Training small CNNs in numpy, and how the weights of the built-in ``digits`` are made.
 
 :func:`train` fits a :class:`compiler.graph.Network` whose layers form a chain of
 convolutions (any kernel, stride and padding, with fused ReLU and max-pool), max-pools and
@@ -7,10 +7,9 @@ outputs, through a backward pass written for exactly these ops. With ``masks_fix
 layer's PPS ``mask`` stays applied, so a pruned network is fine-tuned without reviving
 pruned taps. Inference (:func:`evaluate`) is :func:`compiler.graph.forward`.
 
-:func:`digits` is scikit-learn's 8x8 handwritten digits (1797 images shipped inside
-scikit-learn, no download) split 1437/360, stratified by class, with a fixed seed. It is
-exactly the input of the built-in ``demo8`` network; :func:`main` trains ``demo8`` on it,
-prunes it to PPS, fine-tunes it and writes ``compiler/data/digits8.npz`` (``docs/accuracy.md``).
+:func:`main` trains ``demo8`` on scikit-learn's 8x8 handwritten digits
+(:mod:`compiler.digits`), prunes it to PPS, fine-tunes it and writes
+``compiler/data/digits8.npz`` (``docs/accuracy.md``).
 """
 
 import argparse
@@ -20,20 +19,13 @@ import math
 import sys
 import tempfile
 import time
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from . import golden, graph, images, kernels, models, pipeline, pps
+from . import digits, golden, graph, images, kernels, models, pipeline, pps
 from .errors import SPSError
 from .fileio import atomic_write, save_npy
-
-PIXEL_MAX = 16.0          # digits pixels are integers 0..16; inputs are pixels / 16, in [0, 1]
-TEST_SIZE = 360           # of 1797 images; the other 1437 train
-SPLIT_SEED = 0            # random_state of the stratified split
-CALIB_SIZE = 256          # training images that calibrate the int8 activation scales
 
 # How digits8.npz is made (``python -m compiler.train``); see docs/accuracy.md.
 EPOCHS, LR, BATCH = 40, 0.01, 32
@@ -303,34 +295,7 @@ def evaluate(net, x, y, *, pruned=True):
     return float(np.mean(np.array(predictions) == y))
 
 
-# --- the digits data set and the trained demo8 ------------------------------------------------
-
-@lru_cache(maxsize=1)
-def _digits_arrays():
-    try:
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
-    except ImportError:
-        raise SPSError("the digits data set needs scikit-learn: pip install scikit-learn") \
-            from None
-    data = load_digits()
-    x = (data.images / PIXEL_MAX).astype(np.float32)[:, None]           # [1797, 1, 8, 8]
-    y = data.target.astype(np.int64)
-    train_idx, test_idx = train_test_split(np.arange(len(y)), test_size=TEST_SIZE,
-                                           stratify=y, random_state=SPLIT_SEED)
-    train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
-    return {"train": (x[train_idx], y[train_idx]), "test": (x[test_idx], y[test_idx])}
-
-
-def digits(split):
-    """scikit-learn's 8x8 digits: ``x`` float32 ``[N, 1, 8, 8]`` (pixels 0..16 divided by
-    16, so in [0, 1]) and ``y`` int64 labels 0..9 of ``split``: ``"train"`` (1437 images) or
-    ``"test"`` (360), a stratified split with ``random_state = 0``, each in data-set order."""
-    if split not in ("train", "test"):
-        raise SPSError(f"digits split must be 'train' or 'test', not {split!r}")
-    x, y = _digits_arrays()[split]
-    return x.copy(), y.copy()
-
+# --- the trained demo8 ----------------------------------------------------------------------------
 
 def shift_images(x, rng, max_shift=1):
     """Each image of ``x[N, C, H, W]`` moved by a random whole-pixel offset in
@@ -345,32 +310,10 @@ def shift_images(x, rng, max_shift=1):
                   rows[:, None, :, None], cols[:, None, None, :]]
 
 
-def calibration_images(count=CALIB_SIZE):
-    """The first ``count`` training images: what calibrates the int8 activation scales."""
-    return digits("train")[0][:count]
-
-
-def weights_path(name="digits8.npz"):
-    """Path of a weight file shipped in ``compiler/data``."""
-    return Path(str(resources.files("compiler") / "data" / name))
-
-
-def digits_model(seed=0):
-    """``demo8`` with the shipped weights (PPS keep 4, fine-tuned; see docs/accuracy.md).
-
-    ``seed`` is accepted for the built-in registry's signature; the weights are trained.
-    """
-    net = models.demo(seed, size=8)
-    net.name = "digits"
-    with np.load(weights_path(), allow_pickle=False) as npz:
-        models.load_weights(net, {key: npz[key] for key in npz.files})
-    return graph.validate(net)
-
-
 def train_dense(*, seed=0, epochs=EPOCHS, lr=LR, batch=BATCH, progress=None):
     """``demo8`` (He-normal weights seeded with ``seed``) trained on the digits training split."""
     net = models.demo(seed, size=8)
-    x, y = digits("train")
+    x, y = digits.load("train")
     history = train(net, x, y, epochs=epochs, lr=lr, batch=batch, seed=seed,
                     weight_decay=WEIGHT_DECAY, augment=shift_images, progress=progress)
     return net, history
@@ -385,7 +328,7 @@ def prune_and_finetune(net, *, keep, patterns, period, seed=0, epochs=FINETUNE_E
                       seed=seed)
     tuned = copy.deepcopy(pruned)
     if keep < 9 and epochs:
-        x, y = digits("train")
+        x, y = digits.load("train")
         train(tuned, x, y, epochs=epochs, lr=lr, batch=batch, seed=seed, masks_fixed=True,
               weight_decay=WEIGHT_DECAY, augment=shift_images, progress=progress)
     return pruned, tuned
@@ -410,10 +353,10 @@ def compile_weights(weights, *, keep, patterns=4, period=8, calib=None, seed=0):
     """Compile ``demo8`` with ``weights`` as ``sps compile demo8 --weights`` does, written
     with :func:`compiler.images.write` and read back with :func:`compiler.images.load`.
 
-    ``calib`` defaults to :func:`calibration_images`.
+    ``calib`` defaults to :func:`compiler.digits.calibration_images`.
     """
     net = models.builtin("demo8", weights=weights)
-    calib = calibration_images() if calib is None else calib
+    calib = digits.calibration_images() if calib is None else calib
     model, _ = pipeline.compile_network(net, keep=keep, patterns=patterns, period=period,
                                         permute=True, calib=calib, seed=seed)
     with tempfile.TemporaryDirectory(prefix="sps-digits-") as tmp:
@@ -444,7 +387,7 @@ def accuracy_row(dense, *, keep, patterns=4, period=8, seed=0, finetune_epochs=F
     keep 9 the dense network is compiled and nothing is fine-tuned) and ``tuned`` (the
     fine-tuned network).
     """
-    x, y = digits("test")
+    x, y = digits.load("test")
     pruned, tuned = prune_and_finetune(dense, keep=keep, patterns=patterns, period=period,
                                        seed=seed, epochs=finetune_epochs, progress=progress)
     int8_pruned = evaluate_compiled(
@@ -517,13 +460,13 @@ def _epoch_printer(what, start):
 def run(args):
     """Carry out parsed :func:`add_arguments` options; raises :class:`SPSError`."""
     if args.evaluate:
-        x, y = digits("test")
+        x, y = digits.load("test")
         accuracy = evaluate_compiled(images.load(args.evaluate), x, y)
         print(json.dumps({"model": args.evaluate, "accuracy": accuracy}) if args.json
               else f"{args.evaluate}: int8 test accuracy {100 * accuracy:.2f} % ({len(y)} images)")
         return
     if args.calib_output:
-        save_npy(args.calib_output, calibration_images())
+        save_npy(args.calib_output, digits.calibration_images())
         return
     try:
         keeps = [int(k) for k in args.table.split(",")] if args.table else []

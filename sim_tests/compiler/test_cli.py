@@ -126,13 +126,13 @@ def test_compare_rebuilds_float_model_with_given_weights(tmp_path, monkeypatch, 
     """``--weights`` is recorded, so ``golden --compare`` measures against the trained model."""
     import json
 
-    from compiler import train
+    from compiler import digits, train
     monkeypatch.chdir(tmp_path)
-    np.savez("w.npz", **np.load(train.weights_path("digits8_dense.npz")))
-    np.save("c.npy", train.calibration_images(64))
+    np.savez("w.npz", **np.load(digits.weights_path("digits8_dense.npz")))
+    np.save("c.npy", digits.calibration_images(64))
     assert main(["compile", "demo8", "--weights", "w.npz", "--calib", "c.npy", "-o", "m"]) == 0
     model = images.load("m")
-    x = train.quantize_input(model, train.digits("test")[0][:1])[0]
+    x = train.quantize_input(model, digits.load("test")[0][:1])[0]
     np.save("x.npy", x)
     capsys.readouterr()
     assert main(["golden", "m", "--input", "x.npy", "-o", "y.npy", "--compare", "--json"]) == 0

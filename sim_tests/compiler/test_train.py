@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from compiler import graph, images, models, pps, train
+from compiler import digits, graph, images, models, pps, train
 from compiler.errors import SPSError
 from compiler.models import Builder
 
@@ -106,7 +106,7 @@ def test_fine_tuning_keeps_pruned_taps_zero():
     net = models.builtin("demo8", seed=1)
     pps.prune_network(net, keep=4, patterns=4, period=8, permute=True)
     before = copy.deepcopy(net)
-    x, y = train.digits("train")
+    x, y = digits.load("train")
     history = train.train(net, x[:96], y[:96], epochs=2, lr=0.01, batch=16, seed=0,
                           masks_fixed=True, weight_decay=0.05, augment=train.shift_images)
     assert [row["epoch"] for row in history] == [1, 2]
@@ -122,7 +122,7 @@ def test_fine_tuning_keeps_pruned_taps_zero():
 
 
 def test_training_is_deterministic_for_a_seed():
-    x, y = train.digits("train")
+    x, y = digits.load("train")
     runs = []
     for seed in (5, 5, 6):
         net = models.demo(0, size=8)
@@ -134,8 +134,8 @@ def test_training_is_deterministic_for_a_seed():
 
 
 def test_digits_split():
-    x, y = train.digits("train")
-    xt, yt = train.digits("test")
+    x, y = digits.load("train")
+    xt, yt = digits.load("test")
     assert x.shape == (1437, 1, 8, 8) and xt.shape == (360, 1, 8, 8)
     assert x.dtype == xt.dtype == np.float32 and y.dtype == yt.dtype == np.int64
     assert x.min() == 0 and x.max() == 1 and np.all(x * 16 == np.round(x * 16))
@@ -145,14 +145,14 @@ def test_digits_split():
     every = np.sort(load_digits().images.reshape(1797, -1), axis=0)
     both = np.sort(np.concatenate([x, xt]).reshape(1797, -1) * 16, axis=0)
     np.testing.assert_array_equal(both, every)                   # a partition of the data set
-    np.testing.assert_array_equal(train.digits("test")[0], xt)
+    np.testing.assert_array_equal(digits.load("test")[0], xt)
     with pytest.raises(SPSError, match="split"):
-        train.digits("valid")
+        digits.load("valid")
 
 
 @pytest.fixture(scope="module")
 def shipped_model():
-    with np.load(train.weights_path(), allow_pickle=False) as npz:
+    with np.load(digits.weights_path(), allow_pickle=False) as npz:
         weights = {key: npz[key] for key in npz.files}
     return weights, train.compile_weights(weights, keep=4, patterns=4, period=8)
 
@@ -174,24 +174,24 @@ def test_shipped_weights_recompile_to_their_masks(shipped_model):
 
 def test_shipped_weights_reach_documented_int8_accuracy(shipped_model):
     _, model = shipped_model
-    x, y = train.digits("test")
+    x, y = digits.load("test")
     assert train.evaluate_compiled(model, x, y) >= SHIPPED_INT8_ACCURACY - MARGIN
-    net = train.digits_model()
+    net = models.digits()
     assert net.name == "digits" and train.evaluate(net, x, y) >= SHIPPED_INT8_ACCURACY - MARGIN
 
 
 def test_shipped_dense_weights_reach_documented_int8_accuracy():
-    with np.load(train.weights_path("digits8_dense.npz"), allow_pickle=False) as npz:
+    with np.load(digits.weights_path("digits8_dense.npz"), allow_pickle=False) as npz:
         weights = {key: npz[key] for key in npz.files}
     model = train.compile_weights(weights, keep=9)
     assert not any(images.is_pps(layer) for layer in model.layers if layer["op"] == "conv")
-    x, y = train.digits("test")
+    x, y = digits.load("test")
     assert train.evaluate_compiled(model, x, y) >= DENSE_INT8_ACCURACY - MARGIN
 
 
 def test_quantize_input_uses_the_manifest_scale(shipped_model):
     _, model = shipped_model
-    x = train.digits("test")[0][:4]
+    x = digits.load("test")[0][:4]
     xq = train.quantize_input(model, x)
     scale = model.manifest["input"]["scale"]
     assert xq.dtype == np.int8 and xq.max() == 127                 # calibrated on [0, 1]
@@ -199,7 +199,7 @@ def test_quantize_input_uses_the_manifest_scale(shipped_model):
 
 
 def test_unsupported_networks_and_bad_data_raise():
-    x, y = train.digits("train")
+    x, y = digits.load("train")
     b = Builder("res", (1, 8, 8), 0)
     b.conv("c1", 4)
     b.conv("c2", 4)
