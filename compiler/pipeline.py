@@ -11,6 +11,7 @@ import numpy as np
 
 from . import graph, images, models, pps, quantize
 from .errors import SPSError
+from .npz_frontend import load_npz
 
 
 def load_network(model, seed=0, weights=None):
@@ -24,9 +25,8 @@ def load_network(model, seed=0, weights=None):
         if weights is not None:
             raise SPSError("--weights applies to built-in models only")
         if suffix == ".onnx":
-            from .onnx_frontend import load_onnx
+            from .onnx_frontend import load_onnx  # deferred: onnx takes ~1 s to import
             return load_onnx(model)
-        from .npz_frontend import load_npz
         return load_npz(model)
     if isinstance(weights, (str, Path)):
         weights = _load_npz_arrays(weights)

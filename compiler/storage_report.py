@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import formats
+from . import formats, images, models, pipeline, pps
 from .errors import SPSError
 from .graph import Layer, Network
 
@@ -20,7 +20,6 @@ _BIT_KEYS = ("value_bits", "index_bits", "total_bits")
 def prune_for_report(model_arg, *, keep=4, patterns=4, period=8, seed=0, prune_first=False):
     """A built-in network by name (or a float :class:`Network`, pruned in place) pruned to
     PPS without channel permutation, which changes no format's storage."""
-    from . import models, pps
     net = models.builtin(model_arg, seed=seed) if isinstance(model_arg, str) else model_arg
     if not isinstance(net, Network):
         raise TypeError(f"model_arg must be a built-in name or a Network, not "
@@ -35,9 +34,7 @@ def load_pruned(model, *, keep=4, patterns=4, period=8, seed=0, prune_first=Fals
     are ignored), or an ``.onnx``/``.npz`` file or built-in name pruned as in
     :func:`prune_for_report`."""
     if Path(str(model)).is_dir():
-        from . import images
         return network_from_compiled(images.load(model))
-    from . import pipeline
     return prune_for_report(pipeline.load_network(model, seed=seed), keep=keep,
                             patterns=patterns, period=period, seed=seed,
                             prune_first=prune_first)
@@ -46,7 +43,6 @@ def load_pruned(model, *, keep=4, patterns=4, period=8, seed=0, prune_first=Fals
 def network_from_compiled(model):
     """The layer structure of a :class:`compiler.images.CompiledModel` as a :class:`Network`
     carrying each conv's ``mask`` and ``pps`` (weights are not needed to count storage)."""
-    from . import images
     man = model.manifest
     name = Path(str(man.get("source", "model"))).stem or "model"
     net = Network(name, tuple(man["input"]["shape"]))
@@ -231,7 +227,9 @@ def plot(report, path):
     """Write a PNG bar chart per format: values + index stacked (linear, left) and index
     alone (log, right), for the conv layers (top) and the whole model (bottom), each bar
     labelled with its ratio to SPS."""
-    from matplotlib.figure import Figure  # no pyplot: no global state, Agg canvas
+    # deferred: matplotlib takes ~0.5 s to import and only --plot needs it; no pyplot: no
+    # global state, Agg canvas
+    from matplotlib.figure import Figure
 
     names = list(formats.FORMATS)
     x = np.arange(len(names))
