@@ -20,10 +20,10 @@ test-slow: ## the slow tests (synthesis, whole networks)
 	$(PYTEST) -n $(JOBS) -m slow -q
 
 bench: ## benchmarks, JSON on stdout
-	$(PY) -m compiler.bench
+	$(PY) -m sps.bench
 
 lint:
-	.venv/bin/ruff check compiler sps_hw boards sim_tests
+	.venv/bin/ruff check compiler sps_hw boards sps sim_tests
 
 demo: ## the main job on the built-in demo network
 	rm -rf out/demo && mkdir -p out

@@ -24,6 +24,9 @@ import tempfile
 from pathlib import Path
 
 from compiler.errors import SPSError
+from compiler.models import demo
+from sps_hw.bench import vgg16_reduced
+from sps_hw.model import cycle_report
 
 from .build import build, parse_nextpnr_log
 from .core import SPSCore
@@ -38,9 +41,6 @@ KEY_CELLS = ("ICESTORM_LC", "ICESTORM_RAM", "ICESTORM_DSP", "ICESTORM_SPRAM", "T
 def workload(cfg, sizes=(224, 112, 56, 32, 16)):
     """``(name, network)``: VGG16's 3x3 layers at the largest input size whose first layer
     runs on core ``cfg``, or the built-in demo where no VGG16 layer fits its buffers."""
-    from compiler.models import demo
-    from sps_hw.bench import vgg16_reduced
-    from sps_hw.model import cycle_report
     for size in sizes:
         net = vgg16_reduced(size)
         if cycle_report(net, cfg)["layers"][0]["runs"] == "hardware":
@@ -51,7 +51,6 @@ def workload(cfg, sizes=(224, 112, 56, 32, 16)):
 def throughput(spec, mhz, keep=4):
     """``{"peak_gops", "utilization", "dense_equivalent_gops", ...}`` of board ``spec``'s
     core at ``mhz`` (see the module docstring)."""
-    from sps_hw.model import cycle_report
     name, net = workload(spec.config)
     report = cycle_report(net, spec.config)
     conv3 = [r for r in report["layers"] if r["runs"] == "hardware" and r["op"] == "conv3"]
@@ -100,7 +99,7 @@ def bench(boards=None, keep=4):
 
 
 def run():
-    """The boards section of ``make bench`` (``compiler.bench``)."""
+    """The boards section of ``make bench`` (:mod:`sps.bench`)."""
     return bench()
 
 

@@ -1,15 +1,19 @@
 """``sps build`` and ``sps run``: thin wrappers over :func:`boards.build.build` and
-:func:`boards.host.run_model` (registered by ``compiler.cli`` through :func:`add_commands`)."""
+:func:`boards.host.run_model` (registered by :mod:`sps.cli` through :func:`add_commands`)."""
 
 import json
 import sys
+
+from compiler.errors import SPSError
+from compiler.fileio import load_npy, save_npy
+
+from .platforms import BOARDS
 
 __all__ = ["add_commands"]
 
 
 def cmd_build(args):
-    from compiler.errors import SPSError
-
+    # deferred: the gateware loads for the commands that use it, not for sps --help
     from .build import build
     if args.selftest and args.model:
         raise SPSError("--selftest builds the link's self-test core, which runs no model; "
@@ -34,8 +38,7 @@ def cmd_build(args):
 
 
 def cmd_run(args):
-    from compiler.fileio import load_npy, save_npy
-
+    # deferred: the gateware loads for the commands that use it, not for sps --help
     from .host import run_model
     x = load_npy(args.input)
     y = run_model(args.model, args.port, x, baud=args.baud, timeout=args.timeout,
@@ -45,7 +48,6 @@ def cmd_run(args):
 
 def add_commands(sub, report_sub):
     """Register ``build`` and ``run`` on the ``sps`` parser (no ``report`` kinds)."""
-    from .platforms import BOARDS
     p = sub.add_parser("build", help="bitstream (Lattice) or Vivado project (Xilinx) for a "
                        "board, with report.json")
     p.add_argument("--board", required=True, choices=sorted(BOARDS), metavar="NAME",

@@ -1,22 +1,19 @@
-"""The ``sps`` command line: a thin layer over the Python API of each package.
+"""The compiler's commands of ``sps``: ``compile``, ``golden``, ``train-digits`` and
+``report storage``, thin layers over the compiler's Python API.
 
-The compiler registers ``compile``, ``golden`` and ``report storage``; the hardware
-(``sps_hw.cli``) and board (``boards.cli``) packages add their own commands through
-``add_commands(subparsers, report_subparsers)``. A :class:`~compiler.errors.SPSError` becomes
-one line on stderr and exit status 2.
+:func:`add_commands` registers them on the parser that :mod:`sps.cli` assembles; handlers
+raise :class:`~compiler.errors.SPSError` for mistakes a user can make.
 """
 
 import argparse
-import importlib
-import importlib.util
 import json
 import sys
 import time
 
-from .errors import SPSError
+from . import accuracy, golden, images, pipeline, storage_report, train
 from .fileio import load_npy, save_npy
 
-PLUGINS = ("sps_hw.cli", "boards.cli")
+__all__ = ["add_commands"]
 
 
 class Progress:
@@ -51,7 +48,6 @@ def pruning_table(report):
 
 
 def cmd_compile(args):
-    from . import images, pipeline
     images.check_new_dir(args.output)
     progress = Progress()
     net = pipeline.load_network(args.model, seed=args.seed, weights=args.weights)
@@ -69,13 +65,11 @@ def cmd_compile(args):
 
 
 def cmd_golden(args):
-    from . import golden, images
     model = images.load(args.model)
     x = load_npy(args.input)
     golden.check_input(model, x, what=f"--input {args.input}")
     y = golden.infer(model, x)
     if args.compare:
-        from . import accuracy
         rows = accuracy.compare(model, x, y)
     save_npy(args.output, y)
     if args.compare:
@@ -83,7 +77,6 @@ def cmd_golden(args):
 
 
 def cmd_report_storage(args):
-    from . import storage_report
     net = storage_report.load_pruned(args.model, keep=args.keep, patterns=args.patterns,
                                      period=args.period, seed=args.seed,
                                      prune_first=args.prune_first)
@@ -102,11 +95,10 @@ def _pps_options(parser):
     parser.add_argument("--seed", type=int, default=0, help="seed of random weights/inputs (0)")
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="sps", description="Sparse periodic systolic CNN accelerator generator.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_commands(sub):
+    """Register ``compile``, ``golden``, ``train-digits`` and ``report storage`` on the
+    ``sps`` parser's ``sub``; return the subparsers of ``report``, where the other packages
+    add their kinds."""
     p = sub.add_parser("compile", help="prune, quantize and write ROM images of a CNN")
     p.add_argument("model", help="an .onnx or .npz file, or demo, demo8, digits, vgg16, "
                                  "resnet18, resnet50")
@@ -131,7 +123,6 @@ def build_parser():
     p.add_argument("--json", action="store_true", help="--compare results as JSON")
     p.set_defaults(func=cmd_golden)
 
-    from . import train
     p = sub.add_parser("train-digits", help="train demo8 on the 8x8 digits, prune, fine-tune "
                        "and measure accuracy (regenerates the shipped weights)")
     train.add_arguments(p)
@@ -149,24 +140,4 @@ def build_parser():
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--plot", metavar="PNG", help="also write a bar chart")
     p.set_defaults(func=cmd_report_storage)
-
-    for name in PLUGINS:
-        if importlib.util.find_spec(name.split(".")[0]) and importlib.util.find_spec(name):
-            importlib.import_module(name).add_commands(sub, report_sub)
-    return parser
-
-
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    try:
-        args.func(args)
-    except SPSError as e:
-        print(f"sps: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return report_sub

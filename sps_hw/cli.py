@@ -1,7 +1,7 @@
 """The hardware commands of ``sps``: ``generate``, ``sim`` and ``report cycles``.
 
-``compiler.cli`` calls :func:`add_commands`; each handler is a thin layer over
-:func:`sps_hw.generate.generate`, :func:`sps_hw.simulation.run` and
+:mod:`sps.cli` calls :func:`add_commands`; each handler is a thin layer over
+:func:`sps_hw.generator.generate`, :func:`sps_hw.simulation.run` and
 :func:`sps_hw.model.cycle_report`, and raises :class:`~compiler.errors.SPSError` for
 mistakes a user can make.
 """
@@ -10,7 +10,11 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from compiler.errors import SPSError
+from compiler.fileio import atomic_write, load_npy, save_npy
+from compiler.models import BUILTIN
 
 __all__ = ["add_commands"]
 
@@ -35,6 +39,7 @@ def _check_array(args):
 
 
 def cmd_generate(args):
+    # deferred: the gateware loads for the commands that use it, not for sps --help
     from .generator import generate
     _check_array(args)
     summary = generate(args.output, model=args.model, rows=args.rows, cols=args.cols,
@@ -50,10 +55,7 @@ def cmd_generate(args):
 
 
 def cmd_sim(args):
-    import numpy as np
-
-    from compiler.fileio import atomic_write, load_npy, save_npy
-
+    # deferred: the gateware loads for the commands that use it, not for sps --help
     from . import simulation
     _check_array(args)
     x = load_npy(args.input)
@@ -80,21 +82,17 @@ def cmd_sim(args):
 
 
 def cmd_report_cycles(args):
+    # deferred: the gateware loads for the commands that use it, not for sps --help
     from .generator import make_config
     from .model import cycle_report, format_report
     _check_array(args)
-    if not Path(args.model).exists() and args.model not in _builtin_names():
+    if not Path(args.model).exists() and args.model not in BUILTIN:
         raise SPSError(f"{args.model}: not a compiled model directory, a model file or one "
-                       f"of {', '.join(_builtin_names())}")
+                       f"of {', '.join(BUILTIN)}")
     sizes = {"max_hw": 2**20, "max_width": 2**16, "fmap_depth": 2**30}
     cfg = make_config(None, args.rows, args.cols, **sizes)
     report = cycle_report(args.model, cfg)
     print(json.dumps(report, indent=1) if args.json else format_report(report))
-
-
-def _builtin_names():
-    from compiler.models import BUILTIN
-    return list(BUILTIN)
 
 
 def add_commands(subparsers, report_subparsers=None):

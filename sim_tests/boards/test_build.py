@@ -18,7 +18,7 @@ from boards.platforms import BOARDS, board_spec
 from compiler import images
 from compiler.errors import SPSError
 
-SPS = [sys.executable, "-m", "compiler.cli"]
+SPS = [sys.executable, "-m", "sps"]
 
 NEXTPNR_LOG = """\
 Info: Device utilisation:

@@ -20,8 +20,8 @@ from boards.platforms import BOARDS, SELFTEST_MAP
 from boards.protocol import Cmd, Status, encode_frame
 from boards.selftest import selftest_reference
 from boards.sim_transport import BUILD_ENV, VerilatorTransport
-from compiler.cli import main as sps
 from compiler.errors import SPSError
+from sps.cli import main as sps
 
 from ..support.simulators import require_simulator
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from compiler import golden, images
-from compiler.cli import main
+from sps.cli import main
 
 SPS = str(Path(sys.executable).parent / "sps")
 

@@ -712,7 +712,7 @@ def test_npz_unreadable_files(tmp_path):
 
 def test_sps_compile_reads_onnx_and_npz(tmp_path, capsys):
     """``sps compile`` takes both formats; a bad file is one line on stderr and exit status 2."""
-    from compiler.cli import main
+    from sps.cli import main
 
     net = models.builtin("demo8")
     onnx_path = save_onnx(net, tmp_path / "demo8.onnx")

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compiler import cli
+from sps import cli
 from sps_hw.config import Config
 from sps_hw.model import cycle_report, layer_cycles, plan_layer
 from sps_hw.top import pipeline_latency

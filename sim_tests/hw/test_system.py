@@ -122,7 +122,8 @@ def test_demo_network_end_to_end_through_the_cli(tmp_path, capsys):
     output, equal to ``sps golden``; the stats file has the model's cycles for every layer."""
     import json
 
-    from compiler import cli, images
+    from compiler import images
+    from sps import cli
     out, x_path = tmp_path / "demo", tmp_path / "x.npy"
     assert cli.main(["compile", "demo", "-o", str(out)]) == 0
     model = images.load(out)
@@ -161,7 +162,8 @@ def test_icarus():
 def test_resnet18_with_host_layers(tmp_path):
     """The whole of ResNet-18 (224x224): its stride-1 3x3 and 1x1 layers and the FC on an
     8x8 array, the 7x7 and stride-2 convolutions, pools and residual adds on the host."""
-    from compiler import cli, images
+    from compiler import images
+    from sps import cli
     out = tmp_path / "resnet18"
     assert cli.main(["compile", "resnet18", "-o", str(out)]) == 0
     model = images.load(out)

@@ -7,8 +7,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from compiler import cli
 from compiler.errors import SPSError
+from sps import cli
 from sps_hw import program as prog
 from sps_hw import verilog
 from sps_hw.config import Config

@@ -1,0 +1,7 @@
+"""``python -m sps``: the ``sps`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
