@@ -21,13 +21,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from compiler import images
 from compiler.errors import SPSError
-from sps_hw.config import word_bytes
 from sps_hw.program import build as build_program
+from sps_hw.program import hex_lines
 
 from .core import SPSCore, memory_map
 from .fit import check_fit
-from .host import model_tag
+from .model_image import model_tag, pack_model
 from .platforms import SELFTEST_MAP, board_spec, tool_path, toolchain_env
 from .selftest import SelfTestCore
 from .top import BoardTop
@@ -35,9 +36,6 @@ from .top import BoardTop
 __all__ = [
     "XC7A35T_RESOURCES",
     "build",
-    "image_bytes",
-    "pack_model",
-    "pack_program",
     "parse_nextpnr_log",
     "parse_yosys_stat",
 ]
@@ -110,30 +108,6 @@ def _environ(**values):
                 os.environ[k] = v
 
 
-def pack_program(model, spec):
-    """The :class:`sps_hw.program.Program` of compiled ``model`` on the SPS core of board
-    ``spec`` (after :func:`~boards.fit.check_fit`: :class:`SPSError` with the numbers if the
-    model does not fit)."""
-    check_fit(model, spec, name=f"model {model.path}")
-    return build_program(model, spec.config)
-
-
-def image_bytes(words, width):
-    """An image as the host link uploads it: each word little-endian in ``ceil(width / 8)``
-    bytes."""
-    nbytes = word_bytes(width)
-    return b"".join(int(w).to_bytes(nbytes, "little") for w in words)
-
-
-def pack_model(model, spec, program=None):
-    """Packed images ``{region: bytes}`` of compiled ``model`` for the SPS core on board
-    ``spec``: the same words ``sps generate`` writes (``sps_hw.program``), as the host link
-    uploads them (:func:`image_bytes`)."""
-    program = program or pack_program(model, spec)
-    mm = memory_map(spec.config)
-    return {r.name: image_bytes(program.images[r.name], r.width) for r in mm}
-
-
 def _run(cmd, cwd, env, log_name):
     """Run ``cmd``; :class:`SPSError` with the first error line of the log on failure."""
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
@@ -167,7 +141,6 @@ def build(board, out, *, model=None, core=None, do_build=True, progress=None):
     progress : callable
         Called with one-line messages.
     """
-    from compiler import images
     say = progress or (lambda msg: None)
     spec = board_spec(board)
     out = Path(out)
@@ -242,7 +215,6 @@ def build(board, out, *, model=None, core=None, do_build=True, progress=None):
 def _write_images(directory, spec, program, packed):
     """The packed images of the model: ``<region>.hex`` (``$readmemh``) and ``<region>.bin``
     (the bytes ``sps run`` uploads), and ``model.json`` (where each layer runs)."""
-    from sps_hw.program import hex_lines
     directory.mkdir()
     for region in memory_map(spec.config):
         words = program.images[region.name]

@@ -11,6 +11,8 @@ before any synthesis, a model whose images exceed the core's memories, with the 
 import math
 
 from compiler.errors import SPSError
+from sps_hw.program import build as build_program
+from sps_hw.top import rom_widths
 
 __all__ = ["check_fit", "hardware_layers", "requirements"]
 
@@ -87,9 +89,6 @@ def check_fit(model, spec, name="model"):
     its packed images exceed the core's image memories, when it needs a larger pattern
     library, or when no layer at all runs on the hardware.
     """
-    from sps_hw.program import build as build_program
-    from sps_hw.top import rom_widths
-
     cfg = spec.config
     unbounded = cfg.replace(weight_depth=2**31, index_depth=2**24, library_depth=2**24,
                             param_depth=2**24, layer_depth=2**16, max_patterns=2**8)

@@ -3,10 +3,10 @@
 :class:`Link` talks to a board through a *transport*: ``write(bytes)``,
 ``read(n, timeout) -> bytes`` (up to ``n``, fewer on timeout), ``now()`` and ``idle(seconds)``
 (its clock: wall time, or simulated time), ``flush_input()``, ``byte_time`` (seconds per byte
-on the line) and ``close()``:
-:class:`SerialTransport` for a real board (pyserial), or a simulation transport
-(:func:`open_transport` with ``sim:BOARD``). Every failure a user can meet (no answer, a board
-that refuses an image, a model that does not fit) is a :class:`LinkError`, a
+on the line) and ``close()``, opened by :func:`boards.transports.open_transport`:
+:class:`~boards.transports.SerialTransport` for a real board (pyserial), or a simulation
+transport for ``sim:BOARD``. Every failure a user can meet (no answer, a board that refuses
+an image, a model that does not fit) is a :class:`LinkError`, a
 :class:`~compiler.errors.SPSError` carrying the board's :class:`~boards.protocol.Status`.
 
 Retries are safe by construction: a request the board could not read (bad CRC, timeout) was not
@@ -15,16 +15,19 @@ recognized; COMMIT, RUN and LOAD_END, whose repetition is not harmless, are conf
 STATUS when their answer is lost.
 """
 
-import hashlib
 import struct
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
+from compiler import golden, images
 from compiler.errors import SPSError
 from sps_hw.config import word_bytes
+from sps_hw.program import run_network
 
+from .core import memory_map
+from .model_image import model_tag, pack_model, pack_program
+from .platforms import BOARDS
 from .protocol import (
     INFO_FORMAT,
     INFO_REGION_FORMAT,
@@ -43,6 +46,7 @@ from .protocol import (
     crc32,
     encode_frame,
 )
+from .transports import open_transport
 
 __all__ = [
     "BoardInfo",
@@ -50,10 +54,6 @@ __all__ = [
     "Link",
     "LinkError",
     "Response",
-    "SerialTransport",
-    "model_tag",
-    "open_transport",
-    "register_sim_transport",
     "run_model",
 ]
 
@@ -185,15 +185,6 @@ class Response:
     def arg(self):
         """The u32 after the status byte, if any."""
         return int.from_bytes(self.body[:4], "little") if len(self.body) >= 4 else None
-
-
-def model_tag(images):
-    """A 32-bit tag identifying a set of region images (``{region: bytes}``)."""
-    digest = hashlib.sha256()
-    for name in REGIONS:
-        data = bytes(images.get(name, b""))
-        digest.update(struct.pack("<BI", Region[name.upper()], len(data)) + data)
-    return int.from_bytes(digest.digest()[:4], "little")
 
 
 def _not_read(rsp):
@@ -498,62 +489,6 @@ class Link:
         return np.frombuffer(out, np.int8).copy()
 
 
-# --- transports -----------------------------------------------------------------------------
-class SerialTransport:
-    """A serial port (pyserial), e.g. ``/dev/ttyUSB1`` at ``baud``."""
-
-    def __init__(self, port, baud):
-        try:
-            import serial
-        except ImportError:
-            raise SPSError("--port needs pyserial (pip install pyserial)") from None
-        try:
-            self.serial = serial.Serial(port, baud, timeout=0)
-        except (serial.SerialException, OSError) as e:
-            raise SPSError(f"--port {port}: cannot open ({e})") from None
-        self.byte_time = 10.0 / baud
-
-    def now(self):
-        return time.monotonic()
-
-    def write(self, data):
-        self.serial.write(data)
-        self.serial.flush()
-
-    def read(self, n, timeout):
-        self.serial.timeout = max(timeout, 0)
-        return self.serial.read(n)
-
-    def idle(self, seconds):
-        time.sleep(seconds)
-
-    def flush_input(self):
-        self.serial.reset_input_buffer()
-
-    def close(self):
-        self.serial.close()
-
-
-_SIM_TRANSPORTS = {}
-
-
-def register_sim_transport(board, factory):
-    """Make ``--port sim:<board>`` open ``factory(baud)``."""
-    _SIM_TRANSPORTS[board] = factory
-
-
-def open_transport(port, baud):
-    """A transport for ``port``: ``sim:<board>`` (a simulated board) or a serial device."""
-    if port.startswith("sim:"):
-        from . import sim_transport  # noqa: F401  (registers sim:<board> for every board)
-        board = port[4:]
-        if board not in _SIM_TRANSPORTS:
-            known = ", ".join(sorted(_SIM_TRANSPORTS)) or "none registered"
-            raise SPSError(f"--port {port}: no simulated board {board!r} (known: {known})")
-        return _SIM_TRANSPORTS[board](baud)
-    return SerialTransport(port, baud)
-
-
 # --- sps run ----------------------------------------------------------------------------------
 
 def run_model(model_dir, port, x, *, baud=1_000_000, timeout=DEFAULT_TIMEOUT, progress=None):
@@ -564,11 +499,6 @@ def run_model(model_dir, port, x, *, baud=1_000_000, timeout=DEFAULT_TIMEOUT, pr
     tag), so repeated runs cost one inference each. Each hardware segment is one RUN on the
     board; the layers between segments run on the host (``compiler.golden``).
     """
-    from compiler import golden, images
-    from sps_hw.program import run_network
-
-    from .build import pack_model, pack_program
-    from .platforms import BOARDS
     say = progress or (lambda msg: None)
     model = images.load(model_dir)                  # sha256 of every image file
     golden.check_input(model, x, what="--input")
@@ -581,7 +511,6 @@ def run_model(model_dir, port, x, *, baud=1_000_000, timeout=DEFAULT_TIMEOUT, pr
             raise LinkError(f"--port {port}: unknown board id {info.board_id}")
         say(f"sps: {port}: {spec.name}, array {info.rows}x{info.cols}, "
             f"{info.clk_hz / 1e6:g} MHz")
-        from .core import memory_map
         want = [(r.name, r.width, r.depth) for r in memory_map(spec.config)]
         have = [(r.name, r.width, r.depth) for r in info.regions]
         if have != want:

@@ -17,6 +17,7 @@ from amaranth_boards.icebreaker import ICEBreakerPlatform
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from compiler.errors import SPSError
+from sps_hw.config import Config
 
 from .clocks import PLL
 from .link import MemoryMap, divisor_for
@@ -146,7 +147,6 @@ class BoardSpec:
     @property
     def config(self):
         """The :class:`sps_hw.config.Config` of the SPS core built for this board."""
-        from sps_hw.config import Config
         return Config(rows=self.rows, cols=self.cols, **self.core)
 
     def make_platform(self):

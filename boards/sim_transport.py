@@ -18,9 +18,7 @@ faster line than the board's 1 Mbaud (the ``baud`` of ``sps run`` does not apply
 board's clock, buffers and timeouts are its own. The Verilator build is kept in ``build_dir``
 (default ``$SPS_SIM_BOARDS/<board>`` or ``~/.cache/sps/sim-boards/<board>``) and reused while
 the design is unchanged; sessions sharing a build directory run one after the other.
-
-Importing this module registers ``sim:<board>`` for every board of
-:data:`boards.platforms.BOARDS` with :func:`boards.host.register_sim_transport`.
+``sps run --port sim:BOARD`` opens it through :func:`boards.transports.open_transport`.
 """
 
 import contextlib
@@ -29,7 +27,6 @@ import os
 import shutil
 import socket
 import struct
-import sys
 import tempfile
 import threading
 import time
@@ -41,8 +38,13 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from compiler.errors import SPSError
+from sps_hw import verilog
 
-from .host import register_sim_transport
+from .core import SPSCore
+from .link.uart import _check_divisor
+from .platforms import SELFTEST_MAP, board_spec
+from .selftest import SelfTestCore
+from .top import BoardTop
 
 __all__ = [
     "SIM_DIVISOR",
@@ -108,13 +110,9 @@ def board_design(spec, core=None):
     """The :class:`~boards.top.BoardTop` of ``spec`` with ``core``: ``None`` for the SPS core
     the board is built with (:class:`boards.core.SPSCore` of ``spec.config``), ``"selftest"``
     for the link's stand-in core (:class:`boards.selftest.SelfTestCore`), or a component."""
-    from .top import BoardTop
     if core is None:
-        from .core import SPSCore
         core = SPSCore(spec.config)
     elif core == "selftest":
-        from .platforms import SELFTEST_MAP
-        from .selftest import SelfTestCore
         core = SelfTestCore(SELFTEST_MAP)
     elif isinstance(core, str):
         raise ValueError(f"core must be None, 'selftest' or a component, not {core!r}")
@@ -141,7 +139,6 @@ class SimBoard(wiring.Component):
     error: Out(1)
 
     def __init__(self, top):
-        from .top import BoardTop
         if not isinstance(top, BoardTop):
             raise TypeError(f"top must be a boards.top.BoardTop, not {top!r}")
         self.top = top
@@ -222,10 +219,6 @@ class VerilatorTransport:
 
     def __init__(self, board, *, core=None, divisor=SIM_DIVISOR, build_dir=None, waves=False,
                  build_args=(), progress=None):
-        from sps_hw import verilog
-
-        from .link.uart import _check_divisor
-        from .platforms import board_spec
         spec = board_spec(board)
         _check_divisor(divisor)
         say = progress or (lambda msg: None)
@@ -298,6 +291,7 @@ class VerilatorTransport:
             self._fail(f"the simulation runs divisor {divisor}, expected {self.divisor}")
 
     def _simulate(self, sources, env, waves, build_args):
+        # deferred: cocotb's runner loads when a simulation starts, not for a real board's port
         from sps_hw.sim.runner import simulate
         try:
             self._result = simulate(sources, "board", "boards.sim_uart",
@@ -421,17 +415,3 @@ class VerilatorTransport:
 
     def __exit__(self, *exc):
         self.close()
-
-
-def _stderr(message):
-    print(message, file=sys.stderr, flush=True)
-
-
-def _register():
-    from .platforms import BOARDS
-    for name in BOARDS:
-        register_sim_transport(name, lambda baud, name=name: VerilatorTransport(
-            name, progress=_stderr))
-
-
-_register()

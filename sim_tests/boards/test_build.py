@@ -11,9 +11,9 @@ import sys
 import numpy as np
 import pytest
 
-from boards.build import build, pack_model, parse_nextpnr_log, parse_yosys_stat
+from boards.build import build, parse_nextpnr_log, parse_yosys_stat
 from boards.fit import check_fit, requirements
-from boards.host import model_tag
+from boards.model_image import model_tag, pack_model
 from boards.platforms import BOARDS, board_spec
 from compiler import images
 from compiler.errors import SPSError

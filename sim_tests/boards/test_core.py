@@ -6,9 +6,9 @@ between, against ``compiler.golden`` to the bit."""
 import numpy as np
 import pytest
 
-from boards.build import image_bytes
 from boards.core import SPSCore, memory_map
-from boards.host import Link, model_tag
+from boards.host import Link
+from boards.model_image import image_bytes, model_tag
 from boards.simulation import AmaranthTransport
 from boards.top import LinkedCore
 from compiler import golden

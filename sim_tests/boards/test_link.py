@@ -21,11 +21,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from boards import protocol
-from boards.host import Link, LinkError, model_tag
+from boards.host import Link, LinkError
 from boards.link import HostLink, MemoryMap, UARTRx, UARTTx, divisor_for
 from boards.link.framing import FRAME_CRC
 from boards.link.link import IMAGE_CRC
 from boards.link.serial import SerialCRC, gt_const
+from boards.model_image import model_tag
 from boards.protocol import Cmd, Status, encode_frame
 from boards.selftest import SelfTestCore, selftest_reference
 from boards.simulation import AmaranthTransport

@@ -15,11 +15,13 @@ import numpy as np
 import pytest
 
 from boards import protocol
-from boards.host import Link, LinkError, model_tag, open_transport
+from boards.host import Link, LinkError
+from boards.model_image import model_tag
 from boards.platforms import BOARDS, SELFTEST_MAP
 from boards.protocol import Cmd, Status, encode_frame
 from boards.selftest import selftest_reference
 from boards.sim_transport import BUILD_ENV, VerilatorTransport
+from boards.transports import open_transport
 from compiler.errors import SPSError
 from sps.cli import main as sps
 
@@ -52,7 +54,7 @@ class Model:
 
 def sps_model(path):
     """A compiled model packed for the iCEBreaker's SPS core; a run equals compiler.golden."""
-    from boards.build import pack_model, pack_program
+    from boards.model_image import pack_model, pack_program
     from compiler import golden, images
     from sps_hw.program import run_network
 
