@@ -14,27 +14,34 @@ checked against the golden model.
 import argparse
 import json
 import sys
+import tempfile
 import time
 from dataclasses import fields
+from pathlib import Path
 
 import numpy as np
+
+from compiler import golden, images, pipeline
+from compiler.models import POOL2, Builder
+
+from . import simulation
+from .config import Config
+from .program import fit_config
 
 VGG16 = [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)]
 
 
 def vgg16_reduced(size=56, seed=0):
     """VGG16's 3x3 layers (pools fused) for a ``3 x size x size`` input."""
-    from compiler import models
-    b = models.Builder(f"vgg16_{size}", (3, size, size), seed)
+    b = Builder(f"vgg16_{size}", (3, size, size), seed)
     for stage, (width, depth) in enumerate(VGG16):
         for j in range(depth):
             b.conv(f"conv{stage + 1}_{j + 1}", width,
-                   pool=models.POOL2 if j == depth - 1 else None)
+                   pool=POOL2 if j == depth - 1 else None)
     return b.net
 
 
 def compiled(keep, size, seed=0):
-    from compiler import pipeline
     net = vgg16_reduced(size, seed)
     dense = keep == 9
     model, _ = pipeline.compile_network(net, keep=keep, patterns=1 if dense else 4,
@@ -44,20 +51,11 @@ def compiled(keep, size, seed=0):
 
 
 def _union(a, b):
-    from .config import Config
     return Config(**{f.name: max(getattr(a, f.name), getattr(b, f.name)) for f in fields(a)})
 
 
 def run(rows=16, cols=16, size=56, seed=0, log=sys.stderr):
     """The benchmark document (see the module documentation)."""
-    import tempfile
-    from pathlib import Path
-
-    from compiler import golden, images
-
-    from . import simulation
-    from .program import fit_config
-
     t0 = time.perf_counter()
     models = {"sps": compiled(4, size, seed), "dense": compiled(9, size, seed)}
     cfg = _union(*(fit_config(m, rows=rows, cols=cols) for m in models.values()))

@@ -19,6 +19,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
+from compiler import golden, images
 from sps_hw.sim.job import read_job
 from sps_hw.sim.streams import TB
 
@@ -53,7 +54,6 @@ class AcceleratorTB(TB):
 
 
 def _host(model, layer, acts):
-    from compiler import golden
     return golden.run_layer(layer, model.weights.get(layer["name"]),
                             [acts[src] for src in layer["inputs"]])
 
@@ -61,8 +61,6 @@ def _host(model, layer, acts):
 @cocotb.test()
 async def run_network(dut):
     """Run the job's network: host layers in Python, segments on the RTL."""
-    from compiler import images
-
     job = read_job()
     model = images.load(job["model"], verify=False)
     by_name = {layer["name"]: layer for layer in model.layers}

@@ -9,6 +9,7 @@ from pathlib import Path
 from compiler import images
 from compiler.errors import SPSError
 
+from . import verilog
 from .config import Config
 from .program import build, fit_config, hex_lines
 from .top import Accelerator, rom_bits, rom_shapes
@@ -82,7 +83,6 @@ def generate(out, *, model=None, rows=8, cols=8, overwrite=False, **sizes):
         model = images.load(model)
     cfg = make_config(model, rows, cols, **sizes)
     program = build(model, cfg) if model is not None else None
-    from . import verilog
     files = {"sps_top.v": verilog.convert(Accelerator(cfg)).encode(),
              **_rom_files(cfg, program)}
     summary = _summary(cfg, program)

@@ -16,6 +16,10 @@ compare this with the cycle counter of the RTL for every layer they run.
 
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from compiler import images, pipeline
+from compiler.graph import Network
 
 from .config import Config
 from .top import pipeline_latency
@@ -163,18 +167,12 @@ def network_layers(model):
     with ``keep`` from the compiler's defaults (3x3 layers keep 4, except the first conv
     reading the network input, which stays dense).
     """
-    from pathlib import Path
-
-    from compiler import images
-    from compiler.graph import Network
     if isinstance(model, images.CompiledModel):
         return model.layers, tuple(model.manifest["input"]["shape"])
     path = Path(str(model))
     if not isinstance(model, Network) and (path / "manifest.json").is_file():
         loaded = images.load(path, verify=False)
         return loaded.layers, tuple(loaded.manifest["input"]["shape"])
-    from compiler import pipeline
-    from compiler.graph import Network
     net = model if isinstance(model, Network) else pipeline.load_network(str(model))
     layers = []
     first = next((c.name for c in net.convs() if "input" in c.inputs), None)

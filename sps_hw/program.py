@@ -9,10 +9,11 @@ a model fits.
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from compiler import pps
+from compiler import golden, pps
 from compiler.errors import SPSError
 
 from .config import ROM_NAMES, Config
@@ -272,8 +273,6 @@ def hex_lines(words, bits):
 
 def write_images(program, directory):
     """Write the packed ROM images ``<name>.hex`` of ``program`` into ``directory``."""
-    from pathlib import Path
-
     directory = Path(directory)
     for name, (shape, _) in rom_shapes(program.cfg).items():
         words = program.images.get(name, [])
@@ -287,8 +286,6 @@ def run_network(model, program, x, run_segment):
     returns the segment's output values), every other layer on the host through
     ``compiler.golden``. Returns ``{tensor name: int8 array}`` of every tensor computed (the
     hardware segments' outputs, not their inner layers')."""
-    from compiler import golden
-
     acts = {"input": np.asarray(x, np.int8)}
     first = {seg.layers[0]: i for i, seg in enumerate(program.segments)}
     for layer in model.layers:

@@ -19,8 +19,10 @@ import numpy as np
 from compiler import golden, images
 from compiler.errors import SPSError
 
+from . import verilog
 from .config import Config
 from .program import build, fit_config, write_images
+from .top import Accelerator
 
 __all__ = ["SimRun", "default_build_dir", "run", "stats_json", "write_rtl"]
 
@@ -50,8 +52,6 @@ def write_rtl(cfg, directory, simulator="verilator"):
     """Write ``sps_top.v`` of accelerator ``cfg`` into ``directory`` (files are kept when
     unchanged, so a simulator build is reused) and, for Verilator, ``sps_top.vlt``; returns
     the source files."""
-    from . import verilog
-    from .top import Accelerator
     directory = Path(directory)
     stamp = directory / "sps_top.key"
     key = _rtl_key(cfg)
@@ -80,10 +80,9 @@ _RTL_SOURCES = ("config", "controller", "feeder", "indexing", "memories", "outpu
 def port_config(component, name="sps_top"):
     """A Verilator configuration file that makes only the top-level ports visible to VPI
     (for cocotb), so that the rest of the design can be optimized."""
-    from .verilog import ports_of
     lines = ["`verilator_config"]
     lines += [f'public_flat_rw -module "{name}" -var "{port}"'
-              for port in ["clk", "rst", *ports_of(component)]]
+              for port in ["clk", "rst", *verilog.ports_of(component)]]
     return "\n".join(lines) + "\n"
 
 
@@ -137,6 +136,7 @@ def run(model, x, *, rows=8, cols=8, cfg=None, simulator="verilator", build_dir=
     ``valid_prob``/``ready_prob`` add random stalls to the input/output streams;
     ``reset_after`` pulses reset that many cycles into the first layer, then runs again.
     """
+    # deferred: cocotb (a [dev] dependency) is needed to run a simulation, not to write RTL
     from .sim import SIMULATORS, read_outputs, simulate, write_job
     from .sim.runner import locked
 
