@@ -26,10 +26,14 @@ def _setup(dut):
 
 @cocotb.test()
 async def environment(dut):
-    """The simulator process got the job and, under Verilator, no VERILATOR_ROOT."""
+    """What the simulator process got: the job, its environment, seed and plusargs."""
     job = read_job()
     job.put(verilator_root=os.environ.get("VERILATOR_ROOT"),
-            path0=os.environ["PATH"].split(os.pathsep)[0])
+            path0=os.environ["PATH"].split(os.pathsep)[0],
+            pythonpath=os.environ.get("PYTHONPATH", "").split(os.pathsep),
+            rewrite=os.environ.get("COCOTB_REWRITE_ASSERTION_FILES"),
+            probe=os.environ.get("SPS_INFRA_PROBE"), objcache=os.environ.get("OBJCACHE"),
+            seed=os.environ.get("COCOTB_RANDOM_SEED"), plusarg=cocotb.plusargs.get("sps_probe"))
 
 
 @cocotb.test()

