@@ -353,7 +353,7 @@ def test_verilator_runtime_cache(simulator, addpipe_v, tmp_path):
                    env={CACHE_ENV: "off"}, **kw)
     assert not off.built and off.outputs["objcache"] is None
     on = simulate([addpipe_v], "addpipe", INFRA, build_dir=tmp_path / "b", **kw)
-    assert "sps_hw.sim.objcache" in on.outputs["objcache"]
+    assert "sps_hw/sim/objcache.py" in on.outputs["objcache"]
 
 
 @pytest.mark.parametrize("simulator", ["verilator"], indirect=True)

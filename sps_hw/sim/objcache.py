@@ -2,8 +2,9 @@
 
 ``verilated.mk`` runs every C++ compile as ``$(OBJCACHE) $(CXX) ...`` (``OBJCACHE`` is
 Verilator's documented hook for ``ccache``). For Verilator builds
-:func:`sps_hw.sim.runner.simulate` sets it to ``python -m sps_hw.sim.objcache CACHE INCLUDE``,
-so a compile arrives here as ``CACHE INCLUDE c++ ... -c -o verilated.o INCLUDE/verilated.cpp``.
+:func:`sps_hw.sim.runner.simulate` sets it to ``python -I -S .../objcache.py CACHE INCLUDE``
+(isolated, no ``site``: this runs once per compile and needs only the standard library), so a
+compile arrives here as ``CACHE INCLUDE c++ ... -c -o verilated.o INCLUDE/verilated.cpp``.
 
 Only compiles of a source under ``INCLUDE`` (the wheel's ``include/``: ``verilated.cpp``,
 ``verilated_vpi.cpp``... about 10 s of C++ per build, independent of the design) are cached, in

@@ -224,6 +224,9 @@ def _cache_root(env):
 #: ``waves=``, which is part of the build key.
 _DROPPED_ENV = ("PYTEST_CURRENT_TEST", "WAVES")
 
+#: The ``OBJCACHE`` script (:mod:`sps_hw.sim.objcache`), run by path: it needs only the stdlib.
+_OBJCACHE = Path(__file__).resolve().with_name("objcache.py")
+
 #: The directory holding the ``sps_hw`` package, so the child can run its modules even from a
 #: source tree that is not installed.
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -234,7 +237,7 @@ def _child_env(simulator, env, python_path):
 
     ``os.environ`` plus ``env``, set up by :func:`simulator_env`; ``python_path`` first on
     ``PYTHONPATH``. For Verilator, ``OBJCACHE`` (Verilator's documented compiler prefix)
-    points at :mod:`sps_hw.sim.objcache` unless ``SPS_SIM_CACHE`` is off.
+    runs :mod:`sps_hw.sim.objcache` unless ``SPS_SIM_CACHE`` is off.
     """
     base = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
     child = simulator_env(simulator, {**base, **env})
@@ -243,8 +246,8 @@ def _child_env(simulator, env, python_path):
     root = _cache_root(child)
     if simulator == "verilator" and root is not None:
         include = verilator_bin_dir().parent / "include"
-        child["OBJCACHE"] = shlex.join(
-            [sys.executable, "-m", "sps_hw.sim.objcache", str(root), str(include)])
+        child["OBJCACHE"] = shlex.join(         # -I -S: stdlib only, ~40 ms less per compile
+            [sys.executable, "-I", "-S", str(_OBJCACHE), str(root), str(include)])
     return child
 
 
