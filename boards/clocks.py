@@ -11,9 +11,11 @@ its block RAMs read as zeros).
 
 from dataclasses import dataclass, field
 
-from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Module, Signal
 from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
+
+from sps_hw.vendor import ecp5, ice40
 
 __all__ = ["PLL", "ClockGenerator"]
 
@@ -65,33 +67,18 @@ class ClockGenerator(Elaboratable):
         clk = Signal()                 # the PLL's output: the sync clock
         m.d.comb += ClockSignal("sync").eq(clk)
         clk_pin = platform.request(platform.default_clk, dir="-")
-        mhz_in, mhz_out = pll.input_hz / 1e6, pll.output_hz() / 1e6
         p = pll.params
         if pll.kind == "EHXPLLL":
             m.submodules.clk_buf = clk_buf = io.Buffer("i", clk_pin)
-            m.submodules.pll = Instance(
-                "EHXPLLL",
-                a_FREQUENCY_PIN_CLKI=f"{mhz_in:g}", a_FREQUENCY_PIN_CLKOP=f"{mhz_out:g}",
-                a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
-                a_MFG_GMCREF_SEL="2",
-                p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
-                p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA",
-                p_OUTDIVIDER_MUXB="DIVB", p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
-                p_CLKI_DIV=p["CLKI_DIV"], p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=p["CLKOP_DIV"],
-                p_CLKOP_CPHASE=p["CLKOP_CPHASE"], p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
-                p_CLKFB_DIV=p["CLKFB_DIV"],
-                i_RST=0, i_STDBY=0, i_CLKI=clk_buf.i, o_CLKOP=clk, i_CLKFB=clk,
-                i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1,
-                i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0,
-                o_LOCK=self.locked)
+            ecp5.ehxplll(m, clki=clk_buf.i, clkop=clk, lock=self.locked,
+                         input_hz=pll.input_hz, output_hz=pll.output_hz(),
+                         clki_div=p["CLKI_DIV"], clkfb_div=p["CLKFB_DIV"],
+                         clkop_div=p["CLKOP_DIV"], clkop_cphase=p["CLKOP_CPHASE"])
             por_done = Signal(init=1)
         else:
-            m.submodules.pll = Instance(
-                "SB_PLL40_PAD",
-                p_FEEDBACK_PATH="SIMPLE", p_DIVR=p["DIVR"], p_DIVF=p["DIVF"],
-                p_DIVQ=p["DIVQ"], p_FILTER_RANGE=p["FILTER_RANGE"],
-                i_PACKAGEPIN=clk_pin.io, i_RESETB=1, i_BYPASS=0,
-                o_PLLOUTGLOBAL=clk, o_LOCK=self.locked)
+            ice40.sb_pll40_pad(m, package_pin=clk_pin.io, clkout=clk, lock=self.locked,
+                               divr=p["DIVR"], divf=p["DIVF"], divq=p["DIVQ"],
+                               filter_range=p["FILTER_RANGE"])
             # iCE40 block RAMs read as zeros for ~3 us after configuration (see Amaranth's
             # SiliconBluePlatform.create_missing_domain): hold the design in reset for 15 us.
             m.domains.por = cd_por = ClockDomain("por", reset_less=True)

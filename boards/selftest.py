@@ -71,6 +71,8 @@ class SelfTestCore(wiring.Component):
                                  i.eq(0), widx.eq(0), total.eq(0)]
                     m.next = "LENGTH"
             with m.State("LENGTH"):                    # the layers word is read here
+                m.next = "LENGTH_WAIT"
+            with m.State("LENGTH_WAIT"):               # ... and arrives READ_LATENCY later
                 m.next = "COUNT"
             with m.State("COUNT"):
                 m.d.sync += n.eq(lr.data[:16])
@@ -80,9 +82,11 @@ class SelfTestCore(wiring.Component):
                     m.d.sync += k.eq(0)
                     m.next = "SUM"
                 with m.Else():
-                    m.next = "WEIGHT"
+                    m.next = "WEIGHT_WAIT"
+            with m.State("WEIGHT_WAIT"):
+                m.next = "WEIGHT"
             with m.State("WEIGHT"):
-                m.d.sync += w.eq(wr.data[:8])           # block RAM output, registered
+                m.d.sync += w.eq(wr.data[:8])           # READ_LATENCY after NEXT
                 m.next = "INPUT"
             with m.State("INPUT"):
                 m.d.comb += link.act_in.ready.eq(1)

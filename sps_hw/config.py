@@ -111,9 +111,9 @@ class Config:
     @property
     def slot_bits(self):
         """Width of a pass's slot counter and of the agents' start offsets: a pass takes
-        ``S = max(HW, R, C - 1)`` cycles (and the model keeps ``S`` below
-        ``2**count_bits``)."""
-        return min(_bits(max(self.max_hw, self.rows, self.cols - 1)), self.count_bits)
+        ``S = max(HW, R, C - 1, 4)`` cycles (:mod:`sps_hw.model` refuses a layer whose
+        ``S`` or offsets do not fit)."""
+        return min(_bits(max(self.max_hw, self.rows, self.cols - 1, 4)), self.count_bits)
 
     @property
     def fmap_bits(self):

@@ -1,30 +1,30 @@
 """The controller: runs the layers of the descriptor ROM, each on a static schedule.
 
-Per layer (one descriptor word, written by :mod:`sps_hw.program`): fetch the descriptor; if it
-starts a segment, load the segment's input tensor from the input stream; run the layer; if it
-ends a segment, stream the result out. Running a layer starts three agents at the cycles the
-descriptor gives (``t_feed``, ``t_walk``, counted from the start of the run; the loader
-``S + 1`` cycles after the feeder), each doing one pass every ``S`` cycles:
-
-- the *feeder* issues the pixels: a virtual pass -1 whose last ``lead`` slots only read input
-  (the window lead-in), then ``passes`` passes of ``hw`` output pixels;
-- the *walker* drives the :class:`~sps_hw.indexing.PassWalker` for ``rows`` cycles per pass;
-- the *weight loader* reads ``rows`` weight-ROM words per pass into the array.
-
-The schedule is hazard-free by construction (see :mod:`sps_hw.model`); the layer is done when
-its last result has been written.
+The :class:`LayerSequencer` fetches a descriptor (written by :mod:`sps_hw.program`); if it
+starts a segment, it loads the segment's input tensor from the input stream; it runs the
+layer; if the layer ends a segment, it streams the result out. While a layer runs, the three
+agents of :mod:`sps_hw.schedule` (feeder, walker, weight loader) do one pass every ``S``
+cycles from the offsets the descriptor gives. The :class:`Controller` joins them and hands
+every block the descriptor fields it takes, through that block's own ``layer`` signature.
+The schedule is hazard-free by construction (:mod:`sps_hw.model`); a layer is done when its
+last result has been written.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .memories import READ_LATENCY
 from .pe import RowLoad
+from .registers import delayed
+from .schedule import FeedSchedule, LayerRun, WalkSchedule, WeightSchedule
 
-__all__ = ["Controller", "Descriptor", "Stats"]
+__all__ = ["FETCH_CYCLES", "Controller", "Descriptor", "LayerSequencer", "Stats"]
 
-#: Default width of pass, cycle and reduction counters (``Config.count_bits``).
-COUNT_BITS = 24
+#: Cycles of a layer spent outside its schedule: the descriptor's request, the read's
+#: latency, decode and prepare, plus the cycle in which it finishes (and one more per extra
+#: descriptor word, ``cfg.layer_words``).
+FETCH_CYCLES = 1 + READ_LATENCY + 2
 
 #: One per finished layer: its index in the descriptor ROM and its cycle count.
 Stats = data.StructLayout({"layer": unsigned(16), "cycles": unsigned(32)})
@@ -33,10 +33,10 @@ Stats = data.StructLayout({"layer": unsigned(16), "cycles": unsigned(32)})
 def Descriptor(cfg, weight_bits, index_bits, library_bits, param_bits):
     """The layout of one layer-descriptor word for the accelerator ``cfg``.
 
-    The schedule fields are stored in the form the controller compares them in (written by
+    The schedule fields are stored in the form the agents compare them in (written by
     :mod:`sps_hw.program` from the :class:`~sps_hw.model.LayerPlan`): ``last_slot = S - 1``,
-    ``last_pass = N - 1``, ``lead_from = hw - D``; the weight loader starts from the feeder
-    (``t_load = t_feed + S + 1``), so it has no offset of its own."""
+    ``last_pass = N - 1``, ``lead_from = hw - D``; the weight loader follows the feeder, so
+    it has no offset of its own."""
     hw = cfg.hw_bits
     count = cfg.count_bits
     slot = cfg.slot_bits
@@ -66,32 +66,26 @@ def Descriptor(cfg, weight_bits, index_bits, library_bits, param_bits):
     })
 
 
-class Controller(wiring.Component):
-    """Sequences layers and passes; see the module documentation."""
+class LayerSequencer(wiring.Component):
+    """Fetches the descriptors one after the other and steps each layer through loading its
+    segment's input, running, and draining its segment's output.
 
-    def __init__(self, cfg, descriptor, *, layer_bits, weight_bits, word=None):
-        self.cfg = cfg
-        rows, cols = cfg.rows, cfg.cols
-        self.descriptor = descriptor
-        # The descriptor ROM's word: the descriptor, or a part of it (cfg.layer_words).
-        word = descriptor if word is None else word
+    ``layer`` holds the descriptor of the current layer. After a reset the layers before
+    segment ``segment`` are passed over; after the last descriptor (``valid`` clear) it
+    starts over. ``stats`` reports each finished layer's index and its cycles: from its
+    fetch to its last result (``done``), the tensor loads and drains excepted.
+    """
+
+    def __init__(self, cfg, descriptor, *, layer_bits, word):
+        self.cfg, self.descriptor = cfg, descriptor
         super().__init__({
             "descriptors": In(memory.ReadPort.Signature(addr_width=layer_bits, shape=word)),
-            "weights": In(memory.ReadPort.Signature(addr_width=weight_bits,
-                                                    shape=data.ArrayLayout(signed(8), cols))),
             "layer": Out(descriptor),
+            "run": Out(LayerRun()),
             "buffer": Out(1),               # the feature buffer the layer reads
-            "loading": Out(1), "running": Out(1), "draining": Out(1),
-            "restart": Out(1),              # a layer is about to run: rewind the datapath
+            "loading": Out(1), "draining": Out(1),
             "load_start": Out(1), "load_done": In(1),
             "drain_start": Out(1), "drain_done": In(1),
-            # Feeder (stage F0).
-            "issue_in": Out(1), "issue_out": Out(1),
-            "slot": Out(range(3)), "bank": Out(1), "inside": Out(9),
-            # Walker.
-            "walk_start": Out(1), "walk_first": Out(1), "walk_pixel": Out(cfg.hw_bits),
-            # Weights.
-            "row_load": Out(RowLoad(rows, cols)),
             "done": In(1),
             "stats": Out(stream.Signature(Stats, always_ready=True)),
             # The segment to start with after a reset (held steady); 0 normally.
@@ -100,52 +94,44 @@ class Controller(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cfg = self.cfg
-        rows = cfg.rows
-        layer = self.layer
-        words = cfg.layer_words
+        words = self.cfg.layer_words
         # The layer's descriptor (for stats): the ROM holds at most layer_depth of them.
-        index = Signal(range(max(2, cfg.layer_depth)))
+        index = Signal(range(max(2, self.cfg.layer_depth)))
         ptr = Signal.like(self.descriptors.addr)    # the descriptor ROM word read next
         cycles = Signal(32)                 # the layer's cycles so far, plus one
-        count_bits, slot_bits = cfg.count_bits, cfg.slot_bits
-        tau = Signal(slot_bits)             # only compared with t_feed / t_walk (< 2**slot_bits)
-
         m.d.comb += [self.descriptors.addr.eq(ptr), self.descriptors.en.eq(1)]
         # Segments passed over since the reset, and whether the start segment was found.
         skipped, found = Signal(8), Signal()
-        # The descriptor register. Several words are shifted straight into it as they arrive
-        # (the last one in DECODE): nothing reads the descriptor between the end of a layer
-        # (its last result written, its output drained) and the next layer's PREP.
-        if words > 1:
-            width = len(self.descriptors.data)
-            raw = Signal(width * words)
-            word_index = Signal(range(words))
-            arriving = Signal()
-            with m.If(arriving):
-                m.d.sync += raw.eq(Cat(raw[width:], self.descriptors.data))
-            shifted = Cat(raw[width:], self.descriptors.data)
-            fetched = self.descriptor(shifted[:self.descriptor.size])
-            m.d.comb += layer.eq(raw[:self.descriptor.size])
-            decode = [raw.eq(shifted)]
-        else:
-            fetched = self.descriptors.data
-            decode = [layer.eq(fetched)]
+        # The descriptor's words are shifted into `raw` as they arrive, READ_LATENCY cycles
+        # after their requests (the last one in DECODE): nothing reads the descriptor between
+        # the end of a layer and the next layer's PREP.
+        word = Value.cast(self.descriptors.data)
+        width = len(word)
+        raw = Signal(width * words)
+        requests = Signal(range(words + 1))
+        requested = Signal()
+        arrives_next = delayed(m, requested, READ_LATENCY - 1, "requested")
+        arriving = delayed(m, arrives_next, 1, "arriving")
+        shifted = Cat(raw[width:], word) if words > 1 else word
+        with m.If(arriving):
+            m.d.sync += raw.eq(shifted)
+        fetched = self.descriptor(shifted[:self.descriptor.size])
+        m.d.comb += self.layer.eq(raw[:self.descriptor.size])
 
         with m.FSM():
             with m.State("FETCH"):
-                m.d.sync += ptr.eq(ptr + 1)
-                if words > 1:
-                    m.d.sync += [word_index.eq(word_index + 1), arriving.eq(1),
-                                 cycles.eq(Mux(word_index == 0, 2, cycles + 1))]
-                    with m.If(word_index == words - 1):
-                        m.d.sync += [word_index.eq(0), arriving.eq(0)]
-                        m.next = "DECODE"
-                else:
-                    m.d.sync += cycles.eq(2)
+                m.d.comb += requested.eq(1)
+                m.d.sync += [ptr.eq(ptr + 1), requests.eq(requests + 1),
+                             cycles.eq(Mux(requests == 0, 2, cycles + 1))]
+                with m.If(requests == words - 1):
+                    m.d.sync += requests.eq(0)
+                    m.next = "WAIT"
+            with m.State("WAIT"):
+                m.d.sync += cycles.eq(cycles + 1)
+                with m.If(arrives_next):        # the last word arrives in DECODE
                     m.next = "DECODE"
             with m.State("DECODE"):
-                m.d.sync += [*decode, cycles.eq(cycles + 1)]
+                m.d.sync += cycles.eq(cycles + 1)
                 with m.If(~fetched.valid):
                     m.d.sync += [index.eq(0), ptr.eq(0)]
                     m.next = "FETCH"
@@ -154,8 +140,7 @@ class Controller(wiring.Component):
                     m.d.sync += [index.eq(index + 1), skipped.eq(skipped + fetched.seg_first)]
                     m.next = "FETCH"
                 with m.Elif(fetched.seg_first):
-                    m.d.sync += found.eq(1)
-                    m.d.sync += self.buffer.eq(0)
+                    m.d.sync += [found.eq(1), self.buffer.eq(0)]
                     m.next = "LOAD_START"
                 with m.Else():
                     m.next = "PREP"
@@ -167,18 +152,18 @@ class Controller(wiring.Component):
                 with m.If(self.load_done):
                     m.next = "PREP"
             with m.State("PREP"):
-                m.d.comb += self.restart.eq(1)
-                m.d.sync += [cycles.eq(cycles + 1), tau.eq(0)]
+                m.d.comb += self.run.restart.eq(1)
+                m.d.sync += cycles.eq(cycles + 1)
                 m.next = "RUN"
             with m.State("RUN"):
-                m.d.comb += self.running.eq(1)
-                m.d.sync += [cycles.eq(cycles + 1), tau.eq(tau + 1)]
+                m.d.comb += self.run.running.eq(1)
+                m.d.sync += cycles.eq(cycles + 1)
                 with m.If(self.done):
                     m.d.comb += [self.stats.valid.eq(1),
                                  self.stats.payload.layer.eq(index),
                                  self.stats.payload.cycles.eq(cycles)]
                     m.d.sync += [self.buffer.eq(~self.buffer), index.eq(index + 1)]
-                    with m.If(layer.seg_last):
+                    with m.If(self.layer.seg_last):
                         m.next = "DRAIN_START"
                     with m.Else():
                         m.next = "FETCH"
@@ -189,124 +174,87 @@ class Controller(wiring.Component):
                 m.d.comb += self.draining.eq(1)
                 with m.If(self.drain_done):
                     m.next = "FETCH"
+        return m
 
-        running = self.running
-        restart = self.restart
 
-        # --- feeder: passes -1 .. total-1 of `cycle` slots each --------------------------
-        # Each agent starts once per layer (the offset counter `tau` may wrap). The feeder
-        # issues while `f_active`; its slot and pass counters run on (`f_run`) until the
-        # next layer, for the weight loader, which follows them one cycle behind.
-        f_active, f_started, f_run = Signal(), Signal(), Signal()
-        f_virtual = Signal(init=1)         # in pass -1 (the window lead-in)
-        f_pass = Signal(count_bits)        # the pass (after pass -1)
-        f_slot = Signal(slot_bits)         # slot within the pass
-        f_wrap = f_slot == layer.last_slot
-        x, y = Signal(cfg.hw_bits), Signal(cfg.hw_bits)
-        in_pixel = f_slot < layer.hw
+def _drive_fields(m, descriptor, port, fields=None):
+    """Drive each member of ``port`` from the descriptor field of its name (or of the name
+    ``fields`` gives it)."""
+    for member in port.signature.members:
+        m.d.comb += getattr(port, member).eq(descriptor[(fields or {}).get(member, member)])
+
+
+def layer_ports(consumers):
+    """The signature of :class:`Controller`'s ``layer`` port: one member per block that takes
+    descriptor fields, ``consumers`` mapping its name to ``(signature, fields)``, ``fields``
+    naming the descriptor field of each member whose name differs from it."""
+    return wiring.Signature({name: Out(sig) for name, (sig, _) in consumers.items()})
+
+
+class Controller(wiring.Component):
+    """The :class:`LayerSequencer` and the agents of :mod:`sps_hw.schedule`.
+
+    ``layer.<name>`` gives block ``name`` the descriptor fields its ``layer`` signature asks
+    for (``consumers``, see :func:`layer_ports`); the Accelerator joins them with
+    ``wiring.connect``. ``weight_lead`` is the distance in cycles from the feeder's slot
+    ``r`` of a pass to the read of that pass's row ``r`` of weights.
+    """
+
+    def __init__(self, cfg, descriptor, *, layer_bits, weight_bits, word, consumers,
+                 weight_lead):
+        self.cfg, self.consumers = cfg, dict(consumers)
+        missing = {m for sig, fields in self.consumers.values() for m in sig.members
+                   if fields.get(m, m) not in descriptor.members}
+        if missing:
+            raise ValueError(f"consumers take fields the descriptor lacks: {sorted(missing)}")
+        self.sequencer = LayerSequencer(cfg, descriptor, layer_bits=layer_bits, word=word)
+        self.feed = FeedSchedule(cfg)
+        self.walk = WalkSchedule(cfg)
+        self.load = WeightSchedule(cfg, weight_bits=weight_bits, lead=weight_lead)
+        super().__init__({
+            "descriptors": self.sequencer.signature.members["descriptors"],
+            "weights": self.load.signature.members["weights"],
+            "layer": Out(layer_ports(self.consumers)),
+            "descriptor": Out(descriptor),
+            "run": Out(LayerRun()),
+            "buffer": Out(1), "loading": Out(1), "draining": Out(1),
+            "load_start": Out(1), "load_done": In(1),
+            "drain_start": Out(1), "drain_done": In(1),
+            "issue_in": Out(1), "issue_out": Out(1),
+            "slot": Out(range(3)), "bank": Out(1), "inside": Out(9),
+            "walk_start": Out(1), "walk_first": Out(1), "walk_pixel": Out(cfg.hw_bits),
+            "row_load": Out(RowLoad(cfg.rows, cfg.cols)),
+            "done": In(1),
+            "stats": Out(stream.Signature(Stats, always_ready=True)),
+            "segment": In(8),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        seq, feed, walk, load = self.sequencer, self.feed, self.walk, self.load
+        m.submodules.sequencer, m.submodules.feed = seq, feed
+        m.submodules.walk, m.submodules.load = walk, load
+        wiring.connect(m, wiring.flipped(self.descriptors), seq.descriptors)
+        wiring.connect(m, wiring.flipped(self.weights), load.weights)
+        wiring.connect(m, wiring.flipped(self.stats), seq.stats)
+        wiring.connect(m, seq.run, feed.run, walk.run, load.run, wiring.flipped(self.run))
+        m.d.comb += load.due.eq(feed.due)
+        wiring.connect(m, load.row_load, wiring.flipped(self.row_load))
+        layer = seq.layer
+        for name, (_, fields) in self.consumers.items():
+            _drive_fields(m, layer, getattr(self.layer, name), fields)
+        _drive_fields(m, layer, feed.layer)
+        _drive_fields(m, layer, walk.layer)
         m.d.comb += [
-            self.issue_out.eq(f_active & in_pixel & ~f_virtual),
-            self.issue_in.eq(f_active & in_pixel & (~f_virtual | (f_slot >= layer.lead_from))),
-        ]
-        slot3 = Signal(range(3))
-        bank2 = Signal()
-        m.d.comb += [self.slot.eq(slot3), self.bank.eq(bank2)]
-        last_pass = f_pass == layer.last_pass
-        last_issue = ~f_virtual & last_pass & (f_slot == layer.hw - 1)
-        # The weight loader runs S + 1 cycles behind the feeder: it starts two cycles after the
-        # end of pass -1 and stops one cycle after the end of pass N - 1.
-        l_go, l_stop = Signal(), Signal()
-        with m.If(restart):
-            m.d.sync += [f_active.eq(0), f_started.eq(0), f_run.eq(0), f_virtual.eq(1),
-                         f_pass.eq(0), f_slot.eq(0), x.eq(0), y.eq(0), slot3.eq(0), bank2.eq(0),
-                         l_go.eq(0), l_stop.eq(0)]
-        with m.Elif(running):
-            m.d.sync += [l_go.eq(f_run & f_virtual & f_wrap),
-                         l_stop.eq(f_run & ~f_virtual & f_wrap & last_pass)]
-            with m.If((tau == layer.t_feed) & ~f_started):
-                m.d.sync += [f_active.eq(1), f_started.eq(1), f_run.eq(1)]
-            with m.If(f_active & last_issue):
-                m.d.sync += f_active.eq(0)
-            with m.If(f_run):
-                with m.If(f_wrap):
-                    m.d.sync += [f_slot.eq(0), f_virtual.eq(0)]
-                    with m.If(~f_virtual):
-                        m.d.sync += [f_pass.eq(f_pass + 1),
-                                     slot3.eq(Mux(slot3 == 2, 0, slot3 + 1)), bank2.eq(~bank2)]
-                with m.Else():
-                    m.d.sync += f_slot.eq(f_slot + 1)
-                with m.If(self.issue_out):
-                    with m.If(x == layer.width - 1):
-                        m.d.sync += [x.eq(0), y.eq(Mux(y == layer.height - 1, 0, y + 1))]
-                    with m.Else():
-                        m.d.sync += x.eq(x + 1)
-        # Taps inside the image (3x3, padding 1); 1x1 layers use the newest pixel, tap 8.
-        ok_row = [y != 0, Const(1), y != layer.height - 1]
-        ok_col = [x != 0, Const(1), x != layer.width - 1]
-        m.d.comb += self.inside.eq(Mux(layer.conv3, Cat(*(ok_row[t // 3] & ok_col[t % 3]
-                                                          for t in range(9))), 0x1FF))
-
-        # --- walker: `rows` cycles at the start of every pass ----------------------------
-        w_active, w_started = Signal(), Signal()
-        w_slot = Signal(slot_bits)
-        w_count = Signal(count_bits)
-        w_pass = Signal(count_bits)        # pass within the (group, sub-pass)
-        w_sub = Signal(cfg.hw_bits)
-        # Registered in step with the counters (no comparison on the way to the walker):
-        w_low = Signal(init=1)             # w_slot < rows
-        w_first = Signal(init=1)           # w_pass == 0
-        m.d.comb += [
-            self.walk_start.eq(w_active & w_low),
-            self.walk_first.eq(w_first),
-            self.walk_pixel.eq(w_sub),
-        ]
-        with m.If(restart):
-            m.d.sync += [w_active.eq(0), w_started.eq(0), w_slot.eq(0), w_count.eq(0),
-                         w_pass.eq(0), w_sub.eq(0), w_low.eq(1), w_first.eq(1)]
-        with m.Elif(running):
-            with m.If((tau == layer.t_walk) & ~w_started):
-                m.d.sync += [w_active.eq(1), w_started.eq(1)]
-            with m.If(w_active):
-                with m.If(w_slot == layer.last_slot):
-                    m.d.sync += [w_slot.eq(0), w_count.eq(w_count + 1), w_low.eq(1)]
-                    with m.If(w_count == layer.last_pass):
-                        m.d.sync += w_active.eq(0)
-                    with m.If(w_pass == layer.passes - 1):
-                        m.d.sync += [w_pass.eq(0), w_first.eq(1),
-                                     w_sub.eq(Mux(w_sub == layer.subs - 1, 0, w_sub + 1))]
-                    with m.Else():
-                        m.d.sync += [w_pass.eq(w_pass + 1), w_first.eq(0)]
-                with m.Else():
-                    m.d.sync += [w_slot.eq(w_slot + 1), w_low.eq(w_slot + 1 < rows)]
-
-        # --- weight loader: `rows` weight words at the start of every pass ---------------
-        # Its slot and weight bank are the feeder's of the cycle before (it is S + 1 cycles
-        # behind, and the feeder's counters run on after the last issue).
-        l_active = Signal()
-        l_rows = Signal()                  # the feeder's slot was < rows
-        l_slot = Signal(range(rows))
-        l_addr = Signal.like(self.weights.addr)
-        l_bank = Signal()
-        m.d.sync += [l_rows.eq(f_slot < rows), l_slot.eq(f_slot), l_bank.eq(bank2)]
-        reading = l_active & l_rows
-        m.d.comb += [self.weights.addr.eq(l_addr), self.weights.en.eq(reading)]
-        with m.If(restart):
-            m.d.sync += [l_active.eq(0), l_addr.eq(layer.weight_base)]
-        with m.Elif(running):
-            with m.If(l_go):
-                m.d.sync += l_active.eq(1)
-            with m.If(l_stop):
-                m.d.sync += l_active.eq(0)
-            with m.If(reading):
-                m.d.sync += l_addr.eq(l_addr + 1)
-        # The word arrives a cycle after its read: write it into its row then.
-        load_row = Signal(range(rows))
-        load_en, load_bank = Signal(), Signal()
-        m.d.sync += [load_en.eq(reading), load_row.eq(l_slot), load_bank.eq(l_bank)]
-        m.d.comb += [
-            self.row_load.en.eq(load_en),
-            self.row_load.row.eq(load_row),
-            self.row_load.bank.eq(load_bank),
-            self.row_load.data.eq(self.weights.data),
+            load.weight_base.eq(layer.weight_base), self.descriptor.eq(layer),
+            seq.segment.eq(self.segment), seq.done.eq(self.done),
+            seq.load_done.eq(self.load_done), seq.drain_done.eq(self.drain_done),
+            self.buffer.eq(seq.buffer), self.loading.eq(seq.loading),
+            self.draining.eq(seq.draining), self.load_start.eq(seq.load_start),
+            self.drain_start.eq(seq.drain_start),
+            self.issue_in.eq(feed.issue_in), self.issue_out.eq(feed.issue_out),
+            self.slot.eq(feed.slot), self.bank.eq(feed.bank), self.inside.eq(feed.inside),
+            self.walk_start.eq(walk.start), self.walk_first.eq(walk.first),
+            self.walk_pixel.eq(walk.pixel),
         ]
         return m

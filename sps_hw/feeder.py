@@ -1,13 +1,23 @@
 """The input side of the array: feature-buffer reads and the bank-to-row crossbar."""
 
-from amaranth.hdl import Array, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .checks import check_int
 from .indexing import SLOTS, BaseConfig, RouteConfig
+from .memories import READ_LATENCY
+from .registers import delayed
 
-__all__ = ["Feeder"]
+__all__ = ["Feeder", "FeederLayer"]
+
+
+class FeederLayer(wiring.Signature):
+    """The layer fields the feeder takes: ``hw`` pixels per pass, ``stride`` words per
+    channel block of the input tensor."""
+
+    def __init__(self, hw_bits, addr_bits):
+        super().__init__({"hw": Out(hw_bits), "stride": Out(addr_bits)})
 
 
 class Feeder(wiring.Component):
@@ -20,10 +30,14 @@ class Feeder(wiring.Component):
     :class:`~sps_hw.indexing.BaseConfig`). Row ``r`` takes the bank its channel is in
     (:class:`~sps_hw.indexing.RouteConfig`).
 
-    ``issue`` reads the next pixel (``hw`` per pass, passes back to back); the pixels reach
-    ``pixels`` one cycle later. The configuration of a pass is held in one of
-    :data:`~sps_hw.indexing.SLOTS` slots, pass ``n`` in slot ``n mod SLOTS``.
+    ``issue`` reads the next pixel (``hw`` per pass, passes back to back); its addresses are
+    registered, so the pixels reach ``pixels`` :attr:`latency` cycles later. The
+    configuration of a pass is held in one of :data:`~sps_hw.indexing.SLOTS` slots, pass
+    ``n`` in slot ``n mod SLOTS``.
     """
+
+    #: Cycles from ``issue`` to ``pixels``: the address register, then the read.
+    latency = 1 + READ_LATENCY
 
     def __init__(self, *, rows, banks, addr_bits, hw_bits):
         for name, value in (("rows", rows), ("banks", banks), ("addr_bits", addr_bits),
@@ -35,8 +49,7 @@ class Feeder(wiring.Component):
         super().__init__({
             "restart": In(1),
             "issue": In(1),
-            "hw": In(hw_bits),
-            "stride": In(addr_bits),
+            "layer": In(FeederLayer(hw_bits, addr_bits)),
             "bases": In(BaseConfig(banks, addr_bits, hw_bits)),
             "routes": In(RouteConfig(rows, banks)),
             "reads": In(memory.ReadPort.Signature(addr_width=addr_bits,
@@ -47,40 +60,48 @@ class Feeder(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         rows, banks = self.rows, self.banks
-        first_bank = Array(Signal(range(banks), name=f"first_bank_{s}") for s in range(SLOTS))
-        # Per slot, the word of the pass's first pixel in its first channel's bank.
-        base = Array(Signal.like(self.reads[0].addr, name=f"base_{s}") for s in range(SLOTS))
+        addr_bits = len(self.reads[0].addr)
+        # Per slot: the word of the pass's first pixel in its first channel's bank, the same
+        # in the next channel block, and which banks hold the next block (b < first bank).
+        base = Array(Signal(addr_bits, name=f"base_{s}") for s in range(SLOTS))
+        base_next = Array(Signal(addr_bits, name=f"base_next_{s}") for s in range(SLOTS))
+        ahead = Array(Signal(banks, name=f"ahead_{s}") for s in range(SLOTS))
         route = [Array(Signal(range(banks), name=f"route_{r}_{s}") for s in range(SLOTS))
                  for r in range(rows)]
-        with m.If(self.bases.en):
-            m.d.sync += [first_bank[self.bases.slot].eq(self.bases.first_bank),
-                         base[self.bases.slot].eq(self.bases.block + self.bases.pixel)]
+        bases = self.bases
+        with m.If(bases.en):
+            word = bases.block + bases.pixel
+            m.d.sync += [base[bases.slot].eq(word),
+                         base_next[bases.slot].eq(word + self.layer.stride),
+                         ahead[bases.slot].eq(Cat(b < bases.first_bank for b in range(banks - 1)))]
         for r in range(rows):
             with m.If(self.routes.en & (self.routes.row == r)):
                 m.d.sync += route[r][self.routes.slot].eq(self.routes.bank)
 
+        # The pixel counter j with its flag j == hw - 1, and the pass's slot.
         slot = Signal(range(SLOTS))
-        j = Signal.like(self.hw)
+        j = Signal.like(self.layer.hw)
+        j_last = Signal()
         with m.If(self.restart):
-            m.d.sync += [slot.eq(0), j.eq(0)]
+            m.d.sync += [slot.eq(0), j.eq(0), j_last.eq(self.layer.hw == 1)]
         with m.Elif(self.issue):
-            with m.If(j == self.hw - 1):
-                m.d.sync += [j.eq(0), slot.eq(Mux(slot == SLOTS - 1, 0, slot + 1))]
+            with m.If(j_last):
+                m.d.sync += [j.eq(0), j_last.eq(self.layer.hw == 1),
+                             slot.eq(Mux(slot == SLOTS - 1, 0, slot + 1))]
             with m.Else():
-                m.d.sync += j.eq(j + 1)
+                m.d.sync += [j.eq(j + 1), j_last.eq(j + 2 == self.layer.hw)]
 
-        word = Signal.like(self.reads[0].addr)
-        m.d.comb += word.eq(base[slot] + j)
+        word, word_next = base[slot] + j, base_next[slot] + j
+        mask = ahead[slot]
+        addr = [Signal(addr_bits, name=f"addr_{b}") for b in range(banks)]
+        read = Signal()
+        m.d.sync += [read.eq(self.issue), *(addr[b].eq(Mux(mask[b], word_next, word))
+                                            for b in range(banks))]
         for b in range(banks):
-            m.d.comb += [
-                # Banks before the pass's first bank hold the next block of channels.
-                self.reads[b].addr.eq(word + (Mux(b < first_bank[slot], self.stride, 0)
-                                              if b < banks - 1 else 0)),
-                self.reads[b].en.eq(self.issue),
-            ]
-        slot_d = Signal.like(slot)
-        m.d.sync += slot_d.eq(slot)
+            m.d.comb += [self.reads[b].addr.eq(addr[b]), self.reads[b].en.eq(read)]
+        # The pass's slot when its pixels arrive: the routes of that slot pick the banks.
+        arrive = delayed(m, slot, self.latency, "slot")
         bank_data = Array(self.reads[b].data for b in range(banks))
         for r in range(rows):
-            m.d.comb += self.pixels[r].eq(bank_data[route[r][slot_d]])
+            m.d.comb += self.pixels[r].eq(bank_data[route[r][arrive]])
         return m

@@ -13,7 +13,9 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .checks import check_int
+from .memories import READ_LATENCY
 from .pe import Activation
+from .registers import delayed
 from .window import Window
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "PassWalker",
     "RouteConfig",
     "TapConfig",
+    "WalkerLayer",
     "nth_set_bit",
     "tap_list",
 ]
@@ -105,10 +108,9 @@ class IndexingUnit(wiring.Component):
 
     Each row holds its tap for :data:`SLOTS` passes (written through ``config`` by the
     :class:`PassWalker`); for the pixel on ``windows`` (one 3x3 window per row) in pass slot
-    ``slot`` it outputs, one cycle later on ``acts``, the window value at the row's tap, or 0
-    if the tap is outside the image (``inside`` bit clear) or the row is unused. ``bank``, the
-    pixel's weight bank, travels along. ``acts_next`` is ``acts`` one cycle early (for an
-    array whose multipliers register their operands).
+    ``slot`` it outputs, one cycle later on ``acts`` (a register), the window value at the
+    row's tap, or 0 if the tap is outside the image (``inside`` bit clear) or the row is
+    unused. ``bank``, the pixel's weight bank, travels along.
     """
 
     def __init__(self, rows):
@@ -121,7 +123,6 @@ class IndexingUnit(wiring.Component):
             "bank": In(1),
             "config": In(TapConfig(rows)),
             "acts": Out(data.ArrayLayout(Activation, rows)),
-            "acts_next": Out(data.ArrayLayout(Activation, rows)),
         })
 
     def elaborate(self, platform):
@@ -138,9 +139,23 @@ class IndexingUnit(wiring.Component):
                 for t in range(9):
                     with m.Case(t):
                         m.d.comb += value.eq(Mux(self.inside[t], self.windows[r][t], 0))
-            m.d.comb += [self.acts_next[r].value.eq(value), self.acts_next[r].bank.eq(self.bank)]
-            m.d.sync += self.acts[r].eq(self.acts_next[r])
+            m.d.sync += [self.acts[r].value.eq(value), self.acts[r].bank.eq(self.bank)]
         return m
+
+
+class WalkerLayer(wiring.Signature):
+    """The layer fields the pass walker takes: ``keep`` taps per kernel, the assignment
+    ``period``, the layer's first index-ROM word ``index_base``, the length ``reduction``
+    of its compacted reduction and ``hw``, the pixels per input channel."""
+
+    def __init__(self, index_bits, hw_bits, count_bits):
+        super().__init__({
+            "keep": Out(range(1, 10), init=1),
+            "period": Out(range(1, 2 ** index_bits + 1), init=1),
+            "index_base": Out(index_bits),
+            "reduction": Out(count_bits),
+            "hw": Out(hw_bits),
+        })
 
 
 class PassWalker(wiring.Component):
@@ -148,9 +163,9 @@ class PassWalker(wiring.Component):
 
     ``start`` (for ``rows`` cycles) walks the rows of the next pass; with ``first`` the pass
     starts a new reduction (a new output group, or an FC sub-pass), from channel 0, reading
-    its pixels from ``pixel``. The layer constants (``keep``, ``period``, ``index_base``,
-    ``reduction``: ``Q``, ``hw``: pixels per input channel) hold while a layer runs;
-    ``restart`` (at a layer's start) resets the slot counter and the walk.
+    its pixels from ``pixel``. The layer constants (``layer``, :class:`WalkerLayer`) hold
+    while a layer runs; ``restart`` (at a layer's start) resets the slot counter and the
+    walk.
 
     The index ROM holds, per channel phase ``c mod P``, the library ROM address of the
     channel's pattern; the library ROM holds each pattern as its list of taps
@@ -159,10 +174,11 @@ class PassWalker(wiring.Component):
 
     Outputs: per pass one ``bases`` write (bank and word of its first channel), per row one
     ``routes`` write (the bank of its channel) in the cycle it is visited, and one ``taps``
-    write :attr:`tap_latency` cycles after it is visited (after two ROM reads).
+    write :attr:`tap_latency` cycles after it is visited (after two ROM reads of
+    :data:`~sps_hw.memories.READ_LATENCY` cycles each).
     """
 
-    tap_latency = 2
+    tap_latency = 2 * READ_LATENCY
 
     def __init__(self, *, rows, banks, addr_bits, hw_bits, index_rom, library_rom,
                  count_bits=24):
@@ -184,11 +200,7 @@ class PassWalker(wiring.Component):
             "start": In(1),
             "first": In(1),
             "pixel": In(hw_bits),
-            "keep": In(range(1, 10), init=1),
-            "period": In(range(1, 2 ** index_rom.addr_width + 1), init=1),
-            "index_base": In(index_rom.addr_width),
-            "reduction": In(count_bits),
-            "hw": In(hw_bits),
+            "layer": In(WalkerLayer(index_rom.addr_width, hw_bits, count_bits)),
             "index_rom": In(index_rom),     # the ROMs' ports, driven from here
             "library_rom": In(library_rom),
             "taps": Out(TapConfig(rows)),
@@ -206,7 +218,7 @@ class PassWalker(wiring.Component):
         block = Signal(len(self.bases.block))
         phase = Signal(range(2 ** len(self.index_rom.addr)))
         s = Signal(range(9))
-        q = Signal(len(self.reduction))
+        q = Signal(len(self.layer.reduction))
 
         first_row = self.start & (row == 0)
         begin = first_row & self.first
@@ -227,12 +239,12 @@ class PassWalker(wiring.Component):
                 slot.eq(Mux(last_slot, Mux(slot == SLOTS - 1, 0, slot + 1), slot)),
                 q.eq(cur_q + 1),
             ]
-            with m.If(cur_s == self.keep - 1):
+            with m.If(cur_s == self.layer.keep - 1):
                 m.d.sync += [
                     s.eq(0),
                     bank.eq(Mux(cur_bank == banks - 1, 0, cur_bank + 1)),
-                    block.eq(Mux(cur_bank == banks - 1, cur_block + self.hw, cur_block)),
-                    phase.eq(Mux(cur_phase == self.period - 1, 0, cur_phase + 1)),
+                    block.eq(Mux(cur_bank == banks - 1, cur_block + self.layer.hw, cur_block)),
+                    phase.eq(Mux(cur_phase == self.layer.period - 1, 0, cur_phase + 1)),
                 ]
             with m.Else():
                 m.d.sync += [s.eq(cur_s + 1), bank.eq(cur_bank), block.eq(cur_block),
@@ -251,32 +263,26 @@ class PassWalker(wiring.Component):
             self.routes.row.eq(row),
             self.routes.slot.eq(slot),
             self.routes.bank.eq(cur_bank),
-            self.index_rom.addr.eq(self.index_base + cur_phase),
+            self.index_rom.addr.eq(self.layer.index_base + cur_phase),
             self.index_rom.en.eq(1),
             self.library_rom.en.eq(1),
         ]
-        # Two ROM reads, then the tap.
-        v1, v2 = Signal(), Signal()
-        row1, row2 = Signal.like(row), Signal.like(row)
-        slot1, slot2 = Signal.like(slot), Signal.like(slot)
-        s1, s2 = Signal.like(s), Signal.like(s)
-        used1, used2 = Signal(), Signal()
-        m.d.sync += [
-            v1.eq(self.start), row1.eq(row), slot1.eq(slot), s1.eq(cur_s),
-            used1.eq(cur_q < self.reduction),
-            v2.eq(v1), row2.eq(row1), slot2.eq(slot1), s2.eq(s1), used2.eq(used1),
-        ]
+        # Two ROM reads, then the tap: the visit travels along with them.
+        lag = self.tap_latency
+        v, row_t, slot_t, s_t, used = (delayed(m, x, lag, n) for x, n in (
+            (self.start, "v"), (row, "row"), (slot, "slot"), (cur_s, "s"),
+            (cur_q < self.layer.reduction, "used")))
         m.d.comb += self.library_rom.addr.eq(self.index_rom.data)
-        # Slot s2's field of the tap list (a multiplexer, not a variable shift).
+        # Slot s_t's field of the tap list (a multiplexer, not a variable shift).
         tap = Signal(4)
-        with m.Switch(s2):
+        with m.Switch(s_t):
             for i in range(9):
                 with m.Case(i):
                     m.d.comb += tap.eq(self.library_rom.data[4 * i:4 * i + 4])
         m.d.comb += [
-            self.taps.en.eq(v2),
-            self.taps.row.eq(row2),
-            self.taps.slot.eq(slot2),
-            self.taps.tap.eq(Mux(used2, tap, ZERO_TAP)),
+            self.taps.en.eq(v),
+            self.taps.row.eq(row_t),
+            self.taps.slot.eq(slot_t),
+            self.taps.tap.eq(Mux(used, tap, ZERO_TAP)),
         ]
         return m

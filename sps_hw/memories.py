@@ -1,12 +1,16 @@
 """ROMs filled from the packed images, their writable (staged) variant, and the banked
-feature buffers."""
+feature buffers.
+
+Every read port here has :data:`READ_LATENCY` cycles: the word at ``addr`` (taken while
+``en``) is on ``data`` two cycles later, from a register behind the block RAM's own, so
+nothing but a register ever follows a block RAM output (its clock-to-out is most of a cycle
+at 100 MHz on an ECP5).
+"""
 
 import numpy as np
 from amaranth.hdl import (
     Cat,
-    ClockSignal,
     Const,
-    Instance,
     Module,
     Mux,
     Shape,
@@ -19,9 +23,11 @@ from amaranth.lib.wiring import In, Out
 
 from .checks import check_int
 from .config import ROM_NAMES, word_bytes
+from .vendor import ice40, spram_fits
 
 __all__ = [
     "READMEMH_ATTR",
+    "READ_LATENCY",
     "ROM",
     "FeatureBuffer",
     "StagedImages",
@@ -32,10 +38,20 @@ __all__ = [
 
 #: Memory attribute naming the ``$readmemh`` image of a ROM in the emitted Verilog.
 READMEMH_ATTR = "sps_readmemh"
+#: Cycles from a read port's address to its data.
+READ_LATENCY = 2
+
+
+def _registered(m, value, name):
+    """``value`` one cycle later (the register behind a block RAM read port)."""
+    reg = Signal.like(value, name=name)
+    m.d.sync += reg.eq(value)
+    return reg
 
 
 class ROM(wiring.Component):
-    """A read-only memory of ``depth`` words of ``shape``, with one synchronous read port.
+    """A read-only memory of ``depth`` words of ``shape``, with one read port
+    (:data:`READ_LATENCY` cycles).
 
     ``init`` (an integer array, or None for zeros) fills it for simulation in Amaranth;
     ``image`` names the ``$readmemh`` file that fills it in the emitted Verilog (see
@@ -70,7 +86,9 @@ class ROM(wiring.Component):
         # At least 2 words, so that the address is at least 1 bit wide like the port's.
         m.submodules.mem = mem = memory.Memory(shape=self.shape, depth=max(2, self.depth),
                                                init=self.init, attrs=attrs)
-        wiring.connect(m, wiring.flipped(self.read), mem.read_port())
+        port = mem.read_port()
+        m.d.comb += [port.addr.eq(self.read.addr), port.en.eq(self.read.en),
+                     self.read.data.eq(_registered(m, port.data, "data"))]
         return m
 
 
@@ -176,14 +194,9 @@ class StagedMemory(wiring.Component):
             wp.data.eq(w.data.replicate(self.word_bytes)),
             rp.en.eq(self.read.en),
             rp.addr.eq(Mux(active, self.read.addr + self.depth, self.read.addr)),
-            self.read.data.eq(rp.data[:self.width]),
+            self.read.data.eq(_registered(m, rp.data[:self.width], "data")),
         ]
         return m
-
-    def _spram(self, platform):
-        from amaranth.vendor import SiliconBluePlatform
-        return (isinstance(platform, SiliconBluePlatform) and self.width <= 16
-                and self.depth <= 16384)
 
     def _elaborate_single_port(self, platform):
         m = Module()
@@ -201,16 +214,13 @@ class StagedMemory(wiring.Component):
             wen = Signal(name=f"wen{bank}")
             m.d.comb += wen.eq(staging & self.write.valid)
             out = Signal(8 * self.word_bytes, name=f"out{bank}")
-            if self._spram(platform):
+            if spram_fits(platform, self.width, self.depth):
                 if self.init:
                     raise ValueError("an iCE40 SPRAM cannot be initialised; init must be empty")
                 mask = Cat(*(lanes[lane // 2].replicate(1) for lane in range(4))) \
                     if self.word_bytes == 2 else Const(0b1111, 4)
-                m.submodules[f"spram{bank}"] = Instance(
-                    "SB_SPRAM256KA",
-                    i_ADDRESS=addr, i_DATAIN=w.data.replicate(2), i_MASKWREN=mask,
-                    i_WREN=wen, i_CHIPSELECT=1, i_CLOCK=ClockSignal("sync"), i_STANDBY=0,
-                    i_SLEEP=0, i_POWEROFF=1, o_DATAOUT=out)
+                ice40.spram(m, f"spram{bank}", addr=addr, data_in=w.data.replicate(2),
+                            mask=mask, wren=wen, data_out=out)
             else:
                 mem = memory.Memory(shape=8 * self.word_bytes, depth=self.depth,
                                     init=self.init if bank == 0 else [])
@@ -221,7 +231,8 @@ class StagedMemory(wiring.Component):
                              wp.data.eq(w.data.replicate(self.word_bytes)),
                              rp.en.eq(~staging & self.read.en), out.eq(rp.data)]
             data_out.append(out)
-        m.d.comb += self.read.data.eq(Mux(active, data_out[1], data_out[0])[:self.width])
+        m.d.comb += self.read.data.eq(
+            _registered(m, Mux(active, data_out[1], data_out[0])[:self.width], "data"))
         return m
 
 
@@ -279,7 +290,8 @@ class StagedImages(wiring.Component):
 
 
 class FeatureBuffer(wiring.Component):
-    """``banks`` int8 memories of ``depth`` words, each with one read and one write port."""
+    """``banks`` int8 memories of ``depth`` words, each with one read port
+    (:data:`READ_LATENCY` cycles) and one write port."""
 
     def __init__(self, *, banks, depth):
         for name, value in (("banks", banks), ("depth", depth)):
@@ -302,5 +314,7 @@ class FeatureBuffer(wiring.Component):
                                  attrs={"no_rw_check": 1})
             m.submodules[f"bank{b}"] = bank
             wiring.connect(m, wiring.flipped(self.write[b]), bank.write_port())
-            wiring.connect(m, wiring.flipped(self.read[b]), bank.read_port())
+            port = bank.read_port()
+            m.d.comb += [port.addr.eq(self.read[b].addr), port.en.eq(self.read[b].en),
+                         self.read[b].data.eq(_registered(m, port.data, f"data{b}"))]
         return m

@@ -4,11 +4,11 @@
 the controller needs (written into the layer's descriptor) and the exact number of cycles
 the RTL takes. The schedule (see ``docs/hardware.md``, section 4) runs every pass in
 
-    S = max(HW, R, C - 1)
+    S = max(HW, R, C - 1, 4)
 
 cycles, and a layer takes
 
-    cycles = 4 + t_feed + N * S + HW + pipeline_latency(R, C)
+    cycles = FETCH_CYCLES + t_feed + N * S + HW + pipeline_latency(R, C)
 
 where ``t_feed = max(0, R + D - HW)`` and ``N`` is the number of passes. The system tests
 compare this with the cycle counter of the RTL for every layer they run.
@@ -22,13 +22,15 @@ from compiler import images, pipeline
 from compiler.graph import Network
 
 from .config import Config
+from .controller import FETCH_CYCLES
+from .output import Accumulator
 from .top import pipeline_latency
 
-__all__ = ["FETCH_CYCLES", "LayerPlan", "layer_cycles", "plan_layer"]
+__all__ = ["FETCH_CYCLES", "MIN_PASS_CYCLES", "LayerPlan", "layer_cycles", "plan_layer"]
 
-#: Cycles of a layer spent outside the schedule: fetch, decode and prepare, plus the cycle
-#: in which it finishes.
-FETCH_CYCLES = 4
+#: The shortest pass: a pixel's accumulator entry is read again a pass after it was read,
+#: which must not be before its new total was written.
+MIN_PASS_CYCLES = Accumulator.rmw_cycles
 #: The hardware's pooling window (SPEC: a conv may carry a fused 2x2 stride-2 max-pool).
 POOL2 = {"k": 2, "s": 2, "p": 0}
 
@@ -57,7 +59,6 @@ class LayerPlan:
     cycle: int             # S
     t_feed: int
     t_walk: int
-    t_load: int
     cycles: int
     macs: int              # useful multiply-accumulates
     dense_macs: int        # multiply-accumulates of the same layer unpruned
@@ -76,14 +77,13 @@ class LayerPlan:
 
 
 def layer_cycles(*, rows, cols, hw, lead, total, fetch=FETCH_CYCLES):
-    """``(S, t_feed, t_walk, t_load, cycles)`` of a layer of ``total`` passes; ``fetch`` is
+    """``(S, t_feed, t_walk, cycles)`` of a layer of ``total`` passes; ``fetch`` is
     :data:`FETCH_CYCLES` plus the extra cycles of a descriptor stored in several words."""
-    cycle = max(hw, rows, cols - 1, 1)
+    cycle = max(hw, rows, cols - 1, MIN_PASS_CYCLES)
     t_feed = max(0, rows + lead - hw)
     t_walk = t_feed + hw - lead - rows
-    t_load = t_feed + cycle + 1
     cycles = fetch + t_feed + total * cycle + hw + pipeline_latency(rows, cols)
-    return cycle, t_feed, t_walk, t_load, cycles
+    return cycle, t_feed, t_walk, cycles
 
 
 def plan_layer(layer, source_shape, cfg):
@@ -143,19 +143,20 @@ def plan_layer(layer, source_shape, cfg):
     passes = math.ceil(reduction / rows)
     groups = math.ceil(co / cols)
     total = groups * subs * passes
-    cycle, t_feed, t_walk, t_load, cycles = layer_cycles(
+    cycle, t_feed, t_walk, cycles = layer_cycles(
         rows=rows, cols=cols, hw=hw, lead=lead, total=total,
         fetch=FETCH_CYCLES + cfg.layer_words - 1)
-    if max(total, reduction, cycle, t_load) >= 2 ** cfg.count_bits:
+    if max(total, reduction) >= 2 ** cfg.count_bits or \
+            max(cycle - 1, t_feed, t_walk) >= 2 ** cfg.slot_bits:
         return (f"{total} passes of {cycle} cycles, reduction {reduction} (the counters "
-                f"hold 2**{cfg.count_bits})")
+                f"hold 2**{cfg.count_bits}, the slots 2**{cfg.slot_bits})")
     macs = co * reduction * subs * hw
     return LayerPlan(
         name=layer["name"], kind=kind, in_channels=in_channels, out_channels=co, keep=keep,
         height=1 if kind == "fc" else h, width=1 if kind == "fc" else w, hw=hw, in_hw=in_hw,
         out_hw=out_hw, subs=subs, reduction=reduction, passes=passes, groups=groups,
         total=total, lead=lead, ring=ring, cycle=cycle, t_feed=t_feed, t_walk=t_walk,
-        t_load=t_load, cycles=cycles, macs=macs, dense_macs=co * ci * k * k * h * w,
+        cycles=cycles, macs=macs, dense_macs=co * ci * k * k * h * w,
         relu=bool(layer["relu"]), pool=bool(pool) and kind != "fc")
 
 

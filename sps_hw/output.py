@@ -11,7 +11,9 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .checks import check_int
-from .pe import dsp_primitive, sb_mac16_32x16
+from .memories import READ_LATENCY
+from .registers import delayed
+from .vendor import WIDE_PRODUCT_LATENCY, WideMultiplier
 
 __all__ = [
     "Accumulator",
@@ -20,7 +22,9 @@ __all__ = [
     "OutputSequencer",
     "OutputWriter",
     "Requantizer",
+    "SequencerLayer",
     "ShiftCode",
+    "WriterLayer",
     "round_clamp",
     "shift_code",
 ]
@@ -34,6 +38,14 @@ def ChannelParams(cols, mult_bits=32):
         "mult": data.ArrayLayout(signed(mult_bits), cols),
         "shift": data.ArrayLayout(unsigned(6), cols),
     })
+
+
+class SequencerLayer(wiring.Signature):
+    """The layer fields the output sequencer takes (``controller.Descriptor``)."""
+
+    def __init__(self, hw_bits, count_bits):
+        super().__init__({"hw": Out(hw_bits), "width": Out(hw_bits), "passes": Out(count_bits),
+                          "subs": Out(hw_bits), "groups": Out(count_bits)})
 
 
 class OutputSequencer(wiring.Component):
@@ -51,60 +63,72 @@ class OutputSequencer(wiring.Component):
         super().__init__({
             "restart": In(1),
             "valid": In(1),
-            "hw": In(hw_bits), "width": In(hw_bits),
-            "passes": In(count_bits), "subs": In(hw_bits), "groups": In(count_bits),
+            "layer": In(SequencerLayer(hw_bits, count_bits)),
             "pixel": Out(hw_bits), "x": Out(hw_bits), "y_odd": Out(1),
             "group": Out(count_bits), "first": Out(1), "last": Out(1), "end": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
+        layer = self.layer
         pixel, x = Signal.like(self.pixel), Signal.like(self.x)
         y_odd = Signal()
-        p, sub, group = Signal.like(self.passes), Signal.like(self.subs), Signal.like(self.group)
-        # Each counter's increment also finds its end (`n + 1 == limit`): one adder each.
-        pixel_1, x_1, p_1, sub_1, group_1 = pixel + 1, x + 1, p + 1, sub + 1, group + 1
-        last_pixel = pixel_1 == self.hw
-        last_x = x_1 == self.width
-        last_p = p_1 == self.passes
-        last_sub = sub_1 == self.subs
-        last_pass = last_p & last_sub
+        p, sub, group = Signal.like(layer.passes), Signal.like(layer.subs), Signal.like(self.group)
+        # Each counter's end (`n == limit - 1`) is a flag kept in step with it.
+        pixel_end, x_end, p_end, sub_end, group_end, p_zero, sub_zero = (
+            Signal(name=n) for n in ("pixel_end", "x_end", "p_end", "sub_end", "group_end",
+                                     "p_zero", "sub_zero"))
+        last_pass = p_end & sub_end
         m.d.comb += [
             self.pixel.eq(pixel), self.x.eq(x), self.y_odd.eq(y_odd), self.group.eq(group),
-            self.first.eq((p == 0) & (sub == 0)),
+            self.first.eq(p_zero & sub_zero),
             self.last.eq(last_pass),
-            self.end.eq(self.valid & last_pixel & last_pass & (group_1 == self.groups)),
+            self.end.eq(self.valid & pixel_end & last_pass & group_end),
         ]
+        first_pixel = [pixel.eq(0), x.eq(0), y_odd.eq(0), pixel_end.eq(layer.hw == 1),
+                       x_end.eq(layer.width == 1)]
+        first_p = [p.eq(0), p_end.eq(layer.passes == 1), p_zero.eq(1)]
+        first_sub = [sub.eq(0), sub_end.eq(layer.subs == 1), sub_zero.eq(1)]
         with m.If(self.restart):
-            m.d.sync += [pixel.eq(0), x.eq(0), y_odd.eq(0), p.eq(0), sub.eq(0), group.eq(0)]
+            m.d.sync += [*first_pixel, *first_p, *first_sub, group.eq(0),
+                         group_end.eq(layer.groups == 1)]
         with m.Elif(self.valid):
-            with m.If(last_pixel):
-                m.d.sync += [pixel.eq(0), x.eq(0), y_odd.eq(0)]
-                with m.If(last_p):
-                    m.d.sync += p.eq(0)
-                    with m.If(last_sub):
-                        m.d.sync += [sub.eq(0), group.eq(group_1)]
+            with m.If(pixel_end):
+                m.d.sync += first_pixel
+                with m.If(p_end):
+                    m.d.sync += first_p
+                    with m.If(sub_end):
+                        m.d.sync += [*first_sub, group.eq(group + 1),
+                                     group_end.eq(group + 2 == layer.groups)]
                     with m.Else():
-                        m.d.sync += sub.eq(sub_1)
+                        m.d.sync += [sub.eq(sub + 1), sub_end.eq(sub + 2 == layer.subs),
+                                     sub_zero.eq(0)]
                 with m.Else():
-                    m.d.sync += p.eq(p_1)
+                    m.d.sync += [p.eq(p + 1), p_end.eq(p + 2 == layer.passes), p_zero.eq(0)]
             with m.Else():
-                m.d.sync += pixel.eq(pixel_1)
-                with m.If(last_x):
-                    m.d.sync += [x.eq(0), y_odd.eq(~y_odd)]
+                m.d.sync += [pixel.eq(pixel + 1), pixel_end.eq(pixel + 2 == layer.hw)]
+                with m.If(x_end):
+                    m.d.sync += [x.eq(0), x_end.eq(layer.width == 1), y_odd.eq(~y_odd)]
                 with m.Else():
-                    m.d.sync += x.eq(x_1)
+                    m.d.sync += [x.eq(x + 1), x_end.eq(x + 2 == layer.width)]
         return m
 
 
 class Accumulator(wiring.Component):
     """int32 partial sums of ``cols`` output channels for up to ``depth`` pixels.
 
-    Control comes one cycle ahead of the data: ``valid``/``pixel``/``first``/``last`` name the
-    pixel whose column sums arrive on ``sums`` (with the group's ``bias``) the next cycle. The
-    first pass of a group stores ``bias + sums``, later passes add ``sums``; in the last pass
-    the total goes out on ``result`` one cycle after the sums arrived (``result_valid``).
+    Control comes :data:`~sps_hw.memories.READ_LATENCY` cycles ahead of the data (the
+    buffer's registered read): ``valid``/``pixel``/``first``/``last`` name the pixel whose
+    column sums arrive on ``sums`` (with the group's ``bias``) that much later. The first
+    pass of a group stores ``bias + sums``, later passes add ``sums``; the total is
+    registered and written back the next cycle, so a pixel's entry must not be read again
+    within :attr:`rmw_cycles` cycles. In the last pass the total goes out on ``result`` one
+    cycle after the sums arrived (``result_valid``).
     """
+
+    #: Cycles from a pixel's read to the write of its new total, plus one: the least
+    #: distance between two reads of one pixel (no read-during-write logic in the RAM).
+    rmw_cycles = READ_LATENCY + 2
 
     def __init__(self, *, cols, depth):
         check_int("cols", cols, minimum=1)
@@ -120,20 +144,22 @@ class Accumulator(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.buffer = buffer = memory.Memory(
-            shape=data.ArrayLayout(signed(32), self.cols), depth=self.depth, init=[])
-        wr = buffer.write_port()
-        rd = buffer.read_port(transparent_for=(wr,))
-        valid, first, last = Signal(), Signal(), Signal()
-        pixel = Signal.like(self.pixel)
-        m.d.sync += [valid.eq(self.valid), first.eq(self.first), last.eq(self.last),
-                     pixel.eq(self.pixel)]
+        row = data.ArrayLayout(signed(32), self.cols)
+        m.submodules.buffer = buffer = memory.Memory(shape=row, depth=self.depth, init=[],
+                                                     attrs={"no_rw_check": 1})
+        wr, rd = buffer.write_port(), buffer.read_port()
         m.d.comb += [rd.addr.eq(self.pixel), rd.en.eq(self.valid)]
-        total = Signal(data.ArrayLayout(signed(32), self.cols))
+        stored = delayed(m, rd.data, READ_LATENCY - 1, "stored")
+        # The control of the arriving sums, and one cycle later of their total.
+        valid, first, last, pixel = (delayed(m, v, READ_LATENCY, n) for v, n in (
+            (self.valid, "valid"), (self.first, "first"), (self.last, "last"),
+            (self.pixel, "pixel")))
+        total = Signal(row)
         for c in range(self.cols):
-            m.d.comb += total[c].eq(self.sums[c] + Mux(first, self.bias[c], rd.data[c]))
-        m.d.comb += [wr.addr.eq(pixel), wr.data.eq(total), wr.en.eq(valid & ~last)]
-        m.d.sync += [self.result_valid.eq(valid & last), self.result.eq(total)]
+            m.d.sync += total[c].eq(self.sums[c] + Mux(first, self.bias[c], stored[c]))
+        write, finish = delayed(m, valid & ~last, 1, "write"), delayed(m, valid & last, 1, "end")
+        m.d.comb += [wr.addr.eq(delayed(m, pixel, 1, "wpixel")), wr.data.eq(total),
+                     wr.en.eq(write), self.result_valid.eq(finish), self.result.eq(total)]
         return m
 
 
@@ -159,9 +185,17 @@ def shift_code(shift, width):
                (shift == 0) | (coarse >= count))
 
 
-def round_clamp(m, product, shift, relu, name):
+#: What :func:`round_clamp` keeps between its two halves: the 9-bit window of the shifted
+#: product, whether bits 0..6 of the result are forced (overflow or a zero result), and the
+#: result's sign cases.
+RoundWindow = data.StructLayout({"window": 9, "forced": 1, "positive": 1, "negative": 1})
+
+
+def round_clamp(m, product, shift, relu, name, *, register=False):
     """``clamp_r((product + (1 << (shift - 1))) >> shift)`` as an int8 value (0 for
-    ``shift == 0``), combinational, without a wide shifter or a wide adder.
+    ``shift == 0``), without a wide shifter or a wide adder; combinational, or with
+    ``register`` a pipeline register between the window selection and the clamp (a result
+    one cycle later).
 
     ``shift`` is the 6-bit shift or its :func:`ShiftCode` (a register of it takes the
     decoding off the path). With ``h = (2 * product) >> shift`` the result is
@@ -213,41 +247,40 @@ def round_clamp(m, product, shift, relu, name):
                  above_kill.eq(Cat(*above).any() | code.zero | (sign & relu)),
                  forced.eq(inside_lo | inside_hi | above_kill)]
 
+    half = Signal(RoundWindow, name=f"{name}_half")
+    m.d.comb += [half.window.eq(window), half.forced.eq(forced),
+                 half.positive.eq(~sign & ~code.zero), half.negative.eq(sign & ~relu & ~code.zero)]
+    if register:
+        half = delayed(m, half, 1, f"{name}_half")
     # Without overflow h = window (9-bit signed, window[8] == sign) and the result is
     # value = (h >> 1) + h[0] (a carry chain) in -128..128; a positive value saturates at
     # 128, where value[7] is the carry into bit 7 (window[8] == 0): it sets bits 0..6 too.
     value = Signal(8, name=f"{name}_value")
-    m.d.comb += value.eq(window[1:] + window[0])
-    positive = Signal(name=f"{name}_positive", attrs=keep)
-    negative = Signal(name=f"{name}_negative", attrs=keep)
-    m.d.comb += [positive.eq(~sign & ~code.zero), negative.eq(sign & ~relu & ~code.zero)]
-    low = Cat(*(Mux(forced, positive, value[k] | (positive & value[7])) for k in range(7)))
-    return Cat(low, negative & (forced | value[7])).as_signed()  # forced == overflow here
+    m.d.comb += value.eq(half.window[1:] + half.window[0])
+    low = Cat(*(Mux(half.forced, half.positive, value[k] | (half.positive & value[7]))
+                for k in range(7)))
+    # forced == overflow here
+    return Cat(low, half.negative & (half.forced | value[7])).as_signed()
 
 
 class Requantizer(wiring.Component):
     """``clamp_r((acc * mult + (1 << (shift - 1))) >> shift)`` per channel, exact.
 
-    Two pipeline stages (``latency``): the product, then the rounding shift and the clamp to
-    int8 (to 0..127 with ``relu``; :func:`round_clamp`). ``mult``/``shift`` must be valid
-    with ``valid``; ``out`` holds a result only with ``out_valid`` (it has no reset value).
-    ``multiplier``: ``"SB_MAC16"`` computes each 32 x ``mult_bits`` product
-    (``mult_bits <= 16``) in two iCE40 SB_MAC16 (the second one adds the first one's upper
-    half and registers the product); ``None`` infers ``*`` and a product register; ``"auto"``
-    picks SB_MAC16 when elaborated for an iCE40 platform.
+    Pipelined (:attr:`latency` cycles): the product (a
+    :class:`~sps_hw.vendor.WideMultiplier`, its DSP blocks on ECP5 and iCE40), the window of
+    the rounding shift, then the clamp to int8 (to 0..127 with ``relu``; :func:`round_clamp`).
+    ``mult``/``shift`` must be valid with ``valid``; ``out`` holds a result only with
+    ``out_valid`` (it has no reset value). ``multiplier`` picks the multipliers'
+    :data:`~sps_hw.vendor.PRIMITIVES` (``"auto"``: the platform's DSP blocks).
     """
 
-    latency = 2
+    latency = WIDE_PRODUCT_LATENCY + 2
 
     def __init__(self, *, cols, mult_bits=32, multiplier="auto"):
         check_int("cols", cols, minimum=1)
-        check_int("mult_bits", mult_bits, minimum=1)
-        if multiplier not in ("auto", None, "SB_MAC16"):
-            raise ValueError(f"multiplier must be 'auto', None or 'SB_MAC16', not "
-                             f"{multiplier!r}")
-        if multiplier == "SB_MAC16" and mult_bits > 16:
-            raise ValueError(f"multiplier 'SB_MAC16' needs mult_bits <= 16, not {mult_bits}")
+        check_int("mult_bits", mult_bits, minimum=1, maximum=32)
         self.cols, self.mult_bits, self.multiplier = cols, mult_bits, multiplier
+        self.products = [WideMultiplier(32, mult_bits, primitive=multiplier) for _ in range(cols)]
         super().__init__({
             "valid": In(1),
             "acc": In(data.ArrayLayout(signed(32), cols)),
@@ -260,23 +293,19 @@ class Requantizer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        mac = self.multiplier
-        if mac == "auto":
-            mac = "SB_MAC16" if dsp_primitive(platform) == "SB_MAC16" and \
-                self.mult_bits <= 16 else None
-        valid1, relu1 = Signal(), Signal()
-        m.d.sync += [valid1.eq(self.valid), relu1.eq(self.relu), self.out_valid.eq(valid1)]
-        for c in range(self.cols):
-            if mac == "SB_MAC16":
-                product = sb_mac16_32x16(m, self.acc[c], self.mult[c], f"mac_{c}")
-            else:
-                product = Signal(signed(32 + self.mult_bits), name=f"product_{c}")
-                m.d.sync += product.eq(self.acc[c] * self.mult[c])
+        product_at = WIDE_PRODUCT_LATENCY
+        relu = delayed(m, self.relu, product_at, "relu")
+        m.d.comb += self.out_valid.eq(delayed(m, self.valid, self.latency, "valid"))
+        for c, mult in enumerate(self.products):
+            m.submodules[f"product_{c}"] = mult
+            m.d.comb += [mult.a.eq(self.acc[c]), mult.b.eq(self.mult[c])]
+            width = len(mult.p)
             # The shift is decoded while the product is computed.
-            code = Signal(ShiftCode(len(product)), name=f"shift_code_{c}")
+            shift = delayed(m, self.shift[c], product_at - 1, f"shift_{c}")
+            code = Signal(ShiftCode(width), name=f"shift_code_{c}")
             out = Signal(signed(8), name=f"out_{c}", reset_less=True)
-            m.d.sync += [code.eq(shift_code(self.shift[c], len(product))),
-                         out.eq(round_clamp(m, product, code, relu1, f"rq_{c}"))]
+            m.d.sync += [code.eq(shift_code(shift, width)),
+                         out.eq(round_clamp(m, mult.p, code, relu, f"rq_{c}", register=True))]
             m.d.comb += self.out[c].eq(out)
         return m
 
@@ -348,16 +377,27 @@ class MaxPool2(wiring.Component):
         return m
 
 
+class WriterLayer(wiring.Signature):
+    """The layer field the output writer takes: the output tensor's ``channels``."""
+
+    def __init__(self, channel_bits):
+        super().__init__({"channels": Out(channel_bits)})
+
+
 class OutputWriter(wiring.Component):
     """Writes each output pixel's ``cols`` channels into the ``banks`` of a feature buffer.
 
     Channel ``co`` of pixel ``i`` goes to bank ``co mod banks`` at word
     ``(co // banks) * out_hw + i``. Groups of ``cols`` channels arrive in order, each with
-    its ``out_hw`` pixels in order (``index`` 0, 1, ...); ``restart`` (at a layer's start)
-    selects group 0, and channels at or beyond ``channels`` are not written. Every bank's
-    words are thus written in ascending order: its address is a counter (``out_hw`` only
-    documents the layout).
+    its pixels in order (``index`` 0, 1, ...); ``restart`` (at a layer's start) selects group
+    0, and channels at or beyond ``channels`` are not written. Every bank's words are thus
+    written in ascending order: its address is a counter. A pixel is written :attr:`latency`
+    cycles after it arrives. The placement of the next group (which bank takes which column)
+    is computed ahead: a group starts at least two cycles after the one before it and after
+    ``restart``.
     """
+
+    latency = 1
 
     def __init__(self, *, cols, banks, addr_bits, hw_bits, channel_bits=16):
         for name, value in (("cols", cols), ("banks", banks), ("addr_bits", addr_bits),
@@ -368,8 +408,7 @@ class OutputWriter(wiring.Component):
         self.cols, self.banks = cols, banks
         super().__init__({
             "restart": In(1),
-            "out_hw": In(hw_bits),
-            "channels": In(channel_bits),
+            "layer": In(WriterLayer(channel_bits)),
             "valid": In(1), "index": In(hw_bits),
             "values": In(data.ArrayLayout(signed(8), cols)),
             "write": In(memory.WritePort.Signature(addr_width=addr_bits,
@@ -380,37 +419,43 @@ class OutputWriter(wiring.Component):
         m = Module()
         cols, banks = self.cols, self.banks
         addr_bits = len(self.write[0].addr)
-        # Group state: bank of its first channel, channels left.
-        first_bank = Signal(range(banks))
-        left = Signal(len(self.channels) + 1)
-        started = Signal()
-        advance = self.valid & (self.index == 0) & started
-        wrap = first_bank + cols >= banks
-        next_bank = Mux(wrap, first_bank + cols - banks, first_bank + cols)
-        cur_bank = Mux(advance, next_bank, first_bank)
-        cur_left = Mux(advance, left - cols, left)
-        # Channels of this group to write: min(cols, channels left), then small compares.
-        count = Signal(range(cols + 1))
-        m.d.comb += count.eq(Mux(cur_left >= cols, cols, cur_left))
-        with m.If(self.restart):
-            m.d.sync += [first_bank.eq(0), left.eq(self.channels), started.eq(0)]
-        with m.Elif(self.valid):
-            m.d.sync += [first_bank.eq(cur_bank), left.eq(cur_left), started.eq(1)]
+        # A placement: the column each bank takes, and whether it takes one (mask).
+        placement = data.StructLayout({"col": data.ArrayLayout(range(banks), banks),
+                                       "mask": banks})
+        # The next group: the bank of its first channel and the channels left from it on,
+        # and its placement (a cycle behind them); the current group's placement.
+        nxt_bank = Signal(range(banks))
+        nxt_left = Signal(len(self.layer.channels) + 1)
+        nxt, cur = Signal(placement), Signal(placement)
         for b in range(banks):
-            col = Signal(range(banks), name=f"col_{b}")
-            m.d.comb += col.eq(b - cur_bank if b == banks - 1 else
-                               Mux(b >= cur_bank, b - cur_bank, b + banks - cur_bank))
+            # (b - nxt_bank) mod banks; the last bank is never below nxt_bank.
+            col = b - nxt_bank if b == banks - 1 else \
+                Mux(b >= nxt_bank, b - nxt_bank, b + banks - nxt_bank)
+            used = col < nxt_left if cols == banks else (col < cols) & (col < nxt_left)
+            m.d.sync += [nxt.col[b].eq(col), nxt.mask[b].eq(used)]
+        starts = self.valid & (self.index == 0)
+        with m.If(self.restart):
+            m.d.sync += [nxt_bank.eq(0), nxt_left.eq(self.layer.channels)]
+        with m.Elif(starts):
+            wrap = nxt_bank + cols >= banks
+            m.d.sync += [cur.eq(nxt), nxt_left.eq(nxt_left - cols),
+                         nxt_bank.eq(Mux(wrap, nxt_bank + cols - banks, nxt_bank + cols))]
+        # The write stage.
+        place = delayed(m, placement(Mux(starts, nxt, cur)), 1, "place")
+        valid = delayed(m, self.valid, 1, "valid")
+        values = delayed(m, self.values, 1, "values")
+        for b in range(banks):
             value = Signal(signed(8), name=f"value_{b}")
-            with m.Switch(col):
+            with m.Switch(place.col[b]):
                 for c in range(cols):
                     with m.Case(c):
-                        m.d.comb += value.eq(self.values[c])
+                        m.d.comb += value.eq(values[c])
             # Bank b takes channels b, b + banks, ... and each one's pixels in order: its
             # words are written in ascending order from 0, so a counter is its address.
             addr = Signal(addr_bits, name=f"addr_{b}")
             port = self.write[b]
             m.d.comb += [port.addr.eq(addr), port.data.eq(value),
-                         port.en.eq(self.valid & (col < count))]
+                         port.en.eq(valid & place.mask[b])]
             with m.If(self.restart):
                 m.d.sync += addr.eq(0)
             with m.Elif(port.en):

@@ -10,11 +10,20 @@ from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .checks import check_int
+from .memories import READ_LATENCY
+from .registers import delayed
 
-__all__ = ["OutputWord", "TensorDrainer", "TensorLoader"]
+__all__ = ["OutputWord", "TensorDrainer", "TensorLoader", "TensorShape"]
 
 #: A result byte and whether it is the last of its tensor.
 OutputWord = data.StructLayout({"data": signed(8), "last": unsigned(1)})
+
+
+class TensorShape(wiring.Signature):
+    """The shape of a tensor to load or drain: ``channels`` of ``hw`` pixels."""
+
+    def __init__(self, channel_bits, hw_bits):
+        super().__init__({"channels": Out(channel_bits), "hw": Out(hw_bits)})
 
 
 def _check(**values):
@@ -61,17 +70,19 @@ class _Walk(Elaboratable):
 
 
 class TensorLoader(wiring.Component):
-    """Writes a ``channels x hw`` tensor from the ``stream`` into the feature-buffer banks.
+    """Writes a ``channels x hw`` tensor (``layer``) from the ``stream`` into the
+    feature-buffer banks.
 
-    ``start`` begins (taking ``channels``/``hw``); ``done`` is high in the cycle the last
-    element is taken. ``stream`` is ready only while a tensor is being loaded.
+    ``start`` begins; ``done`` is high in the cycle the last element is written, one cycle
+    after it was taken (the writes are registered). ``stream`` is ready only while a tensor
+    is being loaded.
     """
 
     def __init__(self, *, banks, addr_bits, hw_bits, channel_bits=16):
         _check(banks=banks, addr_bits=addr_bits, hw_bits=hw_bits, channel_bits=channel_bits)
         self.banks, self.addr_bits, self.hw_bits = banks, addr_bits, hw_bits
         super().__init__({
-            "start": In(1), "channels": In(channel_bits), "hw": In(hw_bits),
+            "start": In(1), "layer": In(TensorShape(channel_bits, hw_bits)),
             "stream": In(stream.Signature(signed(8))),
             "write": In(memory.WritePort.Signature(addr_width=addr_bits,
                                                    shape=signed(8))).array(banks),
@@ -81,31 +92,32 @@ class TensorLoader(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.walk = walk = _Walk(self.banks, self.addr_bits, self.hw_bits,
-                                         len(self.channels))
+                                         len(self.layer.channels))
         active = Signal()
         take = Signal()
         m.d.comb += [
-            walk.channels.eq(self.channels), walk.hw.eq(self.hw),
+            walk.channels.eq(self.layer.channels), walk.hw.eq(self.layer.hw),
             walk.restart.eq(self.start), walk.step.eq(take),
             self.stream.ready.eq(active),
             take.eq(active & self.stream.valid),
-            self.done.eq(take & walk.last),
+            self.done.eq(delayed(m, take & walk.last, 1, "done")),
         ]
         with m.If(self.start):
             m.d.sync += active.eq(1)
-        with m.Elif(self.done):
+        with m.Elif(take & walk.last):
             m.d.sync += active.eq(0)
+        addr, value = delayed(m, walk.word, 1, "addr"), delayed(m, self.stream.payload, 1, "data")
         for b in range(self.banks):
             m.d.comb += [
-                self.write[b].addr.eq(walk.word),
-                self.write[b].data.eq(self.stream.payload),
-                self.write[b].en.eq(take & (walk.bank == b)),
+                self.write[b].addr.eq(addr),
+                self.write[b].data.eq(value),
+                self.write[b].en.eq(delayed(m, take & (walk.bank == b), 1, f"en{b}")),
             ]
         return m
 
 
 class TensorDrainer(wiring.Component):
-    """Streams a ``channels x hw`` tensor out of the feature-buffer banks.
+    """Streams a ``channels x hw`` tensor (``layer``) out of the feature-buffer banks.
 
     ``start`` begins; each element leaves on ``stream`` (the last one flagged), at up to one
     per cycle, with backpressure. ``done`` is high in the cycle the last element is taken.
@@ -115,7 +127,7 @@ class TensorDrainer(wiring.Component):
         _check(banks=banks, addr_bits=addr_bits, hw_bits=hw_bits, channel_bits=channel_bits)
         self.banks, self.addr_bits, self.hw_bits = banks, addr_bits, hw_bits
         super().__init__({
-            "start": In(1), "channels": In(channel_bits), "hw": In(hw_bits),
+            "start": In(1), "layer": In(TensorShape(channel_bits, hw_bits)),
             "reads": In(memory.ReadPort.Signature(addr_width=addr_bits,
                                                   shape=signed(8))).array(banks),
             "stream": Out(stream.Signature(OutputWord)),
@@ -124,26 +136,30 @@ class TensorDrainer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        depth = 3
+        # Reads in flight (READ_LATENCY) plus the queue never exceed the queue's depth.
+        depth = READ_LATENCY + 2
         m.submodules.walk = walk = _Walk(self.banks, self.addr_bits, self.hw_bits,
-                                         len(self.channels))
+                                         len(self.layer.channels))
         m.submodules.queue = queue = fifo.SyncFIFOBuffered(width=9, depth=depth)
         active = Signal()           # elements left to read
         issue = Signal()
-        pending = Signal()          # a read issued last cycle, its data arriving now
-        bank = Signal(range(self.banks))
-        last = Signal()
+        # Reads issued in the last READ_LATENCY cycles; the oldest one's data arrives now.
+        flight = [issue & ~self.start]
+        for i in range(READ_LATENCY):
+            flight.append(delayed(m, flight[-1], 1, f"flight{i}"))
+        flight = flight[1:]
+        pending = flight[-1]
+        bank = delayed(m, walk.bank, READ_LATENCY, "bank")
+        last = delayed(m, walk.last, READ_LATENCY, "last")
         m.d.comb += [
-            walk.channels.eq(self.channels), walk.hw.eq(self.hw),
+            walk.channels.eq(self.layer.channels), walk.hw.eq(self.layer.hw),
             walk.restart.eq(self.start), walk.step.eq(issue),
-            issue.eq(active & (queue.level + pending < depth)),
+            issue.eq(active & (queue.level + sum(flight) < depth)),
         ]
         with m.If(self.start):
             m.d.sync += active.eq(1)
         with m.Elif(issue & walk.last):
             m.d.sync += active.eq(0)
-        m.d.sync += [pending.eq(issue & ~self.start), bank.eq(walk.bank),
-                     last.eq(walk.last)]
         for b in range(self.banks):
             m.d.comb += [self.reads[b].addr.eq(walk.word), self.reads[b].en.eq(issue)]
         data_in = Array(self.reads[b].data for b in range(self.banks))[bank]

@@ -1,17 +1,21 @@
 """The SPS accelerator: every block of ``docs/hardware.md`` joined together."""
 
-from amaranth.hdl import Module, Mux, Shape, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from types import SimpleNamespace
+
+from amaranth.hdl import Module, Mux, Shape, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import ROM_NAMES, Config
 from .controller import Controller, Descriptor, Stats
 from .feeder import Feeder
 from .indexing import TAP_LIST_BITS, IndexingUnit, PassWalker
-from .memories import ROM, FeatureBuffer, StagedImages, image_write_layout
+from .memories import READ_LATENCY, ROM, FeatureBuffer, StagedImages, image_write_layout
 from .output import Accumulator, ChannelParams, MaxPool2, OutputSequencer, OutputWriter, Requantizer
-from .pe import MULTIPLIERS, SystolicArray, dsp_primitive
+from .pe import SystolicArray
+from .registers import delayed
 from .tensor_io import OutputWord, TensorDrainer, TensorLoader
+from .vendor import PRIMITIVES
 from .window import WindowGenerator
 
 __all__ = ["Accelerator", "descriptor_layout", "pipeline_latency", "rom_bits", "rom_shapes",
@@ -58,14 +62,17 @@ def rom_widths(cfg):
     return {name: (rom_bits(shape), depth) for name, (shape, depth) in rom_shapes(cfg).items()}
 
 
-
-
-
-#: Stages from a pixel's issue (F0) to its 3x3 windows (F2) and to the array's input (F3).
-WINDOW_STAGES = 2
-ARRAY_INPUT_STAGE = 3
-#: Stages after the column sums leave the array (A): accumulate (1), requantize, pool.
-POST_STAGES = 1 + Requantizer.latency + MaxPool2.latency
+#: Pipeline stages, counted from a pixel's issue (F0): its pixels arrive from the feature
+#: buffers, its 3x3 windows are complete, its activations are on the array's input.
+PIXEL_STAGE = Feeder.latency
+WINDOW_STAGE = PIXEL_STAGE + 1
+ARRAY_INPUT_STAGE = WINDOW_STAGE + 1
+#: Stages after the column sums leave the array (A): accumulate, requantize, pool, write.
+POST_STAGES = 1 + Requantizer.latency + MaxPool2.latency + OutputWriter.latency
+#: Cycles from the feeder's slot ``r`` of a pass to the weight-ROM read of that pass's row
+#: ``r``: the row is written into the array two cycles before the pass's first activation
+#: reaches its first PE (one cycle after the array's input), as the PEs require.
+WEIGHT_LEAD = ARRAY_INPUT_STAGE + 1 - 2 - READ_LATENCY
 
 
 def pipeline_latency(rows, cols):
@@ -73,36 +80,28 @@ def pipeline_latency(rows, cols):
     return ARRAY_INPUT_STAGE + SystolicArray.latency(rows, cols) + POST_STAGES
 
 
-def _delay(m, value, cycles, name):
-    for i in range(cycles):
-        reg = Signal.like(value, name=f"{name}_d{i + 1}")
-        m.d.sync += reg.eq(value)
-        value = reg
-    return value
-
-
 class Accelerator(wiring.Component):
     """An SPS accelerator of size ``cfg`` (a :class:`~sps_hw.config.Config`).
 
-    ``images`` maps ROM names (:data:`ROM_NAMES`) to their packed contents (integer arrays,
-    from :func:`sps_hw.program.build`) for simulation in Amaranth; in the emitted Verilog the
-    ROMs are filled by ``$readmemh`` from ``<name>.hex`` instead.
+    ``images`` maps ROM names (:data:`~sps_hw.config.ROM_NAMES`) to their packed contents
+    (integer arrays, from :func:`sps_hw.program.build`) for simulation in Amaranth; in the
+    emitted Verilog the ROMs are filled by ``$readmemh`` from ``<name>.hex`` instead.
 
     Ports: ``act_in`` takes each segment's input tensor (int8, C, H, W order), ``act_out``
     gives each segment's output tensor (``last`` on its final byte), ``stats`` reports every
     finished layer's index and cycle count.
 
-    With ``writable=True`` (the accelerator behind a board's host link) every ROM is a
-    :class:`~sps_hw.memories.StagedMemory` (``images`` fill its active bank) and three more
-    ports appear: ``image_write`` (a stream of :func:`~sps_hw.memories.image_write_layout`
-    bytes into the
-    staging banks), ``image_commit`` (a strobe that makes all staged images active at once)
-    and ``segment`` (the segment to start with after a reset: layers before it are passed
-    over). The cycle behaviour is the same as with ROMs.
+    With ``writable=True`` (the accelerator behind a board's host link) the ROMs are
+    :class:`~sps_hw.memories.StagedImages` (``images`` fill their active banks) and three
+    more ports appear: ``image_write`` (a stream of
+    :func:`~sps_hw.memories.image_write_layout` bytes into the staging banks),
+    ``image_commit`` (a strobe that makes all staged images active at once) and ``segment``
+    (the segment to start with after a reset: layers before it are passed over). The cycle
+    behaviour is the same as with ROMs.
 
-    ``multiplier`` builds the array's multipliers (:data:`sps_hw.pe.MULTIPLIERS`); "auto"
-    instantiates the registered DSP primitive of the platform being built for (ECP5
-    MULT18X18D, iCE40 SB_MAC16 pairs) and infers ``*`` elsewhere (simulation, Verilog).
+    ``multiplier`` builds the multipliers (:data:`sps_hw.vendor.PRIMITIVES`); "auto" uses
+    the DSP blocks of the platform being built for (ECP5 MULT18X18D, iCE40 SB_MAC16) and
+    fabric elsewhere (simulation, Verilog). Every choice has the same cycle behaviour.
     """
 
     def __init__(self, cfg, images=None, *, writable=False, multiplier="auto"):
@@ -110,18 +109,16 @@ class Accelerator(wiring.Component):
             raise TypeError(f"cfg must be a sps_hw.config.Config, not {cfg!r}")
         if not isinstance(writable, bool):
             raise TypeError(f"writable must be a bool, not {writable!r}")
-        if multiplier != "auto" and multiplier not in MULTIPLIERS:
-            raise ValueError(f"multiplier must be 'auto' or one of {MULTIPLIERS}, not "
+        if multiplier != "auto" and multiplier not in PRIMITIVES:
+            raise ValueError(f"multiplier must be 'auto' or one of {PRIMITIVES}, not "
                              f"{multiplier!r}")
-        self.multiplier = multiplier
         images = dict(images or {})
         unknown = set(images) - set(ROM_NAMES)
         if unknown:
             raise ValueError(f"images has unknown ROMs {sorted(unknown)}; expected names "
                              f"from {ROM_NAMES}")
-        self.cfg = cfg
-        self.images = images
-        self.writable = writable
+        self.cfg, self.images = cfg, images
+        self.writable, self.multiplier = writable, multiplier
         ports = {
             "act_in": In(stream.Signature(signed(8))),
             "act_out": Out(stream.Signature(OutputWord)),
@@ -148,157 +145,155 @@ class Accelerator(wiring.Component):
         m.d.comb += images.commit.eq(self.image_commit)
         return {name: getattr(images, f"read_{name}") for name in shapes}
 
+    def _blocks(self):
+        """The datapath blocks by name, and for those that take layer fields, which
+        descriptor field drives each member of their ``layer`` port that is named otherwise."""
+        cfg = self.cfg
+        rows, cols, banks, hw_bits, fmap_bits = (cfg.rows, cfg.cols, cfg.banks, cfg.hw_bits,
+                                                 cfg.fmap_bits)
+        tensor = {"banks": banks, "addr_bits": fmap_bits, "hw_bits": hw_bits,
+                  "channel_bits": cfg.channel_bits}
+        shapes = rom_shapes(cfg)
+        index_rom, library_rom = (memory.ReadPort.Signature(
+            addr_width=_addr_bits(shapes[name][1]), shape=shapes[name][0])
+            for name in ("index", "library"))
+        blocks = {
+            "loader": TensorLoader(**tensor), "drainer": TensorDrainer(**tensor),
+            "walker": PassWalker(rows=rows, banks=banks, addr_bits=fmap_bits, hw_bits=hw_bits,
+                                 index_rom=index_rom, library_rom=library_rom,
+                                 count_bits=cfg.count_bits),
+            "feeder": Feeder(rows=rows, banks=banks, addr_bits=fmap_bits, hw_bits=hw_bits),
+            "indexing": IndexingUnit(rows),
+            "array": SystolicArray(rows, cols, multiplier=self.multiplier),
+            "sequencer": OutputSequencer(hw_bits=hw_bits, count_bits=cfg.count_bits),
+            "accumulator": Accumulator(cols=cols, depth=cfg.max_hw),
+            "requantizer": Requantizer(cols=cols, mult_bits=cfg.mult_bits,
+                                       multiplier=self.multiplier),
+            "pool": MaxPool2(cols=cols, max_width=cfg.max_width, hw_bits=hw_bits),
+            "writer": OutputWriter(cols=cols, banks=banks, addr_bits=fmap_bits, hw_bits=hw_bits,
+                                   channel_bits=cfg.channel_bits),
+            **{f"window_{r}": WindowGenerator(max_width=cfg.max_width) for r in range(rows)},
+        }
+        fields = {"loader": {"channels": "in_channels", "hw": "in_hw"},
+                  "drainer": {"channels": "out_channels", "hw": "out_hw"},
+                  "walker": {"hw": "in_hw"}, "feeder": {"stride": "in_hw"},
+                  "window_0": {"length": "ring"}, "sequencer": {},
+                  "writer": {"channels": "out_channels"}}
+        return blocks, fields
+
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        rows, cols, banks = cfg.rows, cfg.cols, cfg.banks
-        hw_bits, fmap_bits = cfg.hw_bits, cfg.fmap_bits
-
         roms = self._memories(m)
+        blocks, fields = self._blocks()
+        for name, block in blocks.items():
+            m.submodules[name] = block
+        b = SimpleNamespace(**blocks)
         shape, depth = rom_shapes(cfg)["layers"]
         m.submodules.controller = ctrl = Controller(
             cfg, descriptor_layout(cfg), layer_bits=_addr_bits(depth),
-            weight_bits=_addr_bits(cfg.weight_depth), word=shape)
+            weight_bits=_addr_bits(cfg.weight_depth), word=shape, weight_lead=WEIGHT_LEAD,
+            consumers={name: (blocks[name].layer.signature.flip(), f)
+                       for name, f in fields.items()})
+        windows = [blocks[f"window_{r}"] for r in range(cfg.rows)]
+        for name in fields:
+            targets = [w.layer for w in windows] if name == "window_0" else [blocks[name].layer]
+            wiring.connect(m, getattr(ctrl.layer, name), *targets)
         if self.writable:
             m.d.comb += ctrl.segment.eq(self.segment)
         wiring.connect(m, ctrl.descriptors, roms["layers"])
         wiring.connect(m, ctrl.weights, roms["weights"])
+        wiring.connect(m, ctrl.row_load, b.array.load)
         wiring.connect(m, wiring.flipped(self.stats), ctrl.stats)
-        layer = ctrl.layer
-
-        # --- feature buffers, tensors in and out ---------------------------------------
-        buffers = [FeatureBuffer(banks=banks, depth=cfg.fmap_depth) for _ in range(2)]
-        m.submodules.fmap0, m.submodules.fmap1 = buffers
-        m.submodules.loader = loader = TensorLoader(banks=banks, addr_bits=fmap_bits,
-                                                    hw_bits=hw_bits,
-                                                    channel_bits=cfg.channel_bits)
-        m.submodules.drainer = drainer = TensorDrainer(banks=banks, addr_bits=fmap_bits,
-                                                       hw_bits=hw_bits,
-                                                       channel_bits=cfg.channel_bits)
-        wiring.connect(m, wiring.flipped(self.act_in), loader.stream)
-        wiring.connect(m, wiring.flipped(self.act_out), drainer.stream)
+        wiring.connect(m, wiring.flipped(self.act_in), b.loader.stream)
+        wiring.connect(m, wiring.flipped(self.act_out), b.drainer.stream)
         m.d.comb += [
-            loader.start.eq(ctrl.load_start), loader.channels.eq(layer.in_channels),
-            loader.hw.eq(layer.in_hw), ctrl.load_done.eq(loader.done),
-            drainer.start.eq(ctrl.drain_start), drainer.channels.eq(layer.out_channels),
-            drainer.hw.eq(layer.out_hw), ctrl.drain_done.eq(drainer.done),
+            b.loader.start.eq(ctrl.load_start), ctrl.load_done.eq(b.loader.done),
+            b.drainer.start.eq(ctrl.drain_start), ctrl.drain_done.eq(b.drainer.done),
+        ]
+        self._input_side(m, ctrl, b, windows, roms)
+        self._output_side(m, ctrl, b, roms)
+        self._feature_buffers(m, ctrl, b)
+        return m
+
+    def _input_side(self, m, ctrl, b, windows, roms):
+        """Walker, feeder, window generators and indexing unit, stages F0 to the array."""
+        wiring.connect(m, b.walker.index_rom, roms["index"])
+        wiring.connect(m, b.walker.library_rom, roms["library"])
+        wiring.connect(m, b.walker.bases, b.feeder.bases)
+        wiring.connect(m, b.walker.routes, b.feeder.routes)
+        wiring.connect(m, b.walker.taps, b.indexing.config)
+        restart = ctrl.run.restart
+        m.d.comb += [
+            b.walker.restart.eq(restart), b.walker.start.eq(ctrl.walk_start),
+            b.walker.first.eq(ctrl.walk_first), b.walker.pixel.eq(ctrl.walk_pixel),
+            b.feeder.restart.eq(restart), b.feeder.issue.eq(ctrl.issue_in),
+        ]
+        # A window reads its ring a cycle before its pixel arrives.
+        advance = delayed(m, ctrl.issue_in, PIXEL_STAGE - 1, "advance")
+        for r, window in enumerate(windows):
+            m.d.comb += [window.restart.eq(restart), window.advance.eq(advance),
+                         window.pixel.eq(b.feeder.pixels[r]),
+                         b.indexing.windows[r].eq(window.window)]
+        m.d.comb += [
+            b.indexing.slot.eq(delayed(m, ctrl.slot, WINDOW_STAGE, "slot")),
+            b.indexing.bank.eq(delayed(m, ctrl.bank, WINDOW_STAGE, "bank")),
+            b.indexing.inside.eq(delayed(m, ctrl.inside, WINDOW_STAGE, "inside")),
+            b.array.acts.eq(b.indexing.acts),
         ]
 
-        # --- input side: feeder, windows, indexing ---------------------------------------
-        m.submodules.walker = walker = PassWalker(
-            rows=rows, banks=banks, addr_bits=fmap_bits, hw_bits=hw_bits,
-            index_rom=roms["index"].signature, library_rom=roms["library"].signature,
-            count_bits=cfg.count_bits)
-        wiring.connect(m, walker.index_rom, roms["index"])
-        wiring.connect(m, walker.library_rom, roms["library"])
-        m.d.comb += [
-            walker.restart.eq(ctrl.restart), walker.start.eq(ctrl.walk_start),
-            walker.first.eq(ctrl.walk_first), walker.pixel.eq(ctrl.walk_pixel),
-            walker.keep.eq(layer.keep), walker.period.eq(layer.period),
-            walker.index_base.eq(layer.index_base),
-            walker.reduction.eq(layer.reduction), walker.hw.eq(layer.in_hw),
-        ]
-        m.submodules.feeder = feeder = Feeder(rows=rows, banks=banks, addr_bits=fmap_bits,
-                                              hw_bits=hw_bits)
-        wiring.connect(m, walker.bases, feeder.bases)
-        wiring.connect(m, walker.routes, feeder.routes)
-        m.d.comb += [feeder.restart.eq(ctrl.restart), feeder.issue.eq(ctrl.issue_in),
-                     feeder.hw.eq(layer.hw), feeder.stride.eq(layer.in_hw)]
-
-        m.submodules.indexing = indexing = IndexingUnit(rows)
-        wiring.connect(m, walker.taps, indexing.config)
-        for r in range(rows):
-            win = WindowGenerator(max_width=cfg.max_width)
-            m.submodules[f"window_{r}"] = win
-            m.d.comb += [
-                win.restart.eq(ctrl.restart), win.length.eq(layer.ring),
-                win.advance.eq(ctrl.issue_in), win.pixel.eq(feeder.pixels[r]),
-                indexing.windows[r].eq(win.window),
-            ]
-        m.d.comb += [
-            indexing.slot.eq(_delay(m, ctrl.slot, WINDOW_STAGES, "slot")),
-            indexing.bank.eq(_delay(m, ctrl.bank, WINDOW_STAGES, "bank")),
-            indexing.inside.eq(_delay(m, ctrl.inside, WINDOW_STAGES, "inside")),
-        ]
-
-        # --- the array -----------------------------------------------------------------
-        multiplier = dsp_primitive(platform) if self.multiplier == "auto" else self.multiplier
-        m.submodules.array = array = SystolicArray(rows, cols, multiplier=multiplier)
-        wiring.connect(m, ctrl.row_load, array.load)
-        m.d.comb += array.acts.eq(indexing.acts)
-        if multiplier is not None:
-            m.d.comb += array.acts_next.eq(indexing.acts_next)
-
-        # --- output side -----------------------------------------------------------------
-        # The array's sums of a pixel issued at F0 arrive at stage A; control runs a cycle
-        # ahead (A - 1) so that the accumulator and parameter reads land with them.
-        ahead = ARRAY_INPUT_STAGE + SystolicArray.latency(rows, cols) - 1
-        valid = _delay(m, ctrl.issue_out, ahead, "valid")
-        m.submodules.sequencer = seq = OutputSequencer(hw_bits=hw_bits,
-                                                       count_bits=cfg.count_bits)
-        m.d.comb += [
-            seq.restart.eq(ctrl.restart), seq.valid.eq(valid),
-            seq.hw.eq(layer.hw), seq.width.eq(layer.width), seq.passes.eq(layer.passes),
-            seq.subs.eq(layer.subs), seq.groups.eq(layer.groups),
-        ]
+    def _output_side(self, m, ctrl, b, roms):
+        """Accumulator, requantizer, pool and writer, from the array's sums (stage A) on."""
+        cfg, layer = self.cfg, ctrl.descriptor
+        # The sums of a pixel issued at F0 leave the array at A; the accumulator's and the
+        # parameters' reads are issued READ_LATENCY cycles ahead, by the output sequencer.
+        ahead = ARRAY_INPUT_STAGE + SystolicArray.latency(cfg.rows, cfg.cols) - READ_LATENCY
+        valid = delayed(m, ctrl.issue_out, ahead, "valid")
+        seq, acc, rq, pool, writer = b.sequencer, b.accumulator, b.requantizer, b.pool, b.writer
         params = roms["params"]
-        m.d.comb += [params.addr.eq(layer.param_base + seq.group), params.en.eq(valid)]
-
-        m.submodules.accumulator = acc = Accumulator(cols=cols, depth=cfg.max_hw)
         m.d.comb += [
+            seq.restart.eq(ctrl.run.restart), seq.valid.eq(valid),
+            params.addr.eq(layer.param_base + seq.group), params.en.eq(valid),
             acc.valid.eq(valid), acc.pixel.eq(seq.pixel), acc.first.eq(seq.first),
-            acc.last.eq(seq.last), acc.sums.eq(array.sums), acc.bias.eq(params.data.bias),
+            acc.last.eq(seq.last), acc.sums.eq(b.array.sums), acc.bias.eq(params.data.bias),
+            rq.valid.eq(acc.result_valid), rq.acc.eq(acc.result), rq.relu.eq(layer.relu),
         ]
-        m.submodules.requantizer = rq = Requantizer(cols=cols, mult_bits=cfg.mult_bits)
-        mult, shift = Signal.like(params.data.mult), Signal.like(params.data.shift)
-        m.d.sync += [mult.eq(params.data.mult), shift.eq(params.data.shift)]
-        m.d.comb += [rq.valid.eq(acc.result_valid), rq.acc.eq(acc.result), rq.mult.eq(mult),
-                     rq.shift.eq(shift), rq.relu.eq(layer.relu)]
-
-        m.submodules.pool = pool = MaxPool2(cols=cols, max_width=cfg.max_width,
-                                            hw_bits=hw_bits)
-        to_pool = 1 + 1 + Requantizer.latency          # A - 1 -> the pool's input
+        # The requantizer takes mult and shift with the total, a cycle after the bias.
+        m.d.comb += [rq.mult.eq(delayed(m, params.data.mult, 1, "mult")),
+                     rq.shift.eq(delayed(m, params.data.shift, 1, "shift"))]
+        # From the sequencer (A - READ_LATENCY) to the pool's input.
+        to_pool = READ_LATENCY + 1 + Requantizer.latency
         m.d.comb += [
             pool.enable.eq(layer.pool), pool.valid.eq(rq.out_valid), pool.values.eq(rq.out),
-            pool.x.eq(_delay(m, seq.x, to_pool, "x")),
-            pool.y_odd.eq(_delay(m, seq.y_odd, to_pool, "y_odd")),
-            pool.first.eq(_delay(m, seq.pixel == 0, to_pool, "first")),
-        ]
-        m.submodules.writer = writer = OutputWriter(cols=cols, banks=banks, addr_bits=fmap_bits,
-                                                    hw_bits=hw_bits,
-                                                    channel_bits=cfg.channel_bits)
-        m.d.comb += [
-            writer.restart.eq(ctrl.restart), writer.out_hw.eq(layer.out_hw),
-            writer.channels.eq(layer.out_channels), writer.valid.eq(pool.out_valid),
+            pool.x.eq(delayed(m, seq.x, to_pool, "x")),
+            pool.y_odd.eq(delayed(m, seq.y_odd, to_pool, "y_odd")),
+            pool.first.eq(delayed(m, seq.pixel == 0, to_pool, "first")),
+            writer.restart.eq(ctrl.run.restart), writer.valid.eq(pool.out_valid),
             writer.index.eq(pool.index), writer.values.eq(pool.out),
-            ctrl.done.eq(_delay(m, seq.end, 1 + POST_STAGES, "end")),
+            ctrl.done.eq(delayed(m, seq.end, READ_LATENCY + POST_STAGES, "end")),
         ]
 
-        # --- feature-buffer ports: the layer reads `buffer`, writes the other one ---------
+    def _feature_buffers(self, m, ctrl, b):
+        """Two feature buffers: the layer reads ``ctrl.buffer`` and writes the other; the
+        loader writes buffer 0, the drainer reads the layer's output."""
+        buffers = [FeatureBuffer(banks=self.cfg.banks, depth=self.cfg.fmap_depth)
+                   for _ in range(2)]
+        m.submodules.fmap0, m.submodules.fmap1 = buffers
         for i, buf in enumerate(buffers):
             reading = ctrl.buffer == i
-            for b in range(banks):
-                rd, wr = buf.read[b], buf.write[b]
+            for bank, (rd, wr) in enumerate(zip(buf.read, buf.write)):
                 with m.If(reading):
-                    with m.If(ctrl.draining):
-                        m.d.comb += [rd.addr.eq(drainer.reads[b].addr),
-                                     rd.en.eq(drainer.reads[b].en)]
-                    with m.Else():
-                        m.d.comb += [rd.addr.eq(feeder.reads[b].addr),
-                                     rd.en.eq(feeder.reads[b].en)]
+                    source = Mux(ctrl.draining, b.drainer.reads[bank].addr,
+                                 b.feeder.reads[bank].addr)
+                    m.d.comb += [rd.addr.eq(source),
+                                 rd.en.eq(b.drainer.reads[bank].en | b.feeder.reads[bank].en)]
                     with m.If(ctrl.loading):
-                        m.d.comb += [wr.addr.eq(loader.write[b].addr),
-                                     wr.data.eq(loader.write[b].data),
-                                     wr.en.eq(loader.write[b].en)]
+                        wiring.connect(m, b.loader.write[bank], wr)
                 with m.Else():
-                    m.d.comb += [wr.addr.eq(writer.write[b].addr),
-                                 wr.data.eq(writer.write[b].data),
-                                 wr.en.eq(writer.write[b].en & ctrl.running)]
-        for b in range(banks):
-            m.d.comb += [
-                feeder.reads[b].data.eq(Mux(ctrl.buffer, buffers[1].read[b].data,
-                                            buffers[0].read[b].data)),
-                drainer.reads[b].data.eq(Mux(ctrl.buffer, buffers[1].read[b].data,
-                                             buffers[0].read[b].data)),
-            ]
-        return m
+                    m.d.comb += [wr.addr.eq(b.writer.write[bank].addr),
+                                 wr.data.eq(b.writer.write[bank].data),
+                                 wr.en.eq(b.writer.write[bank].en & ctrl.run.running)]
+        for bank in range(self.cfg.banks):
+            data_out = Mux(ctrl.buffer, buffers[1].read[bank].data, buffers[0].read[bank].data)
+            m.d.comb += [b.feeder.reads[bank].data.eq(data_out),
+                         b.drainer.reads[bank].data.eq(data_out)]

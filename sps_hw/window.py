@@ -1,15 +1,23 @@
 """The line-buffer 3x3 window generator of one array row."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .checks import check_int
 
-__all__ = ["Window", "WindowGenerator"]
+__all__ = ["Window", "WindowGenerator", "WindowLayer"]
 
 #: A 3x3 window, tap ``t = ky * 3 + kx`` (0 = top left, 8 = the newest pixel).
 Window = data.ArrayLayout(signed(8), 9)
+
+
+class WindowLayer(wiring.Signature):
+    """The layer field a window generator takes: the ring ``length`` (the image's width; 1
+    for 1x1 layers)."""
+
+    def __init__(self, max_width):
+        super().__init__({"length": Out(range(1, max_width + 1), init=1)})
 
 
 class WindowGenerator(wiring.Component):
@@ -32,7 +40,7 @@ class WindowGenerator(wiring.Component):
         self.max_width = max_width
         super().__init__({
             "restart": In(1),
-            "length": In(range(1, max_width + 1), init=1),
+            "layer": In(WindowLayer(max_width)),
             "advance": In(1),
             "pixel": In(signed(8)),
             "window": Out(Window),
@@ -47,13 +55,18 @@ class WindowGenerator(wiring.Component):
         rd = ring.read_port(transparent_for=(wr,))
 
         ptr = Signal(range(self.max_width))
+        ptr_last = Signal()                 # ptr == length - 1, kept in step
         ptr_d = Signal.like(ptr)
         shift = Signal()
+        length = self.layer.length
         m.d.comb += [rd.addr.eq(ptr), rd.en.eq(self.advance)]
         with m.If(self.restart):
-            m.d.sync += ptr.eq(0)
+            m.d.sync += [ptr.eq(0), ptr_last.eq(length == 1)]
         with m.Elif(self.advance):
-            m.d.sync += ptr.eq(Mux(ptr == self.length - 1, 0, ptr + 1))
+            with m.If(ptr_last):
+                m.d.sync += [ptr.eq(0), ptr_last.eq(length == 1)]
+            with m.Else():
+                m.d.sync += [ptr.eq(ptr + 1), ptr_last.eq(ptr + 2 == length)]
         m.d.sync += [ptr_d.eq(ptr), shift.eq(self.advance & ~self.restart)]
 
         above, above2 = rd.data[0], rd.data[1]

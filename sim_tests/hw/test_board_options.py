@@ -12,6 +12,7 @@ from compiler import golden
 from compiler.errors import SPSError
 from sps_hw import program as prog
 from sps_hw.config import ROM_NAMES, Config, word_bytes
+from sps_hw.memories import READ_LATENCY
 from sps_hw.top import Accelerator, rom_widths
 
 from ..support.layers import layer, random_model, stats_monitor
@@ -73,7 +74,7 @@ def image_writes(cfg, images):
 
 
 @pytest.mark.parametrize("writable, multiplier, layer_words", [
-    (False, None, 1), (True, "registered", 1), (False, None, 7), (True, "registered", 16)])
+    (False, None, 1), (True, None, 1), (False, None, 7), (True, None, 16)])
 def test_narrow_config_matches_golden(writable, multiplier, layer_words):
     """``layer_words`` > 1: each descriptor is read in that many words, and the model's
     cycle counts include the extra fetch cycles."""
@@ -147,7 +148,7 @@ def test_staged_memory_banks(single_port):
         async def read(addr):
             ctx.set(dut.read.addr, addr)
             ctx.set(dut.read.en, 1)
-            await ctx.tick()
+            await ctx.tick().repeat(READ_LATENCY)
             return ctx.get(dut.read.data)
         got["before"] = [await read(a) for a in range(3)]
         for addr, word in ((0, 0xABC), (2, 0x123)):

@@ -6,7 +6,7 @@ requantizer's SB_MAC16 pairs against ``compiler.golden``.
 
 SB_MAC16 runs on Yosys' simulation model of the block (``share/ice40/cells_sim.v``); Yosys
 has none for MULT18X18D, so :data:`MULT18X18D_MODEL` models the part used here (input
-registers A and B on CLK0, signed operands, a combinational product).
+registers A and B and the output register on CLK0, signed operands).
 """
 
 import importlib.resources
@@ -41,7 +41,9 @@ module MULT18X18D #(parameter REG_INPUTA_CLK = "NONE", parameter REG_INPUTB_CLK 
   wire signed [17:0] b = {%s};
   always @(posedge CLK0) if (CE0) begin ra <= a; rb <= b; end   // C, SRIA, SRIB unused
   wire signed [35:0] p = (REG_INPUTA_CLK == "CLK0" ? ra : a) * (REG_INPUTB_CLK == "CLK0" ? rb : b);
-  assign {%s} = p;
+  reg signed [35:0] rp;
+  always @(posedge CLK0) if (CE0) rp <= p;
+  assign {%s} = REG_OUTPUT_CLK == "CLK0" ? rp : p;
 endmodule
 """
 
@@ -81,7 +83,8 @@ def test_dsp_array_matches_matmul(tmp_path, multiplier, rows, cols):
     model = _sb_mac16_model() if multiplier == "SB_MAC16" else _mult18x18d_model()
 
     # Stimulus: bank 0 loaded up front; bank 1 loaded row by row while bank-0 pixels stream,
-    # each row just before the first bank-1 pixel reaches it (as the controller does).
+    # each row as late as the array allows: two cycles before the first bank-1 pixel reaches
+    # the row's first PE (which is r + 1 cycles after it is on acts), as the controller does.
     rng = np.random.default_rng(rows * 7 + cols)
     weights = rng.integers(-128, 128, size=(2, rows, cols))
     weights[0, 0, 0], weights[1, -1, -1] = -128, -128
@@ -95,25 +98,24 @@ def test_dsp_array_matches_matmul(tmp_path, multiplier, rows, cols):
     switch = n // 2
     for t in range(n + rows + cols + 2):
         load = None
-        # Row r of bank 1 is written in the cycle before the first bank-1 pixel reaches it.
+        # Row r of bank 1 is written at switch + r - 1: its first pixel reaches PE (r, 0)
+        # at switch + r + 1.
         if switch - 1 <= t and t - (switch - 1) < rows:
             load = (t - (switch - 1), 1)
         steps.append((t if t < n else None, load))
     lines = ["`timescale 1ns/1ps", "module tb;", "reg clk = 0; reg rst = 0;",
-             f"reg [{9 * rows - 1}:0] acts = 0, acts_next = 0;",
+             f"reg [{9 * rows - 1}:0] acts = 0;",
              "reg load__en = 0; reg load__bank = 0;",
              f"reg [{max(1, (rows - 1).bit_length()) - 1}:0] load__row = 0;",
              f"reg [{8 * cols - 1}:0] load__data = 0;", f"wire [{32 * cols - 1}:0] sums;",
-             "array dut(.clk(clk), .rst(rst), .acts(acts), .acts_next(acts_next), "
+             "array dut(.clk(clk), .rst(rst), .acts(acts), "
              ".load__en(load__en), .load__row(load__row), .load__bank(load__bank), "
              ".load__data(load__data), .sums(sums));",
              "initial begin"]
     words = [_pack([_act(v, b) for v in x[t]], 9) for t, b in zip(range(n), banks)]
-    for i, (t, load) in enumerate(steps):
+    for t, load in steps:
         cur = words[t] if t is not None else 0
-        nxt = words[steps[i + 1][0]] if i + 1 < len(steps) and steps[i + 1][0] is not None \
-            else 0
-        lines.append(f"  acts = {9 * rows}'h{cur:x}; acts_next = {9 * rows}'h{nxt:x};")
+        lines.append(f"  acts = {9 * rows}'h{cur:x};")
         if load is None:
             lines.append("  load__en = 0;")
         else:
@@ -146,11 +148,13 @@ def test_dsp_array_matches_matmul(tmp_path, multiplier, rows, cols):
     np.testing.assert_array_equal(got, expect)
 
 
-def test_sb_mac16_requantizer_matches_golden(tmp_path):
-    """The requantizer's 32 x 16 products in SB_MAC16 pairs (the high block adds the low
-    block's upper half), corners of acc, mult and shift included."""
+@pytest.mark.parametrize("multiplier", ["SB_MAC16", "MULT18X18D"])
+def test_dsp_requantizer_matches_golden(tmp_path, multiplier):
+    """The requantizer's 32 x 16 products in DSP pairs (iCE40: the high block adds the low
+    block's upper half; ECP5: a registered adder joins them), corners of acc, mult and shift
+    included."""
     cols, n = 2, 80
-    dut = Requantizer(cols=cols, mult_bits=16, multiplier="SB_MAC16")
+    dut = Requantizer(cols=cols, mult_bits=16, multiplier=multiplier)
     text = verilog.convert(dut, name="rq", ports=ports_of(dut), emit_src=False)
     rng = np.random.default_rng(5)
     acc = rng.integers(-2**31, 2**31, size=(n, cols))
@@ -185,7 +189,8 @@ def test_sb_mac16_requantizer_matches_golden(tmp_path):
         lines.append('  #1 clk = 1; #1 clk = 0; if (out_valid) $display("%h", out);')
     lines += ["  $finish;", "end", "endmodule"]
     (tmp_path / "design.v").write_text(text)
-    (tmp_path / "model.v").write_text(_sb_mac16_model())
+    (tmp_path / "model.v").write_text(_sb_mac16_model() if multiplier == "SB_MAC16"
+                                      else _mult18x18d_model())
     (tmp_path / "tb.v").write_text("\n".join(lines) + "\n")
     subprocess.run(["iverilog", "-g2012", "-o", "sim", "tb.v", "design.v", "model.v"],
                    cwd=tmp_path, check=True, capture_output=True, text=True)

@@ -10,6 +10,7 @@ from amaranth.sim import Simulator
 
 from compiler import pps
 from sps_hw.indexing import SLOTS, TAP_LIST_BITS, ZERO_TAP, IndexingUnit, PassWalker, tap_list
+from sps_hw.memories import ROM
 
 
 def simulate(dut, testbench):
@@ -58,9 +59,9 @@ class WalkerBench(Elaboratable):
 
     def __init__(self, rows, banks, assignment, library):
         # The packed ROMs: library addresses per phase, tap lists per pattern.
-        self.index = memory.Memory(shape=unsigned(4), depth=16, init=assignment)
-        self.library = memory.Memory(shape=unsigned(TAP_LIST_BITS), depth=16,
-                                     init=[tap_list(mask) for mask in library])
+        self.index = ROM(shape=unsigned(4), depth=16, init=assignment)
+        self.library = ROM(shape=unsigned(TAP_LIST_BITS), depth=16,
+                           init=[tap_list(mask) for mask in library])
         self.walker = PassWalker(
             rows=rows, banks=banks, addr_bits=12, hw_bits=8,
             index_rom=memory.ReadPort.Signature(addr_width=4, shape=unsigned(4)),
@@ -70,8 +71,8 @@ class WalkerBench(Elaboratable):
         m = Module()
         m.submodules.index, m.submodules.library = self.index, self.library
         m.submodules.walker = self.walker
-        wiring.connect(m, self.walker.index_rom, self.index.read_port())
-        wiring.connect(m, self.walker.library_rom, self.library.read_port())
+        wiring.connect(m, self.walker.index_rom, self.index.read)
+        wiring.connect(m, self.walker.library_rom, self.library.read)
         return m
 
 
@@ -91,10 +92,10 @@ def test_walker_matches_reduction_order(rows, banks, keep, ci, period):
     routes, taps, bases = {}, {}, {}
 
     async def testbench(ctx):
-        ctx.set(dut.keep, keep)
-        ctx.set(dut.period, period)
-        ctx.set(dut.reduction, q_total)
-        ctx.set(dut.hw, hw)
+        ctx.set(dut.layer.keep, keep)
+        ctx.set(dut.layer.period, period)
+        ctx.set(dut.layer.reduction, q_total)
+        ctx.set(dut.layer.hw, hw)
         ctx.set(dut.restart, 1)
         await ctx.tick()
         ctx.set(dut.restart, 0)
@@ -106,8 +107,6 @@ def test_walker_matches_reduction_order(rows, banks, keep, ci, period):
                     ctx.set(dut.first, p == 0 and r == 0)
                     ctx.set(dut.pixel, 3 + group)
                     await ctx.tick()
-                    for _ in range(2):          # taps arrive tap_latency cycles late
-                        pass
                 ctx.set(dut.start, 0)
                 for _ in range(int(rng.integers(0, 3))):
                     await ctx.tick()
@@ -131,7 +130,7 @@ def test_walker_matches_reduction_order(rows, banks, keep, ci, period):
     sim.add_clock(1e-6)
     sim.add_testbench(testbench)
     sim.add_process(monitor)
-    sim.run_until(1e-6 * (2 * passes * (rows + 3) + 20))
+    sim.run_until(1e-6 * (2 * passes * (rows + 3) + 10 + PassWalker.tap_latency))
 
     # Reference: pass n (global) is pass p = n % passes of reduction n // passes, slot n % 3.
     total = 2 * passes

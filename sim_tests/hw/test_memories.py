@@ -4,7 +4,7 @@ from amaranth.hdl import unsigned
 from amaranth.sim import Simulator
 
 from sps_hw.config import ROM_NAMES
-from sps_hw.memories import StagedImages, StagedMemory, image_write_layout
+from sps_hw.memories import READ_LATENCY, StagedImages, StagedMemory, image_write_layout
 
 
 def test_staged_memory_commit_and_reset():
@@ -19,7 +19,7 @@ def test_staged_memory_commit_and_reset():
             out = []
             for a in range(4):
                 ctx.set(mem.read.addr, a)
-                await ctx.tick()
+                await ctx.tick().repeat(READ_LATENCY)
                 out.append(ctx.get(mem.read.data))
             return out
         for a, v in enumerate([9, 8, 7, 6]):
@@ -54,7 +54,7 @@ def test_staged_images_route_writes_by_region():
             port = getattr(images, f"read_{name}")
             ctx.set(port.addr, addr)
             ctx.set(port.en, 1)
-            await ctx.tick()
+            await ctx.tick().repeat(READ_LATENCY)
             return ctx.get(port.data)
         # Word 1 of each region i: bytes 0x10 * i + lane, little-endian.
         for region in range(len(ROM_NAMES)):

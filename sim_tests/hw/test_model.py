@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from sps import cli
 from sps_hw.config import Config
-from sps_hw.model import cycle_report, layer_cycles, plan_layer
+from sps_hw.model import FETCH_CYCLES, MIN_PASS_CYCLES, cycle_report, layer_cycles, plan_layer
 from sps_hw.top import pipeline_latency
 
 BIG = {"max_hw": 2**16, "max_width": 2**10, "fmap_depth": 2**24}
@@ -59,9 +59,9 @@ def test_pass_count_and_cycle_formula(rows, cols, ci, co, h, w, keep):
     assert plan.passes == math.ceil(ci * keep / rows)       # packed across channels
     assert plan.groups == math.ceil(co / cols)
     hw = h * w
-    assert plan.cycle == max(hw, rows, cols - 1)
-    assert plan.cycles == (4 + max(0, rows + w + 1 - hw) + plan.total * plan.cycle + hw
-                           + pipeline_latency(rows, cols))
+    assert plan.cycle == max(hw, rows, cols - 1, MIN_PASS_CYCLES)
+    assert plan.cycles == (FETCH_CYCLES + max(0, rows + w + 1 - hw) + plan.total * plan.cycle
+                           + hw + pipeline_latency(rows, cols))
     assert 0 < plan.utilization(cfg) <= 1
 
 
@@ -85,7 +85,9 @@ def test_vgg16_ratio_is_nine_fourths(size):
 
 def test_layer_cycles_closed_form():
     assert layer_cycles(rows=4, cols=3, hw=1, lead=0, total=10) == (
-        4, 3, 0, 8, 4 + 3 + 40 + 1 + pipeline_latency(4, 3))
+        4, 3, 0, FETCH_CYCLES + 3 + 40 + 1 + pipeline_latency(4, 3))
+    # The shortest pass (accumulator read-modify-write) on a tiny array.
+    assert layer_cycles(rows=1, cols=2, hw=1, lead=0, total=3)[0] == MIN_PASS_CYCLES == 4
 
 
 def test_report_on_resnet18(capsys):

@@ -7,6 +7,7 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.sim import Simulator
 
 from compiler import golden, kernels
+from sps_hw.memories import READ_LATENCY
 from sps_hw.output import (
     Accumulator,
     MaxPool2,
@@ -62,9 +63,10 @@ def test_requantizer_matches_golden():
     simulate(dut, testbench)
 
 
-@pytest.mark.parametrize("hw, stall", [(5, 0.3), (1, 0.0), (1, 0.3)])
+@pytest.mark.parametrize("hw, stall", [(5, 0.3), (1, 0.0), (1, 0.3), (4, 0.0)])
 def test_accumulator_sums_passes_with_bias(hw, stall):
-    """Passes of a pixel back to back (hw = 1, no stall) read the word written that cycle."""
+    """Passes of a pixel as close as the accumulator allows (``rmw_cycles`` apart: hw = 4
+    without stalls, or hw = 1 padded) read the total written just before."""
     cols, depth, passes = 3, 16, 4
     dut = Accumulator(cols=cols, depth=depth)
     rng = np.random.default_rng(hw)
@@ -75,13 +77,16 @@ def test_accumulator_sums_passes_with_bias(hw, stall):
     async def testbench(ctx):
         got = []
         schedule = [(g, p, i) for g in range(2) for p in range(passes) for i in range(hw)]
-        timeline = []
+        timeline, seen = [], {}
         for item in schedule:
-            while rng.random() < stall:
+            while rng.random() < stall or \
+                    len(timeline) - seen.get(item[2], -99) < Accumulator.rmw_cycles:
                 timeline.append(None)
+            seen[item[2]] = len(timeline)
             timeline.append(item)
-        pending = None
-        for item in timeline + [None] * 3:
+        # The sums of an item arrive READ_LATENCY cycles after its control.
+        arriving = [None] * READ_LATENCY
+        for item in timeline + [None] * (READ_LATENCY + 2):
             if item is not None:
                 g, p, i = item
                 ctx.set(dut.valid, 1)
@@ -90,14 +95,15 @@ def test_accumulator_sums_passes_with_bias(hw, stall):
                 ctx.set(dut.last, p == passes - 1)
             else:
                 ctx.set(dut.valid, 0)
-            if pending is not None:
-                g, p, i = pending
+            arriving.append(item)
+            data = arriving.pop(0)
+            if data is not None:
+                g, p, i = data
                 ctx.set(dut.sums, [int(v) for v in sums[g, p, i]])
                 ctx.set(dut.bias, [int(v) for v in bias[g]])
             await ctx.tick()
             if ctx.get(dut.result_valid):
                 got.append([ctx.get(dut.result[c]) for c in range(cols)])
-            pending = item
         np.testing.assert_array_equal(np.array(got).reshape(2, hw, cols), want)
 
     simulate(dut, testbench)
@@ -154,28 +160,39 @@ def test_writer_bank_layout(cols, banks, channels, out_hw):
     memory = {}
 
     async def testbench(ctx):
-        ctx.set(dut.out_hw, out_hw)
-        ctx.set(dut.channels, channels)
+        ctx.set(dut.layer.channels, channels)
         ctx.set(dut.restart, 1)
         await ctx.tick()
         ctx.set(dut.restart, 0)
         for g in range(groups):
             for i in range(out_hw):
-                while rng.random() < 0.3:
+                # A group starts at least two cycles after the last (and after a restart).
+                gap = i == 0
+                while gap or rng.random() < 0.3:
+                    gap = False
                     ctx.set(dut.valid, 0)
                     await ctx.tick()
                 ctx.set(dut.valid, 1)
                 ctx.set(dut.index, i)
                 ctx.set(dut.values, [int(v) for v in values[g, i]])
-                for b in range(banks):
-                    if ctx.get(dut.write[b].en):
-                        key = (b, ctx.get(dut.write[b].addr))
-                        assert key not in memory, f"bank {b} word {key[1]} written twice"
-                        memory[key] = ctx.get(dut.write[b].data)
                 await ctx.tick()
         ctx.set(dut.valid, 0)
+        await ctx.tick().repeat(OutputWriter.latency + 1)
 
-    simulate(dut, testbench)
+    async def monitor(ctx):
+        ports = [(p.en, p.addr, p.data) for p in dut.write]
+        async for _, _, *sampled in ctx.tick().sample(*(s for p in ports for s in p)):
+            for b in range(banks):
+                en, addr, value = sampled[3 * b:3 * b + 3]
+                if en:
+                    assert (b, addr) not in memory, f"bank {b} word {addr} written twice"
+                    memory[b, addr] = value
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.add_process(monitor)
+    sim.run()
     flat = values.transpose(0, 2, 1).reshape(groups * cols, out_hw)[:channels]
     want = {(c % banks, (c // banks) * out_hw + i): int(flat[c, i])
             for c in range(channels) for i in range(out_hw)}
@@ -189,7 +206,7 @@ def test_sequencer_counts_passes_and_groups():
     async def testbench(ctx):
         for name, v in (("hw", hw), ("width", width), ("passes", passes), ("subs", subs),
                         ("groups", groups)):
-            ctx.set(getattr(dut, name), v)
+            ctx.set(getattr(dut.layer, name), v)
         ctx.set(dut.restart, 1)
         await ctx.tick()
         ctx.set(dut.restart, 0)

@@ -16,7 +16,9 @@ def run(dut, testbench):
     sim.run()
 
 
-def test_pe_multiply_accumulate_and_banks():
+def test_pe_operands_accumulate_and_banks():
+    """The operands are the next activation and its bank's weight (a weight written in this
+    cycle counts from the next); the product coming back is added to ``psum_in``."""
     dut = ProcessingElement()
     rng = np.random.default_rng(1)
     cases = [(-128, -128, 2**31 - 2**14 - 1), (127, -128, -2**31 + 2**14 + 2), (-128, 127, 0)]
@@ -30,14 +32,20 @@ def test_pe_multiply_accumulate_and_banks():
             ctx.set(dut.load.en, 1)
             ctx.set(dut.load.bank, bank)
             ctx.set(dut.load.data, w)
+            ctx.set(dut.act_next, {"value": x, "bank": bank})
+            assert ctx.get(dut.operands.b) == weights[bank]     # written at the clock edge
             await ctx.tick()
             weights[bank] = w
             ctx.set(dut.load.en, 0)
             for b in (0, 1):
+                ctx.set(dut.act_next, {"value": x, "bank": b})
                 ctx.set(dut.act_in, {"value": x, "bank": b})
+                assert (ctx.get(dut.operands.a), ctx.get(dut.operands.b)) == (x, weights[b])
+                product = weights[b] * x
+                ctx.set(dut.product, product)
                 ctx.set(dut.psum_in, psum)
                 await ctx.tick()
-                assert ctx.get(dut.psum_out) == psum + weights[b] * x
+                assert ctx.get(dut.psum_out) == psum + product
                 assert ctx.get(dut.act_out.value) == x and ctx.get(dut.act_out.bank) == b
 
     run(dut, testbench)

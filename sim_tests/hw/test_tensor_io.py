@@ -41,22 +41,22 @@ def test_round_trip(banks, channels, hw, valid_prob, ready_prob):
     async def testbench(ctx):
         ld, dr = dut.loader, dut.drainer
         for port in (ld, dr):
-            ctx.set(port.channels, channels)
-            ctx.set(port.hw, hw)
+            ctx.set(port.layer.channels, channels)
+            ctx.set(port.layer.hw, hw)
         ctx.set(ld.start, 1)
         await ctx.tick()
         ctx.set(ld.start, 0)
-        done = False
         for v in x:
             while rng.random() >= valid_prob:
                 ctx.set(ld.stream.valid, 0)
                 await ctx.tick()
             ctx.set(ld.stream.valid, 1)
             ctx.set(ld.stream.payload, int(v))
-            done = ctx.get(ld.done)
+            assert not ctx.get(ld.done)
             await ctx.tick().until(ld.stream.ready)
         ctx.set(ld.stream.valid, 0)
-        assert done and not ctx.get(ld.stream.ready)
+        # The last element is written (done) in the cycle after it was taken.
+        assert ctx.get(ld.done) and not ctx.get(ld.stream.ready)
         ctx.set(dr.start, 1)
         await ctx.tick()
         ctx.set(dr.start, 0)

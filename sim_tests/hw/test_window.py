@@ -26,7 +26,7 @@ def test_windows_match_numpy(max_width, width, gap_prob):
     want, known = expected_windows(stream, width)
 
     async def testbench(ctx):
-        ctx.set(dut.length, width)
+        ctx.set(dut.layer.length, width)
         ctx.set(dut.restart, 1)
         await ctx.tick()
         ctx.set(dut.restart, 0)

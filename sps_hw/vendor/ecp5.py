@@ -1,0 +1,69 @@
+"""Lattice ECP5 primitives: MULT18X18D multipliers and the EHXPLLL PLL."""
+
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Signal, Value, signed
+
+__all__ = ["ehxplll", "mult18x18d", "mult_32x18"]
+
+
+def _ports(prefix, value, width):
+    """``{prefix<i>: bit i}`` of ``value`` sign-extended to ``width`` bits."""
+    value = Value.cast(value)
+    wide = value.as_signed() if len(value) < width else value
+    bits = [wide[i] if i < len(wide) else wide[-1] for i in range(width)]
+    return {f"{prefix}{i}": bit for i, bit in enumerate(bits)}
+
+
+def mult18x18d(m, a, b, name, *, output_reg=True):
+    """``a * b`` (signed, at most 18 bits each) in a MULT18X18D whose input registers capture
+    ``a`` and ``b``; with ``output_reg`` the product is registered too. The result (36 bits)
+    is the product of the operands of two cycles before (one without ``output_reg``)."""
+    p = Signal(36, name=f"{name}_p")
+    # Unused inputs (C, the shift chains, the other clocks) stay unconnected, as in Yosys'
+    # own mapping: tying them to constants makes nextpnr route a constant net to every pin.
+    ports = {"i_CLK0": ClockSignal("sync"), "i_CE0": 1, "i_RST0": 0,
+             "i_SIGNEDA": 1, "i_SIGNEDB": 1, "i_SOURCEA": 0, "i_SOURCEB": 0}
+    ports.update({f"i_{k}": v for k, v in _ports("A", a, 18).items()})
+    ports.update({f"i_{k}": v for k, v in _ports("B", b, 18).items()})
+    ports.update({f"o_P{i}": p[i] for i in range(36)})
+    m.submodules[name] = Instance(
+        "MULT18X18D", p_REG_INPUTA_CLK="CLK0", p_REG_INPUTB_CLK="CLK0",
+        p_REG_INPUTC_CLK="NONE", p_REG_PIPELINE_CLK="NONE",
+        p_REG_OUTPUT_CLK="CLK0" if output_reg else "NONE",
+        p_GSR="DISABLED", p_RESETMODE="SYNC", p_MULT_BYPASS="DISABLED",
+        p_SOURCEB_MODE="B_SHIFT", p_CAS_MATCH_REG="FALSE", p_HIGHSPEED_CLK="NONE",
+        p_CLK0_DIV="ENABLED", p_CLK1_DIV="ENABLED", p_CLK2_DIV="ENABLED",
+        p_CLK3_DIV="ENABLED", **ports)
+    return p
+
+
+def mult_32x18(m, a, b, name):
+    """``a * b`` (``a`` signed 32 bits, ``b`` signed, at most 18) in two registered
+    MULT18X18D (``a``'s low 17 bits, unsigned, and its high 15 bits) and a registered adder:
+    the product of the operands of three cycles before (``32 + len(b)`` bits, signed)."""
+    a, b = Value.cast(a), Value.cast(b)
+    low = mult18x18d(m, Cat(a[:17], Const(0, 1)), b, f"{name}_lo")
+    high = mult18x18d(m, a[17:32].as_signed(), b, f"{name}_hi")
+    product = Signal(signed(32 + len(b)), name=f"{name}_p")
+    m.d.sync += product.eq(low.as_signed() + (high.as_signed() << 17))
+    return product
+
+
+def ehxplll(m, *, clki, clkop, lock, input_hz, output_hz, clki_div, clkfb_div, clkop_div,
+            clkop_cphase):
+    """An EHXPLLL making ``clkop`` from ``clki`` with feedback from CLKOP (``ecppll``'s
+    settings); ``lock`` is its lock output."""
+    m.submodules.pll = Instance(
+        "EHXPLLL",
+        a_FREQUENCY_PIN_CLKI=f"{input_hz / 1e6:g}", a_FREQUENCY_PIN_CLKOP=f"{output_hz / 1e6:g}",
+        a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
+        a_MFG_GMCREF_SEL="2",
+        p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+        p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA",
+        p_OUTDIVIDER_MUXB="DIVB", p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
+        p_CLKI_DIV=clki_div, p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=clkop_div,
+        p_CLKOP_CPHASE=clkop_cphase, p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
+        p_CLKFB_DIV=clkfb_div,
+        i_RST=0, i_STDBY=0, i_CLKI=clki, o_CLKOP=clkop, i_CLKFB=clkop,
+        i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1,
+        i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0,
+        o_LOCK=lock)
