@@ -1,4 +1,4 @@
-"""Bit-exact golden model of a compiled network (SPEC section 3).
+"""Bit-exact golden model of a compiled network (``docs/spec.md`` section 3).
 
 Everything here is integer arithmetic on the compiled images: int8 activations and weights,
 exact int64 accumulation (the compiler bounds every accumulator to int32), and the

@@ -1,4 +1,4 @@
-"""The compiled model directory (SPEC section 4): writing it atomically, loading and checking it.
+"""The compiled model directory (``docs/spec.md`` section 4): writing it atomically, loading and checking it.
 
 ``OUT/manifest.json`` describes the network; each weighted layer has a folder with the
 canonical images: ``weights.hex`` (kept int8 weights, order o, i, ascending tap), ``weights.npy``

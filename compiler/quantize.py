@@ -23,7 +23,9 @@ def multiplier(m):
         raise ValueError(f"rescale factors must be finite and positive, not {m}")
     shift = np.clip(MULT_BITS - 1 - np.floor(np.log2(m)).astype(np.int64), 1, 62)
     mult = np.clip(np.rint(m * np.exp2(shift)), 1, INT32_MAX).astype(np.int64)
-    return mult, shift
+    # Rounding just below 2**15 carries into 2**15: the same value as 2**14 / 2**(shift - 1).
+    carry = (mult == 2**MULT_BITS) & (shift > 1)
+    return np.where(carry, mult // 2, mult), np.where(carry, shift - 1, shift)
 
 
 def activation_scales(net, calib):

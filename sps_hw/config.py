@@ -55,8 +55,9 @@ class Config:
         from a memory as wide as the descriptor; ``n`` stores it in ``n`` narrow words read
         one per cycle (``n - 1`` more cycles per layer: block RAMs of 16-bit words).
     mult_bits : int
-        Width of the requantizer's signed multiplier ``mult`` (SPEC allows any int32; the
-        compiler's are below ``2**15``, so 16 bits halve the requantizer's multipliers).
+        Width of the requantizer's signed multiplier ``mult`` (``docs/spec.md`` section 3
+        allows any positive int32; the compiler's are below ``2**15``, so 16 bits halve the
+        requantizer's multipliers).
     """
 
     rows: int = 8

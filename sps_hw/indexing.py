@@ -2,7 +2,7 @@
 
 Row ``r`` of pass ``p`` carries reduction index ``q = p * rows + r`` of the layer's compacted
 reduction dimension: channel ``c = q // keep``, slot ``s = q % keep``, and the tap is the
-``s``-th set bit of the pattern ``library[A[c mod P]]`` (SPEC section 2). The
+``s``-th set bit of the pattern ``library[A[c mod P]]`` (``docs/spec.md`` section 2.3). The
 :class:`PassWalker` visits the rows of a pass once, one per cycle, reading the assignment
 ``A`` from the index ROM and the mask from the library ROM; the :class:`IndexingUnit` holds
 the resulting tap of every row (three passes deep) and applies it to each pixel's windows.

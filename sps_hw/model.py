@@ -31,7 +31,7 @@ __all__ = ["FETCH_CYCLES", "MIN_PASS_CYCLES", "LayerPlan", "layer_cycles", "plan
 #: The shortest pass: a pixel's accumulator entry is read again a pass after it was read,
 #: which must not be before its new total was written.
 MIN_PASS_CYCLES = Accumulator.rmw_cycles
-#: The hardware's pooling window (SPEC: a conv may carry a fused 2x2 stride-2 max-pool).
+#: The only fused pool the hardware runs (``docs/spec.md`` section 3.3; others run on the host).
 POOL2 = {"k": 2, "s": 2, "p": 0}
 
 

@@ -316,7 +316,7 @@ class MaxPool2(wiring.Component):
     Input pixels come with their column ``x`` and row parity ``y_odd``; a half-width line
     buffer keeps the maxima of the even row. An output leaves on ``out`` (with its pooled
     pixel index ``index``, counting from ``first``, the first pixel of an image) when a 2x2
-    window is complete; trailing odd rows and columns are dropped (SPEC: pool k=2, s=2, p=0).
+    window is complete; trailing odd rows and columns are dropped (``docs/spec.md`` section 3.3: k=2, s=2, p=0).
     With ``enable`` low every pixel passes through. Latency is ``latency`` cycles.
     """
 

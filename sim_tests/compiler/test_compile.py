@@ -132,3 +132,7 @@ def test_multiplier_precision():
     mult, shift = quantize.multiplier(m)
     assert np.all(mult > 0) and np.all(shift >= 1)
     np.testing.assert_allclose(mult / np.exp2(shift), m, rtol=2**-14)
+    # Just below a power of two the rounding carries: the multiplier stays below 2**15.
+    mult, shift = quantize.multiplier(np.array([(2**15 - 0.25) / 2**20, 0.75 - 2**-17]))
+    assert np.all(mult < 2**15) and np.all(mult >= 2**14)
+    assert list(mult / np.exp2(shift)) == [2**-5, 0.75]

@@ -1,4 +1,4 @@
-"""The vectorized golden model against a plain-loop reading of SPEC section 3."""
+"""The vectorized golden model against a plain-loop reading of ``docs/spec.md`` section 3."""
 
 import numpy as np
 import pytest
@@ -14,7 +14,7 @@ def loop_requant(acc, mult, shift, relu):
 
 
 def loop_conv(layer, weight, x):
-    """SPEC section 3 conv, one output at a time, Python integers only."""
+    """``docs/spec.md`` section 3.3 conv, one output at a time, Python integers only."""
     co, ci, k, _ = weight.shape
     s, p = layer["stride"], layer["pad"]
     x = x.reshape(layer["in_shape"])

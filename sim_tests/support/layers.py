@@ -1,4 +1,5 @@
-"""Random compiled models for the hardware tests, built straight from SPEC sections 3 and 4.
+"""Random compiled models for the hardware tests, built straight from ``docs/spec.md``
+sections 3 and 4.
 
 ``random_model([spec, ...])`` chains layers into a :class:`compiler.images.CompiledModel`;
 each spec is a dict with ``kind`` ("conv3", "conv1" or "fc") and ``co`` plus optional
