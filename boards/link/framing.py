@@ -12,7 +12,10 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import crc, data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from sps_hw.checks import check_int
+
 from ..protocol import SYNC, Status
+from .ports import CRCPort, StallTimer
 from .serial import SerialCRC, gt_const
 
 __all__ = ["FRAME_CRC", "FrameReceiver", "frame_layout"]
@@ -32,9 +35,8 @@ class FrameReceiver(wiring.Component):
     bytes are taken from ``i``. Each byte of a frame goes into the CRC-16 one bit per cycle, so
     a byte is taken 8 cycles after it is offered (the UART delivers one every >= 40 cycles).
 
-    While ``frame`` is valid the CRC-16 register is free, and the response's sender uses it:
-    ``tx_start`` loads the initial value, ``tx_valid`` shifts in ``tx_data`` (most significant
-    bit of each byte first), and ``crc`` is the register.
+    While ``frame`` is valid the CRC-16 register is free, and the response's sender uses it
+    through ``tx_crc`` (a :class:`~.ports.CRCPort`; most significant bit of each byte first).
 
     Parameters
     ----------
@@ -44,19 +46,15 @@ class FrameReceiver(wiring.Component):
         Cycles without a byte after which a partial frame is dropped (``ERR_TIMEOUT``) or a
         damaged one is reported.
     hold_timeout : int
-        While a frame is held, the idle counter is the consumer's: ``hold_clear`` zeroes it,
-        ``hold_count`` counts a cycle, and ``hold_timed_out`` is high once it has counted
-        ``hold_timeout`` cycles (the link's stall timeout; one counter instead of two).
+        While a frame is held, the idle counter is the consumer's stall timer (``hold``, a
+        :class:`~.ports.StallTimer`): it counts the consecutive cycles with ``hold.count`` high,
+        and ``hold.expired`` rises when they reach ``hold_timeout`` (one counter instead of two).
     """
 
     def __init__(self, *, max_payload, timeout, hold_timeout=1):
-        if not isinstance(max_payload, int) or not 16 <= max_payload <= 0xFFFF:
-            raise ValueError(f"max_payload must be an int in 16..65535, not {max_payload!r}")
-        if not isinstance(timeout, int) or timeout < 1:
-            raise ValueError(f"timeout must be a positive int (cycles), not {timeout!r}")
-        if not isinstance(hold_timeout, int) or hold_timeout < 1:
-            raise ValueError(f"hold_timeout must be a positive int (cycles), not "
-                             f"{hold_timeout!r}")
+        check_int("max_payload", max_payload, minimum=16, maximum=0xFFFF)
+        check_int("timeout", timeout, minimum=1)
+        check_int("hold_timeout", hold_timeout, minimum=1)
         self.max_payload = max_payload
         self.timeout, self.hold_timeout = timeout, hold_timeout
         self.addr_width = (max_payload - 1).bit_length()
@@ -64,13 +62,8 @@ class FrameReceiver(wiring.Component):
             "i": In(stream.Signature(8)),
             "frame": Out(stream.Signature(frame_layout)),
             "payload": Out(memory.ReadPort.Signature(addr_width=self.addr_width, shape=8)),
-            "crc": Out(16),
-            "tx_start": In(1),
-            "tx_valid": In(1),
-            "tx_data": In(1),
-            "hold_clear": In(1),
-            "hold_count": In(1),
-            "hold_timed_out": Out(1),
+            "tx_crc": In(CRCPort(16)),
+            "hold": In(StallTimer()),
         })
 
     def elaborate(self, platform):
@@ -84,11 +77,11 @@ class FrameReceiver(wiring.Component):
                      self.payload.data.eq(rd.data)]
         m.submodules.check = check = SerialCRC(16, 0x1021, 0xFFFF, reflect=False)
         rx_start, rx_valid, rx_data = Signal(), Signal(), Signal()
-        hold = self.frame.valid
-        m.d.comb += [self.crc.eq(check.value),
-                     check.start.eq(rx_start | self.tx_start),
-                     check.valid.eq(rx_valid | self.tx_valid),
-                     check.data.eq(rx_data | (hold & self.tx_data))]
+        hold, tx = self.frame.valid, self.tx_crc
+        m.d.comb += [tx.value.eq(check.value),
+                     check.start.eq(rx_start | tx.start),
+                     check.valid.eq(rx_valid | tx.valid),
+                     check.data.eq(rx_data | (hold & tx.data))]
 
         idle = Signal(range(max(self.timeout, self.hold_timeout) + 1))
         timed_out = Signal()
@@ -100,12 +93,12 @@ class FrameReceiver(wiring.Component):
         take = Signal()                             # a byte is consumed this cycle
         m.d.comb += [take.eq(self.i.valid & self.i.ready), timed_out.eq(idle == self.timeout),
                      count_next.eq(count + 1), wr.addr.eq(count), wr.data.eq(byte)]
-        m.d.comb += self.hold_timed_out.eq(idle == self.hold_timeout)
-        with m.If(hold):                            # the consumer's stall counter
-            with m.If(self.hold_clear | self.frame.ready):
-                m.d.sync += idle.eq(0)
-            with m.Elif(self.hold_count):
+        m.d.comb += self.hold.expired.eq(idle == self.hold_timeout)
+        with m.If(hold):                            # the consumer's stall timer
+            with m.If(self.hold.count & ~self.frame.ready):
                 m.d.sync += idle.eq(idle + 1)
+            with m.Else():
+                m.d.sync += idle.eq(0)
         with m.Elif(take):
             m.d.sync += idle.eq(0)
         with m.Elif(~timed_out):

@@ -4,7 +4,12 @@ The UART gives the link at least ``10 * divisor`` (>= 40) clock cycles per byte,
 computed one bit per cycle (8 cycles a byte) instead of byte-parallel.
 """
 
-from amaranth.hdl import Cat, Const, Elaboratable, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.lib import wiring
+
+from sps_hw.checks import check_int
+
+from .ports import CRCPort
 
 __all__ = ["SerialCRC", "gt_const"]
 
@@ -20,8 +25,9 @@ def gt_const(value, const):
     return gt
 
 
-class SerialCRC(Elaboratable):
-    """A CRC register that takes one data bit per cycle (a Galois LFSR).
+class SerialCRC(wiring.Component):
+    """A CRC register that takes one data bit per cycle (a Galois LFSR); its port is
+    :class:`~.ports.CRCPort` flipped.
 
     ``start`` loads the initial value (it has priority over ``valid``); ``valid`` shifts
     ``data`` in. ``value`` is the register: for ``reflect=False`` bits go in most significant
@@ -41,20 +47,17 @@ class SerialCRC(Elaboratable):
     """
 
     def __init__(self, width, poly, init, *, reflect):
-        if not isinstance(width, int) or width < 2:
-            raise ValueError(f"width must be an int >= 2, not {width!r}")
-        for name, value in (("poly", poly), ("init", init)):
-            if not isinstance(value, int) or not 0 <= value < 1 << width:
-                raise ValueError(f"{name} must be an int of {width} bits, not {value!r}")
+        check_int("width", width, minimum=2)
+        check_int("poly", poly, minimum=0, maximum=(1 << width) - 1)
+        check_int("init", init, minimum=0, maximum=(1 << width) - 1)
         self.width, self.poly, self.init, self.reflect = width, poly, init, bool(reflect)
-        self.start = Signal()
-        self.valid = Signal()
-        self.data = Signal()
-        self.value = Signal(width, init=init)
+        super().__init__(CRCPort(width).flip())
 
     def elaborate(self, platform):
         m = Module()
-        reg, w = self.value, self.width
+        w = self.width
+        reg = Signal(w, init=self.init)
+        m.d.comb += self.value.eq(reg)
         if self.reflect:
             poly = int(f"{self.poly:0{w}b}"[::-1], 2)
             fb = reg[0] ^ self.data

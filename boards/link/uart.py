@@ -9,6 +9,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
+from sps_hw.checks import check_int
+
 __all__ = ["UARTRx", "UARTTx", "divisor_for"]
 
 MIN_DIVISOR = 4
@@ -30,8 +32,7 @@ def divisor_for(clk_hz, baud, tolerance=0.02):
 
 
 def _check_divisor(divisor):
-    if not isinstance(divisor, int) or divisor < MIN_DIVISOR or divisor > 1 << 24:
-        raise ValueError(f"divisor must be an int in {MIN_DIVISOR}..2**24, not {divisor!r}")
+    check_int("divisor", divisor, minimum=MIN_DIVISOR, maximum=1 << 24)
 
 
 class UARTTx(wiring.Component):

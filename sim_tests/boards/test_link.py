@@ -24,7 +24,7 @@ from boards import protocol
 from boards.host import Link, LinkError
 from boards.link import HostLink, MemoryMap, UARTRx, UARTTx, divisor_for
 from boards.link.framing import FRAME_CRC
-from boards.link.link import IMAGE_CRC
+from boards.link.loader import IMAGE_CRC
 from boards.link.serial import SerialCRC, gt_const
 from boards.model_image import model_tag
 from boards.protocol import Cmd, Status, encode_frame

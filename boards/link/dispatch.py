@@ -1,0 +1,193 @@
+"""Command dispatch: from a checked frame to the items of one command for its executor."""
+
+import operator
+from functools import reduce
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from sps_hw.checks import check_int
+
+from ..protocol import MIN_PAYLOAD_LENGTH, PAYLOAD_LENGTH, Cmd, Status
+from .framing import frame_layout
+from .ports import (
+    ArgumentShift,
+    ExecutorSignature,
+    Kind,
+    Op,
+    StallTimer,
+    Word,
+    count_width,
+    response_layout,
+)
+
+__all__ = ["EXECUTORS", "CommandDispatcher"]
+
+#: The executor port and the op of every command that has an executor.
+EXECUTORS = {
+    Cmd.DISCARD: ("load", Op.DISCARD), Cmd.LOAD_BEGIN: ("load", Op.LOAD_BEGIN),
+    Cmd.LOAD_DATA: ("load", Op.LOAD_DATA), Cmd.LOAD_END: ("load", Op.LOAD_END),
+    Cmd.COMMIT: ("load", Op.COMMIT), Cmd.RUN: ("run", Op.RUN), Cmd.INPUT: ("run", Op.INPUT),
+    Cmd.OUTPUT: ("output", Op.OUTPUT),
+}
+#: The commands the dispatcher answers itself.
+REPLIES = {Cmd.INFO: Kind.INFO, Cmd.STATUS: Kind.STATUS}
+PORTS = ("load", "run", "output")
+
+
+class CommandDispatcher(wiring.Component):
+    """Answers damaged frames, unknown commands, wrong lengths, INFO and STATUS itself; reads the
+    arguments of every other command from the payload buffer and streams them, then its data
+    bytes, as items (:func:`~.ports.command_layout`) to the command's executor, and forwards
+    the executor's result to the sender.
+
+    The frame is held (and with it the payload and the CRC-16 register the sender uses) until
+    the response has been sent. Each payload byte takes two cycles (a block RAM read). An
+    executor's result ends its command; the dispatcher keeps it for the sender.
+
+    Parameters
+    ----------
+    max_payload : int
+        Largest ``LEN`` (the payload buffer's size).
+
+    Members
+    -------
+    frame : ``In(stream.Signature(frame_layout))``
+        Checked frames from :class:`~.framing.FrameReceiver`; taken when answered.
+    payload : ``In(memory.ReadPort.Signature(...))``
+        The frame's payload bytes.
+    arguments : ``Out(ArgumentShift())``
+        The shift register the argument bytes go into (:class:`~.words.WordShifter`).
+    hold : ``Out(StallTimer())``
+        The receiver's idle counter, timing an executor that waits for the core.
+    load, run, output : ``Out(ExecutorSignature(max_payload))``
+        The executors: image loader, run control, output readback.
+    response : ``Out(stream.Signature(response_layout(max_payload)))``
+        To the sender; taken when the response has been sent.
+    frame_error : ``Out(1)``
+        Strobe: a damaged frame arrived (STATUS counts them).
+    """
+
+    def __init__(self, *, max_payload):
+        check_int("max_payload", max_payload, minimum=16, maximum=0xFFFF)
+        self.max_payload = max_payload
+        super().__init__({
+            "frame": In(stream.Signature(frame_layout)),
+            "payload": In(memory.ReadPort.Signature(
+                addr_width=(max_payload - 1).bit_length(), shape=8)),
+            "arguments": Out(ArgumentShift()),
+            "hold": Out(StallTimer()),
+            **{name: Out(ExecutorSignature(max_payload)) for name in PORTS},
+            "response": Out(stream.Signature(response_layout(self.max_payload))),
+            "frame_error": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        frame = self.frame.payload
+        lw = count_width(self.max_payload)
+        length = frame.length[:lw]                  # a checked LEN is at most max_payload
+        ports = [getattr(self, name) for name in PORTS]
+
+        # Decoded when the frame arrives (registered: the decisions below stay shallow).
+        lengths = {**PAYLOAD_LENGTH, **MIN_PAYLOAD_LENGTH}
+        known, fixed, begin, streams = Signal(), Signal(), Signal(), Signal()
+        exp_len = Signal(4)                 # expected (or minimum) payload length, <= 9
+        op = Signal(Op)
+        target = Signal(len(PORTS))         # one-hot executor; none for INFO and STATUS
+        kind = Signal(Kind)
+        ptr = Signal(lw)
+        arg = self.arguments.value
+        last = Signal()
+        with m.If(self.frame.valid & ~self.frame.ready):
+            m.d.sync += [known.eq(0), exp_len.eq(0), fixed.eq(0), begin.eq(0), streams.eq(0),
+                         target.eq(0)]
+            with m.Switch(frame.cmd):
+                for cmd, n in lengths.items():
+                    with m.Case(cmd):
+                        m.d.sync += [known.eq(1), exp_len.eq(n),
+                                     fixed.eq(cmd in PAYLOAD_LENGTH),
+                                     begin.eq(cmd == Cmd.LOAD_BEGIN),
+                                     streams.eq(cmd in MIN_PAYLOAD_LENGTH)]
+                        if cmd in EXECUTORS:
+                            port, code = EXECUTORS[cmd]
+                            m.d.sync += [op.eq(code), target.eq(1 << PORTS.index(port))]
+                        else:
+                            m.d.sync += kind.eq(REPLIES[cmd])
+        short = length[4:] == 0
+        bad_length = Mux(fixed, ~short | (length[:4] != exp_len), short & (length[:4] < exp_len))
+
+        # The response, registered: the dispatcher's own, or an executor's result.
+        rsp = Signal(self.response.payload.result.shape())
+        results = Cat(p.result.valid for p in ports).any()
+        m.d.comb += [self.response.payload.cmd.eq(frame.cmd),
+                     self.response.payload.result.eq(rsp),
+                     self.payload.addr.eq(ptr), self.payload.en.eq(1),
+                     self.arguments.byte.eq(self.payload.data),
+                     self.hold.count.eq(Cat(p.waiting for p in ports).any()),
+                     self.frame.ready.eq(self.response.valid & self.response.ready)]
+        for port in ports:
+            m.d.comb += [port.command.payload.op.eq(op), port.command.payload.arg.eq(arg),
+                         port.command.payload.last.eq(last),
+                         port.command.payload.count.eq(length - 4),
+                         port.stalled.eq(self.hold.expired)]
+        with m.If(results):                     # zero unless valid: merged with OR
+            m.d.sync += rsp.as_value().eq(
+                reduce(operator.or_, (p.result.payload.as_value() for p in ports)))
+
+        def reply(status, word=Word.ARG, kind=Kind.GENERIC, value=0):
+            m.d.sync += [rsp.status.eq(status), rsp.word.eq(word), rsp.kind.eq(kind),
+                         rsp.arg.eq(value), rsp.ndata.eq(0)]
+            m.next = "RESPOND"
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.sync += ptr.eq(0)
+                with m.If(self.frame.valid):
+                    with m.If(frame.status != Status.OK):
+                        m.d.comb += self.frame_error.eq(1)
+                        reply(frame.status, Mux(frame.status == Status.ERR_LENGTH,
+                                                Word.MAX_PAYLOAD, Word.ARG))
+                    with m.Else():
+                        m.next = "DECODE"
+
+            with m.State("DECODE"):
+                m.d.sync += last.eq(exp_len == 0)
+                with m.If(~known):
+                    reply(Status.ERR_UNKNOWN, value=frame.cmd)
+                with m.Elif(bad_length):
+                    reply(Status.ERR_LENGTH, value=exp_len)
+                with m.Elif(target == 0):
+                    reply(Status.OK, kind=kind)
+                with m.Elif(exp_len == 0):
+                    m.next = "ITEM"
+                with m.Else():
+                    m.next = "FETCH"
+
+            with m.State("FETCH"):                  # the block RAM reads payload[ptr]
+                m.next = "SHIFT"
+            with m.State("SHIFT"):
+                ptr_next = ptr + 1
+                m.d.comb += self.arguments.push.eq(1)
+                m.d.sync += [ptr.eq(ptr_next), last.eq(ptr_next == length)]
+                word_end = Mux(begin, ptr[:2] == 0, ptr[:2] == 3)
+                with m.If((ptr_next == length) | word_end | (streams & (ptr[2:] != 0))):
+                    m.next = "ITEM"
+                with m.Else():
+                    m.next = "FETCH"
+
+            with m.State("ITEM"):                   # until taken; a result ends the command
+                for i, port in enumerate(ports):
+                    m.d.comb += port.command.valid.eq(target[i])
+                with m.If(results):
+                    m.next = "RESPOND"
+                with m.Elif(Cat(p.command.valid & p.command.ready for p in ports).any()):
+                    m.next = "FETCH"
+
+            with m.State("RESPOND"):                # until the sender has sent it
+                m.d.comb += self.response.valid.eq(1)
+                with m.If(self.response.ready):
+                    m.next = "IDLE"
+        return m
+
