@@ -24,8 +24,10 @@ class StatusLedger(wiring.Component):
     The counters (runs, frame errors and UART errors, the latter two saturating 16-bit halves
     of one word) are updated by read-modify-write through one adder, one update at a time: a
     strobe marks its counter pending, and pending updates go before reads, so a word is read
-    whole. After a reset the counters are cleared; the tag, like the committed model, survives.
-    Reads and writes take turns: counter updates first, then stores, then the readers in order.
+    whole. A counter's strobes must be at least 8 cycles apart (the link's are a byte time or a
+    request apart). Reads and writes take turns: counter updates first, then stores, then the
+    readers in order. After a reset the counters are cleared; the tag, like the committed
+    model, survives.
 
     Parameters
     ----------

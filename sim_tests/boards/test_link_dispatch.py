@@ -1,0 +1,190 @@
+# amaranth: UnusedElaboratable=no
+"""The command dispatcher alone (``boards.link.dispatch``): checked frames of every command
+(and damaged, unknown and wrongly sized ones) with their payload in a block RAM; the items each
+executor receives compared with the payload, executors answering at random items, the
+forwarded responses compared with the protocol's (``docs/host_link.md`` section 2)."""
+
+import struct
+
+import numpy as np
+import pytest
+from amaranth.hdl import Elaboratable, Module
+from amaranth.lib import memory, wiring
+
+from boards.link.dispatch import EXECUTORS, PORTS, CommandDispatcher
+from boards.link.ports import Kind, Word
+from boards.link.words import WordShifter
+from boards.protocol import MIN_PAYLOAD_LENGTH, PAYLOAD_LENGTH, Cmd, Status
+
+from ..support.streams import run
+
+MAX_PAYLOAD = 64
+LENGTHS = {**PAYLOAD_LENGTH, **MIN_PAYLOAD_LENGTH}
+WORD, BYTE, HALF = 0xFFFFFFFF, 0xFF000000, 0xFFFF0000
+
+
+class Board(Elaboratable):
+    """The dispatcher with its payload buffer (written by the testbench) and shift register."""
+
+    def __init__(self):
+        self.dispatcher = CommandDispatcher(max_payload=MAX_PAYLOAD)
+        self.words = WordShifter()
+        self.buffer = memory.Memory(shape=8, depth=MAX_PAYLOAD, init=[])
+        self.write = self.buffer.write_port()
+        self.read = self.buffer.read_port()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dispatcher, m.submodules.words = self.dispatcher, self.words
+        m.submodules.buffer = self.buffer
+        payload = self.dispatcher.payload
+        m.d.comb += [self.read.addr.eq(payload.addr), self.read.en.eq(payload.en),
+                     payload.data.eq(self.read.data)]
+        wiring.connect(m, self.dispatcher.arguments, self.words.arguments)
+        return m
+
+
+def expected_items(cmd, payload):
+    """The items of a well-formed request: (bits of ``arg`` that matter, their value)."""
+    if cmd == Cmd.LOAD_BEGIN:
+        region, length, crc = struct.unpack("<BII", payload)
+        return [(BYTE, region << 24), (WORD, length), (WORD, crc)]
+    if cmd in (Cmd.LOAD_DATA, Cmd.INPUT):
+        return [(WORD, struct.unpack("<I", payload[:4])[0])] + [(BYTE, b << 24)
+                                                                for b in payload[4:]]
+    if cmd == Cmd.COMMIT:
+        return [(WORD, struct.unpack("<I", payload)[0])]
+    if cmd == Cmd.RUN:
+        return [(BYTE, payload[0] << 24)]
+    if cmd == Cmd.OUTPUT:
+        offset, limit = struct.unpack("<IH", payload)
+        return [(WORD, offset), (HALF, limit << 16)]
+    return [(0, 0)]                         # DISCARD, LOAD_END
+
+
+def random_request(rng):
+    """A frame (cmd, payload, status) and what the dispatcher should do with it: the own reply
+    (status, kind, word, arg) or None for an executor's command."""
+    pick = rng.random()
+    if pick < 0.1:
+        status = int(rng.choice([Status.ERR_CRC, Status.ERR_TIMEOUT, Status.ERR_LENGTH]))
+        word = Word.MAX_PAYLOAD if status == Status.ERR_LENGTH else Word.ARG
+        return int(rng.integers(256)), b"", status, (status, Kind.GENERIC, word, 0)
+    if pick < 0.15:
+        cmd = int(rng.choice([c for c in range(256) if c not in LENGTHS]))
+        return cmd, b"xy", Status.OK, (Status.ERR_UNKNOWN, Kind.GENERIC, Word.ARG, cmd)
+    cmd = Cmd(int(rng.choice(list(LENGTHS))))
+    n = LENGTHS[cmd]
+    if pick < 0.25:                         # a wrong length
+        n = int(rng.choice([m for m in range(MAX_PAYLOAD + 1)
+                            if (m != n if cmd in PAYLOAD_LENGTH else m < n)][:12]))
+        return cmd, bytes(n), Status.OK, (Status.ERR_LENGTH, Kind.GENERIC, Word.ARG,
+                                          LENGTHS[cmd])
+    if cmd in MIN_PAYLOAD_LENGTH:
+        n += int(rng.integers(0, MAX_PAYLOAD - 3))
+    payload = bytes(rng.integers(0, 256, n, dtype=np.uint8))
+    if cmd in (Cmd.INFO, Cmd.STATUS):
+        return cmd, payload, Status.OK, (Status.OK, Kind[cmd.name], Word.ARG, 0)
+    return cmd, payload, Status.OK, None
+
+
+def test_constructor_checks():
+    with pytest.raises(ValueError, match="max_payload"):
+        CommandDispatcher(max_payload=8)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_requests(seed):
+    board = Board()
+    dut = board.dispatcher
+    rng = np.random.default_rng(seed)
+    received = {name: [] for name in PORTS}     # items taken, per executor
+    answers = {name: [] for name in PORTS}      # results given
+    responses = []
+    frame_errors = []
+
+    def executor(name):
+        port = getattr(dut, name)
+
+        async def testbench(ctx):
+            async for _ in ctx.tick():
+                ctx.set(port.result.valid, 0)
+                ctx.set(port.result.payload, {})
+                ready = rng.random() < 0.6
+                ctx.set(port.command.ready, ready)
+                if not (ready and ctx.get(port.command.valid)):
+                    continue
+                item = ctx.get(port.command.payload)
+                received[name].append(item)
+                if item.last or rng.random() < 0.1:     # answer: the command ends here
+                    result = {"status": int(rng.integers(16)), "kind": Kind.GENERIC,
+                              "word": int(rng.integers(64)), "arg": 0,
+                              "ndata": int(rng.integers(50))}
+                    answers[name].append(result)
+                    ctx.set(port.result.valid, 1)
+                    ctx.set(port.result.payload, result)
+        return testbench
+
+    async def sender(ctx):
+        async for _, _, valid, ready, payload, error in ctx.tick().sample(
+                dut.response.valid, dut.response.ready, dut.response.payload, dut.frame_error):
+            frame_errors.extend([1] * error)
+            if valid and ready:
+                responses.append(payload)
+            ctx.set(dut.response.ready, rng.random() < 0.3)
+
+    async def testbench(ctx):
+        damaged = 0
+        for n in range(50):
+            cmd, payload, status, reply = random_request(rng)
+            damaged += status != Status.OK
+            for addr, byte in enumerate(payload):
+                ctx.set(board.write.addr, addr)
+                ctx.set(board.write.data, byte)
+                ctx.set(board.write.en, 1)
+                await ctx.tick()
+            ctx.set(board.write.en, 0)
+            before = {name: len(received[name]) for name in PORTS}
+            ctx.set(dut.frame.payload, {"cmd": cmd, "length": len(payload), "status": status})
+            ctx.set(dut.frame.valid, 1)
+            await ctx.tick().until(dut.frame.ready)
+            ctx.set(dut.frame.valid, 0)
+            await ctx.tick()
+            response = responses[-1]
+            assert len(responses) == n + 1 and response.cmd == cmd
+            got = (response.result.status, response.result.kind, response.result.word,
+                   response.result.arg)
+            new = {name: received[name][before[name]:] for name in PORTS}
+            if reply is not None:
+                assert got == reply, f"request {n}: {cmd:#x}"
+                assert not any(new.values())
+                continue
+            port, op = EXECUTORS[cmd]
+            want = expected_items(cmd, payload)
+            taken = new.pop(port)
+            assert not any(new.values()) and 0 < len(taken) <= len(want)
+            for i, (item, (mask, value)) in enumerate(zip(taken, want)):
+                assert (item.op, item.arg & mask, item.last) == (op, value, i == len(want) - 1)
+                if cmd in MIN_PAYLOAD_LENGTH:
+                    assert item.count == len(payload) - 4
+            assert response.result.as_value().value == \
+                response.result.shape().const(answers[port][-1]).as_value().value
+        assert len(frame_errors) == damaged
+
+    run(board, testbench, background=[sender, *map(executor, PORTS)])
+
+
+def test_stall_timer():
+    """Any executor waiting counts on the receiver's timer; its expiry reaches every one."""
+    dut = CommandDispatcher(max_payload=MAX_PAYLOAD)
+
+    async def testbench(ctx):
+        for name in PORTS:
+            ctx.set(getattr(dut, name).waiting, 1)
+            assert ctx.get(dut.hold.count)
+            ctx.set(getattr(dut, name).waiting, 0)
+            assert not ctx.get(dut.hold.count)
+        ctx.set(dut.hold.expired, 1)
+        assert all(ctx.get(getattr(dut, name).stalled) for name in PORTS)
+
+    run(dut, testbench)
