@@ -6,7 +6,7 @@ pass) with gaps, so the :class:`OutputSequencer` rebuilds every pixel's position
 a valid bit alone: no tags travel through the array.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -21,6 +21,7 @@ __all__ = [
     "MaxPool2",
     "OutputSequencer",
     "OutputWriter",
+    "PoolLayer",
     "Requantizer",
     "SequencerLayer",
     "ShiftCode",
@@ -40,21 +41,55 @@ def ChannelParams(cols, mult_bits=32):
     })
 
 
+class _Raster(Elaboratable):
+    """Position of the next pixel of raster-order images of ``hw`` pixels: ``pixel`` and the
+    flags ``first`` (pixel 0) and ``last`` (pixel ``hw - 1``) kept in step, and given a
+    ``width``, its column ``x`` and row parity ``y_odd``. ``step`` moves on; ``restart``
+    rewinds."""
+
+    def __init__(self, hw, width=None):
+        self.hw, self.width = hw, width
+        self.restart, self.step = Signal(), Signal()
+        self.pixel = Signal.like(hw)
+        self.first, self.last = Signal(), Signal()
+        if width is not None:
+            self.x, self.y_odd = Signal.like(width), Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        rewind = self.restart | (self.step & self.last)
+        with m.If(rewind):
+            m.d.sync += [self.pixel.eq(0), self.first.eq(1), self.last.eq(self.hw == 1)]
+        with m.Elif(self.step):
+            m.d.sync += [self.pixel.eq(self.pixel + 1), self.first.eq(0),
+                         self.last.eq(self.pixel + 2 == self.hw)]
+        if self.width is None:
+            return m
+        x_end = Signal()                    # x == width - 1
+        with m.If(rewind):
+            m.d.sync += [self.x.eq(0), self.y_odd.eq(0), x_end.eq(self.width == 1)]
+        with m.Elif(self.step & x_end):
+            m.d.sync += [self.x.eq(0), x_end.eq(self.width == 1), self.y_odd.eq(~self.y_odd)]
+        with m.Elif(self.step):
+            m.d.sync += [self.x.eq(self.x + 1), x_end.eq(self.x + 2 == self.width)]
+        return m
+
+
 class SequencerLayer(wiring.Signature):
     """The layer fields the output sequencer takes (``controller.Descriptor``)."""
 
     def __init__(self, hw_bits, count_bits):
-        super().__init__({"hw": Out(hw_bits), "width": Out(hw_bits), "passes": Out(count_bits),
+        super().__init__({"hw": Out(hw_bits), "passes": Out(count_bits),
                           "subs": Out(hw_bits), "groups": Out(count_bits)})
 
 
 class OutputSequencer(wiring.Component):
     """Position and pass of each pixel leaving the array, counted from ``valid`` pulses.
 
-    A layer has ``groups`` output groups of ``subs * passes`` passes of ``hw`` pixels
-    (``width`` wide). For the pixel flagged by ``valid`` it gives the pixel index ``pixel``,
-    its column ``x`` and row parity ``y_odd``, the group, whether its pass is the ``first`` or
-    ``last`` of the group, and ``end`` on the last pixel of the layer. ``restart`` rewinds.
+    A layer has ``groups`` output groups of ``subs * passes`` passes of ``hw`` pixels. For the
+    pixel flagged by ``valid`` it gives the pixel index ``pixel``, the group, whether its pass
+    is the ``first`` or ``last`` of the group, and ``end`` on the last pixel of the layer.
+    ``restart`` rewinds.
     """
 
     def __init__(self, *, hw_bits, count_bits=24):
@@ -64,37 +99,32 @@ class OutputSequencer(wiring.Component):
             "restart": In(1),
             "valid": In(1),
             "layer": In(SequencerLayer(hw_bits, count_bits)),
-            "pixel": Out(hw_bits), "x": Out(hw_bits), "y_odd": Out(1),
+            "pixel": Out(hw_bits),
             "group": Out(count_bits), "first": Out(1), "last": Out(1), "end": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
         layer = self.layer
-        pixel, x = Signal.like(self.pixel), Signal.like(self.x)
-        y_odd = Signal()
+        m.submodules.raster = raster = _Raster(layer.hw)
         p, sub, group = Signal.like(layer.passes), Signal.like(layer.subs), Signal.like(self.group)
         # Each counter's end (`n == limit - 1`) is a flag kept in step with it.
-        pixel_end, x_end, p_end, sub_end, group_end, p_zero, sub_zero = (
-            Signal(name=n) for n in ("pixel_end", "x_end", "p_end", "sub_end", "group_end",
-                                     "p_zero", "sub_zero"))
+        p_end, sub_end, group_end, p_zero, sub_zero = (
+            Signal(name=n) for n in ("p_end", "sub_end", "group_end", "p_zero", "sub_zero"))
         last_pass = p_end & sub_end
         m.d.comb += [
-            self.pixel.eq(pixel), self.x.eq(x), self.y_odd.eq(y_odd), self.group.eq(group),
+            raster.restart.eq(self.restart), raster.step.eq(self.valid),
+            self.pixel.eq(raster.pixel), self.group.eq(group),
             self.first.eq(p_zero & sub_zero),
             self.last.eq(last_pass),
-            self.end.eq(self.valid & pixel_end & last_pass & group_end),
+            self.end.eq(self.valid & raster.last & last_pass & group_end),
         ]
-        first_pixel = [pixel.eq(0), x.eq(0), y_odd.eq(0), pixel_end.eq(layer.hw == 1),
-                       x_end.eq(layer.width == 1)]
         first_p = [p.eq(0), p_end.eq(layer.passes == 1), p_zero.eq(1)]
         first_sub = [sub.eq(0), sub_end.eq(layer.subs == 1), sub_zero.eq(1)]
         with m.If(self.restart):
-            m.d.sync += [*first_pixel, *first_p, *first_sub, group.eq(0),
-                         group_end.eq(layer.groups == 1)]
+            m.d.sync += [*first_p, *first_sub, group.eq(0), group_end.eq(layer.groups == 1)]
         with m.Elif(self.valid):
-            with m.If(pixel_end):
-                m.d.sync += first_pixel
+            with m.If(raster.last):
                 with m.If(p_end):
                     m.d.sync += first_p
                     with m.If(sub_end):
@@ -105,12 +135,6 @@ class OutputSequencer(wiring.Component):
                                      sub_zero.eq(0)]
                 with m.Else():
                     m.d.sync += [p.eq(p + 1), p_end.eq(p + 2 == layer.passes), p_zero.eq(0)]
-            with m.Else():
-                m.d.sync += [pixel.eq(pixel + 1), pixel_end.eq(pixel + 2 == layer.hw)]
-                with m.If(x_end):
-                    m.d.sync += [x.eq(0), x_end.eq(layer.width == 1), y_odd.eq(~y_odd)]
-                with m.Else():
-                    m.d.sync += [x.eq(x + 1), x_end.eq(x + 2 == layer.width)]
         return m
 
 
@@ -310,14 +334,22 @@ class Requantizer(wiring.Component):
         return m
 
 
-class MaxPool2(wiring.Component):
-    """2x2 stride-2 max-pool of a raster-order image stream of ``cols`` channels.
+class PoolLayer(wiring.Signature):
+    """The layer fields the pool takes: whether it ``pool``s, and the images' ``hw`` pixels
+    and ``width``."""
 
-    Input pixels come with their column ``x`` and row parity ``y_odd``; a half-width line
-    buffer keeps the maxima of the even row. An output leaves on ``out`` (with its pooled
-    pixel index ``index``, counting from ``first``, the first pixel of an image) when a 2x2
-    window is complete; trailing odd rows and columns are dropped (``docs/spec.md`` section 3.3: k=2, s=2, p=0).
-    With ``enable`` low every pixel passes through. Latency is ``latency`` cycles.
+    def __init__(self, hw_bits):
+        super().__init__({"pool": Out(1), "hw": Out(hw_bits), "width": Out(hw_bits)})
+
+
+class MaxPool2(wiring.Component):
+    """2x2 stride-2 max-pool of a stream of raster-order images of ``cols`` channels.
+
+    Each valid pixel is the next of an image of ``layer.hw`` pixels, ``layer.width`` wide
+    (``restart`` rewinds); a half-width line buffer keeps the maxima of the even row. An
+    output leaves on ``out`` when a 2x2 window is complete, ``out_first`` on the first of an
+    image; trailing odd rows and columns are dropped (``docs/spec.md`` section 3.3: k=2, s=2,
+    p=0). With ``layer.pool`` low every pixel passes through. Latency is ``latency`` cycles.
     """
 
     latency = 2
@@ -329,26 +361,28 @@ class MaxPool2(wiring.Component):
         self.cols, self.max_width = cols, max_width
         row = data.ArrayLayout(signed(8), cols)
         super().__init__({
-            "enable": In(1),
-            "valid": In(1), "first": In(1), "x": In(hw_bits), "y_odd": In(1),
-            "values": In(row),
-            "out_valid": Out(1), "index": Out(hw_bits), "out": Out(row),
+            "restart": In(1), "layer": In(PoolLayer(hw_bits)),
+            "valid": In(1), "values": In(row),
+            "out_valid": Out(1), "out_first": Out(1), "out": Out(row),
         })
 
     def elaborate(self, platform):
         m = Module()
         row = data.ArrayLayout(signed(8), self.cols)
+        m.submodules.raster = raster = _Raster(self.layer.hw, self.layer.width)
+        m.d.comb += [raster.restart.eq(self.restart), raster.step.eq(self.valid)]
         m.submodules.line = line = memory.Memory(shape=row, depth=max(1, self.max_width // 2),
                                                  init=[])
         wr = line.write_port()
         rd = line.read_port()
         # Stage 0: read the line buffer at x // 2.
-        m.d.comb += [rd.addr.eq(self.x >> 1), rd.en.eq(self.valid)]
+        x = raster.x
+        m.d.comb += [rd.addr.eq(x >> 1), rd.en.eq(self.valid)]
         valid, first, x_odd, y_odd = Signal(), Signal(), Signal(), Signal()
-        half = Signal(len(self.x) - 1 if len(self.x) > 1 else 1)
+        half = Signal(len(x) - 1 if len(x) > 1 else 1)
         values = Signal(row)
-        m.d.sync += [valid.eq(self.valid), first.eq(self.first), x_odd.eq(self.x[0]),
-                     y_odd.eq(self.y_odd), half.eq(self.x >> 1), values.eq(self.values)]
+        m.d.sync += [valid.eq(self.valid), first.eq(raster.first), x_odd.eq(x[0]),
+                     y_odd.eq(raster.y_odd), half.eq(x >> 1), values.eq(self.values)]
 
         # Stage 1: combine with the even column (held) and the even row (line buffer).
         held = Signal(row)
@@ -363,16 +397,17 @@ class MaxPool2(wiring.Component):
             m.d.sync += held.eq(values)
         m.d.comb += [wr.addr.eq(half), wr.data.eq(pair), wr.en.eq(valid & x_odd & ~y_odd)]
         emit = Signal()
-        m.d.comb += emit.eq(valid & Mux(self.enable, x_odd & y_odd, 1))
-        index = Signal.like(self.index)
+        m.d.comb += emit.eq(valid & Mux(self.layer.pool, x_odd & y_odd, 1))
+        # No output of the current image yet: the next one is its first.
+        fresh = Signal()
         with m.If(valid & first):
-            m.d.sync += index.eq(Mux(emit, 1, 0))
+            m.d.sync += fresh.eq(~emit)
         with m.Elif(emit):
-            m.d.sync += index.eq(index + 1)
+            m.d.sync += fresh.eq(0)
         m.d.sync += [
             self.out_valid.eq(emit),
-            self.out.eq(Mux(self.enable, quad, values)),
-            self.index.eq(Mux(first, 0, index)),
+            self.out_first.eq(emit & (first | fresh)),
+            self.out.eq(Mux(self.layer.pool, quad, values)),
         ]
         return m
 
@@ -389,7 +424,7 @@ class OutputWriter(wiring.Component):
 
     Channel ``co`` of pixel ``i`` goes to bank ``co mod banks`` at word
     ``(co // banks) * out_hw + i``. Groups of ``cols`` channels arrive in order, each with
-    its pixels in order (``index`` 0, 1, ...); ``restart`` (at a layer's start) selects group
+    its pixels in order (``first`` on pixel 0); ``restart`` (at a layer's start) selects group
     0, and channels at or beyond ``channels`` are not written. Every bank's words are thus
     written in ascending order: its address is a counter. A pixel is written :attr:`latency`
     cycles after it arrives. The placement of the next group (which bank takes which column)
@@ -399,9 +434,9 @@ class OutputWriter(wiring.Component):
 
     latency = 1
 
-    def __init__(self, *, cols, banks, addr_bits, hw_bits, channel_bits=16):
+    def __init__(self, *, cols, banks, addr_bits, channel_bits=16):
         for name, value in (("cols", cols), ("banks", banks), ("addr_bits", addr_bits),
-                            ("hw_bits", hw_bits), ("channel_bits", channel_bits)):
+                            ("channel_bits", channel_bits)):
             check_int(name, value, minimum=1)
         if banks < cols:
             raise ValueError(f"banks ({banks}) must be at least cols ({cols})")
@@ -409,7 +444,7 @@ class OutputWriter(wiring.Component):
         super().__init__({
             "restart": In(1),
             "layer": In(WriterLayer(channel_bits)),
-            "valid": In(1), "index": In(hw_bits),
+            "valid": In(1), "first": In(1),
             "values": In(data.ArrayLayout(signed(8), cols)),
             "write": In(memory.WritePort.Signature(addr_width=addr_bits,
                                                    shape=signed(8))).array(banks),
@@ -433,7 +468,7 @@ class OutputWriter(wiring.Component):
                 Mux(b >= nxt_bank, b - nxt_bank, b + banks - nxt_bank)
             used = col < nxt_left if cols == banks else (col < cols) & (col < nxt_left)
             m.d.sync += [nxt.col[b].eq(col), nxt.mask[b].eq(used)]
-        starts = self.valid & (self.index == 0)
+        starts = self.valid & self.first
         with m.If(self.restart):
             m.d.sync += [nxt_bank.eq(0), nxt_left.eq(self.layer.channels)]
         with m.Elif(starts):

@@ -2,9 +2,9 @@
 
 :func:`build` decides which layers the hardware runs (:func:`sps_hw.model.plan_layer`),
 groups them into *segments* (chains of hardware layers, each reading only the previous one's
-output), and packs the canonical images of ``docs/spec.md`` section 4 into the physical ROM words of the
-accelerator (``docs/hardware.md``, section 3). :func:`fit_config` sizes an accelerator so that
-a model fits.
+output), and packs the canonical images of ``docs/spec.md`` section 4 into the physical ROM
+words of the accelerator (``docs/hardware.md``, section 3). :func:`fit_config` sizes an
+accelerator so that a model fits.
 """
 
 import math

@@ -170,14 +170,14 @@ class Accelerator(wiring.Component):
             "requantizer": Requantizer(cols=cols, mult_bits=cfg.mult_bits,
                                        multiplier=self.multiplier),
             "pool": MaxPool2(cols=cols, max_width=cfg.max_width, hw_bits=hw_bits),
-            "writer": OutputWriter(cols=cols, banks=banks, addr_bits=fmap_bits, hw_bits=hw_bits,
+            "writer": OutputWriter(cols=cols, banks=banks, addr_bits=fmap_bits,
                                    channel_bits=cfg.channel_bits),
             **{f"window_{r}": WindowGenerator(max_width=cfg.max_width) for r in range(rows)},
         }
         fields = {"loader": {"channels": "in_channels", "hw": "in_hw"},
                   "drainer": {"channels": "out_channels", "hw": "out_hw"},
                   "walker": {"hw": "in_hw"}, "feeder": {"stride": "in_hw"},
-                  "window_0": {"length": "ring"}, "sequencer": {},
+                  "window_0": {"length": "ring"}, "sequencer": {}, "pool": {},
                   "writer": {"channels": "out_channels"}}
         return blocks, fields
 
@@ -261,15 +261,11 @@ class Accelerator(wiring.Component):
         # The requantizer takes mult and shift with the total, a cycle after the bias.
         m.d.comb += [rq.mult.eq(delayed(m, params.data.mult, 1, "mult")),
                      rq.shift.eq(delayed(m, params.data.shift, 1, "shift"))]
-        # From the sequencer (A - READ_LATENCY) to the pool's input.
-        to_pool = READ_LATENCY + 1 + Requantizer.latency
         m.d.comb += [
-            pool.enable.eq(layer.pool), pool.valid.eq(rq.out_valid), pool.values.eq(rq.out),
-            pool.x.eq(delayed(m, seq.x, to_pool, "x")),
-            pool.y_odd.eq(delayed(m, seq.y_odd, to_pool, "y_odd")),
-            pool.first.eq(delayed(m, seq.pixel == 0, to_pool, "first")),
+            pool.restart.eq(ctrl.run.restart), pool.valid.eq(rq.out_valid),
+            pool.values.eq(rq.out),
             writer.restart.eq(ctrl.run.restart), writer.valid.eq(pool.out_valid),
-            writer.index.eq(pool.index), writer.values.eq(pool.out),
+            writer.first.eq(pool.out_first), writer.values.eq(pool.out),
             ctrl.done.eq(delayed(m, seq.end, READ_LATENCY + POST_STAGES, "end")),
         ]
 

@@ -122,8 +122,12 @@ def test_maxpool_matches_kernels(h, w, enable):
         want = np.concatenate([img.reshape(cols, -1).T for img in images])
 
     async def testbench(ctx):
-        ctx.set(dut.enable, enable)
-        got, index = [], []
+        for name, value in (("pool", enable), ("hw", h * w), ("width", w)):
+            ctx.set(getattr(dut.layer, name), value)
+        ctx.set(dut.restart, 1)
+        await ctx.tick()
+        ctx.set(dut.restart, 0)
+        got, first = [], []
         pixels = [(n, y, x) for n in range(2) for y in range(h) for x in range(w)]
         k, tail = 0, 0
         while tail < MaxPool2.latency + 1:
@@ -131,9 +135,6 @@ def test_maxpool_matches_kernels(h, w, enable):
             if k < len(pixels) and rng.random() < 0.7:
                 n, y, x = pixels[k]
                 ctx.set(dut.valid, 1)
-                ctx.set(dut.first, y == 0 and x == 0)
-                ctx.set(dut.x, x)
-                ctx.set(dut.y_odd, y % 2)
                 ctx.set(dut.values, [int(v) for v in images[n, :, y, x]])
                 k += 1
             else:
@@ -141,11 +142,11 @@ def test_maxpool_matches_kernels(h, w, enable):
             await ctx.tick()
             if ctx.get(dut.out_valid):
                 got.append([ctx.get(dut.out[c]) for c in range(cols)])
-                index.append(ctx.get(dut.index))
+                first.append(ctx.get(dut.out_first))
         ctx.set(dut.valid, 0)
         np.testing.assert_array_equal(np.array(got), want)
         per_image = len(want) // 2
-        assert index == list(range(per_image)) * 2
+        assert first == ([1] + [0] * (per_image - 1)) * 2
 
     simulate(dut, testbench)
 
@@ -153,7 +154,7 @@ def test_maxpool_matches_kernels(h, w, enable):
 @pytest.mark.parametrize("cols, banks, channels, out_hw", [(3, 4, 7, 5), (4, 4, 8, 3),
                                                            (2, 5, 9, 1), (5, 5, 5, 2)])
 def test_writer_bank_layout(cols, banks, channels, out_hw):
-    dut = OutputWriter(cols=cols, banks=banks, addr_bits=8, hw_bits=4)
+    dut = OutputWriter(cols=cols, banks=banks, addr_bits=8)
     rng = np.random.default_rng(channels)
     groups = -(-channels // cols)
     values = rng.integers(-128, 128, size=(groups, out_hw, cols))
@@ -173,7 +174,7 @@ def test_writer_bank_layout(cols, banks, channels, out_hw):
                     ctx.set(dut.valid, 0)
                     await ctx.tick()
                 ctx.set(dut.valid, 1)
-                ctx.set(dut.index, i)
+                ctx.set(dut.first, i == 0)
                 ctx.set(dut.values, [int(v) for v in values[g, i]])
                 await ctx.tick()
         ctx.set(dut.valid, 0)
@@ -201,11 +202,10 @@ def test_writer_bank_layout(cols, banks, channels, out_hw):
 
 def test_sequencer_counts_passes_and_groups():
     dut = OutputSequencer(hw_bits=6)
-    hw, width, passes, subs, groups = 6, 3, 2, 3, 2
+    hw, passes, subs, groups = 6, 2, 3, 2
 
     async def testbench(ctx):
-        for name, v in (("hw", hw), ("width", width), ("passes", passes), ("subs", subs),
-                        ("groups", groups)):
+        for name, v in (("hw", hw), ("passes", passes), ("subs", subs), ("groups", groups)):
             ctx.set(getattr(dut.layer, name), v)
         ctx.set(dut.restart, 1)
         await ctx.tick()
@@ -216,10 +216,9 @@ def test_sequencer_counts_passes_and_groups():
                 for p in range(passes):
                     for i in range(hw):
                         ctx.set(dut.valid, 1)
-                        seen.append((ctx.get(dut.group), ctx.get(dut.pixel), ctx.get(dut.x),
-                                     ctx.get(dut.y_odd), ctx.get(dut.first), ctx.get(dut.last),
-                                     ctx.get(dut.end)))
-                        want = (g, i, i % width, (i // width) % 2, int(sub == 0 and p == 0),
+                        seen.append((ctx.get(dut.group), ctx.get(dut.pixel), ctx.get(dut.first),
+                                     ctx.get(dut.last), ctx.get(dut.end)))
+                        want = (g, i, int(sub == 0 and p == 0),
                                 int(sub == subs - 1 and p == passes - 1),
                                 int(g == groups - 1 and sub == subs - 1 and p == passes - 1
                                     and i == hw - 1))
