@@ -52,7 +52,7 @@ class WindowGenerator(wiring.Component):
         m.submodules.ring = ring = memory.Memory(
             shape=data.ArrayLayout(signed(8), 2), depth=self.max_width, init=[])
         wr = ring.write_port()
-        rd = ring.read_port()
+        rd = ring.read_port(transparent_for=(wr,))
 
         ptr = Signal(range(self.max_width))
         ptr_last = Signal()                 # ptr == length - 1, kept in step
