@@ -118,9 +118,14 @@ class CommandDispatcher(wiring.Component):
         short = length[4:] == 0
         bad_length = Mux(fixed, ~short | (length[:4] != exp_len), short & (length[:4] < exp_len))
 
-        # The response, registered: the dispatcher's own, or an executor's result.
+        # The response, registered: the dispatcher's own, or an executor's result, ORed in
+        # (results are zero unless valid) and acted on a cycle later (``answered``), so no
+        # decision here waits on an executor's in the same cycle.
         rsp = Signal(self.response.payload.result.shape())
-        results = Cat(p.result.valid for p in ports).any()
+        answered = Signal()
+        m.d.sync += [answered.eq(Cat(p.result.valid for p in ports).any()),
+                     rsp.as_value().eq(rsp.as_value() | reduce(
+                         operator.or_, (p.result.payload.as_value() for p in ports)))]
         m.d.comb += [self.response.payload.cmd.eq(frame.cmd),
                      self.response.payload.result.eq(rsp),
                      self.payload.addr.eq(ptr), self.payload.en.eq(1),
@@ -132,10 +137,6 @@ class CommandDispatcher(wiring.Component):
                          port.command.payload.last.eq(last),
                          port.command.payload.count.eq(length - 4),
                          port.stalled.eq(self.hold.expired)]
-        with m.If(results):                     # zero unless valid: merged with OR
-            m.d.sync += rsp.as_value().eq(
-                reduce(operator.or_, (p.result.payload.as_value() for p in ports)))
-
         def reply(status, word=Word.ARG, kind=Kind.GENERIC, value=0):
             m.d.sync += [rsp.status.eq(status), rsp.word.eq(word), rsp.kind.eq(kind),
                          rsp.arg.eq(value), rsp.ndata.eq(0)]
@@ -143,7 +144,7 @@ class CommandDispatcher(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
-                m.d.sync += ptr.eq(0)
+                m.d.sync += [ptr.eq(0), rsp.as_value().eq(0)]
                 with m.If(self.frame.valid):
                     with m.If(frame.status != Status.OK):
                         m.d.comb += self.frame_error.eq(1)
@@ -167,6 +168,8 @@ class CommandDispatcher(wiring.Component):
 
             with m.State("FETCH"):                  # the block RAM reads payload[ptr]
                 m.next = "SHIFT"
+                with m.If(answered):                # the command ended with the last item
+                    m.next = "RESPOND"
             with m.State("SHIFT"):
                 ptr_next = ptr + 1
                 m.d.comb += self.arguments.push.eq(1)
@@ -177,12 +180,10 @@ class CommandDispatcher(wiring.Component):
                 with m.Else():
                     m.next = "FETCH"
 
-            with m.State("ITEM"):                   # until taken; a result ends the command
+            with m.State("ITEM"):                   # until taken (a result comes with it)
                 for i, port in enumerate(ports):
                     m.d.comb += port.command.valid.eq(target[i])
-                with m.If(results):
-                    m.next = "RESPOND"
-                with m.Elif(Cat(p.command.valid & p.command.ready for p in ports).any()):
+                with m.If(Cat(p.command.valid & p.command.ready for p in ports).any()):
                     m.next = "FETCH"
 
             with m.State("RESPOND"):                # until the sender has sent it

@@ -93,10 +93,13 @@ class FrameReceiver(wiring.Component):
         take = Signal()                             # a byte is consumed this cycle
         m.d.comb += [take.eq(self.i.valid & self.i.ready), timed_out.eq(idle == self.timeout),
                      count_next.eq(count + 1), wr.addr.eq(count), wr.data.eq(byte)]
-        m.d.comb += self.hold.expired.eq(idle == self.hold_timeout)
+        # expired is a flip-flop (set as idle reaches hold_timeout): the consumer's decision
+        # on it does not follow a wide comparison in the same cycle.
+        m.d.sync += self.hold.expired.eq(0)
         with m.If(hold):                            # the consumer's stall timer
             with m.If(self.hold.count & ~self.frame.ready):
-                m.d.sync += idle.eq(idle + 1)
+                m.d.sync += [idle.eq(idle + 1),
+                             self.hold.expired.eq(idle == self.hold_timeout - 1)]
             with m.Else():
                 m.d.sync += idle.eq(0)
         with m.Elif(take):

@@ -178,6 +178,7 @@ class HostLink(wiring.Component):
             ledger.frame_error.eq(dispatcher.frame_error),
             ledger.rx_error.eq(uart_rx.error | uart_rx.overrun),
             ledger.run.eq(runner.started),
+            ledger.cycles.eq(runner.carry),
             readback.restart.eq(runner.restart),
             runner.model_valid.eq(loader.state.model_valid),
             loader.run_active.eq(runner.state.active),

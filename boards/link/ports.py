@@ -77,7 +77,8 @@ class Word(pyenum.IntEnum):
 
     Below :data:`LEDGER_DEPTH`: words of the ledger (``INFO`` + i, ``CAPACITY`` + region,
     ``WORD_BYTES`` + region). From ``ARG`` on: registers, read by the sender when the word's
-    first byte goes out.
+    first byte goes out. ``RUN_CYCLES`` is both: the ledger counts the run's cycles in steps of
+    256, the run control the low byte, and the sender reads them together.
     """
 
     INFO = 0
@@ -89,24 +90,24 @@ class Word(pyenum.IntEnum):
     CAPACITY = 21           # + region: bytes
     WORD_BYTES = CAPACITY + len(REGIONS)    # + region: bytes per word
     EXPECTED_CRC = WORD_BYTES + len(REGIONS)    # the open load's announced CRC-32
-    ARG = 32                # the result's ``arg`` (the dispatcher's: a command byte, a length)
-    STATUS0 = 33            # flags, verified regions, last error
-    RUN_CYCLES = 34
-    CORE_CYCLES = 35
-    IN_COUNT = 36
-    WRITTEN = 37            # output bytes produced
-    RELEASED = 38           # output bytes acknowledged
-    FILL = 39               # image bytes received
-    IMAGE_CRC = 40          # their CRC-32
-    VERIFIED = 41           # mask of verified regions
-    HEADER = 42             # SYNC, CMD, LEN (the sender's own words)
-    STATUS_BYTE = 43
-    CRC = 44
+    RUN_CYCLES = EXPECTED_CRC + 1           # the run's cycles (low byte: RunState.cycles)
+    ARG = 64                # the result's ``arg`` (the dispatcher's: a command byte, a length)
+    STATUS0 = 65            # flags, verified regions, last error
+    CORE_CYCLES = 66
+    IN_COUNT = 67
+    WRITTEN = 68            # output bytes produced
+    RELEASED = 69           # output bytes acknowledged
+    FILL = 70               # image bytes received
+    IMAGE_CRC = 71          # their CRC-32
+    VERIFIED = 72           # mask of verified regions
+    HEADER = 73             # SYNC, CMD, LEN (the sender's own words)
+    STATUS_BYTE = 74
+    CRC = 75
 
 
-WORD_BITS = 6
-LEDGER_DEPTH = 32
-assert Word.EXPECTED_CRC < LEDGER_DEPTH <= Word.ARG
+WORD_BITS = 7
+LEDGER_DEPTH = 64
+assert Word.RUN_CYCLES < LEDGER_DEPTH <= Word.ARG
 
 
 def count_width(max_payload):
@@ -209,7 +210,7 @@ def store_layout():
 
 class LedgerRead(wiring.Signature):
     """Reading a ledger word, from the reader's side: ``addr`` is taken when the ledger is free
-    (it serves counter updates first); ``data`` holds the word in the cycle after."""
+    (counter updates go first); ``data`` holds the word in the cycle after."""
 
     def __init__(self):
         super().__init__({"addr": Out(stream.Signature(range(LEDGER_DEPTH))), "data": In(32)})
@@ -252,10 +253,10 @@ class RunState(_Sized):
     """The run control's state, as responses and COMMIT see it (from the run control's side).
 
     ``busy`` is the STATUS flag (a run started and not done); ``active`` is ``busy`` or the core
-    busy (COMMIT and RUN are refused); ``cycles`` counts the run's cycles; ``in_count`` the input
-    bytes taken.
+    busy (COMMIT and RUN are refused); ``cycles`` is the low byte of the run's cycle count (the
+    ledger counts the rest); ``in_count`` the input bytes taken.
     """
 
     def __init__(self, count_bits):
         super().__init__({"busy": Out(1), "active": Out(1), "done": Out(1), "stalled": Out(1),
-                          "cycles": Out(32), "in_count": Out(count_bits)}, count_bits)
+                          "cycles": Out(8), "in_count": Out(count_bits)}, count_bits)

@@ -161,7 +161,7 @@ class ResponseSender(wiring.Component):
             Word.ARG: res.arg,
             Word.STATUS0: Cat(flags, Const(0, 3), load.verified, Const(0, 8 - self.n_regions),
                               last_error),
-            Word.RUN_CYCLES: run.cycles,
+            Word.RUN_CYCLES: run.cycles,          # with the ledger's word: ORed
             Word.CORE_CYCLES: self.core_cycles,
             Word.IN_COUNT: run.in_count,
             Word.WRITTEN: output.written,

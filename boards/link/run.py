@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 from sps_hw.checks import check_int
 
 from ..protocol import Status
-from .core_if import ACT_SHAPE, CYCLE_BITS, SEGMENT_BITS
+from .core_if import ACT_SHAPE, SEGMENT_BITS
 from .executor import accept_offset, answer, refuse
 from .ports import ExecutorSignature, Op, RunState, Word
 
@@ -22,8 +22,9 @@ class RunControl(wiring.Component):
     RUN, with a model committed and no run active, strobes ``start`` with the segment (one
     cycle after the decision, from a flip-flop), clears the run's counters, and strobes
     ``restart`` (the output ring) and ``started`` (the ledger's run count). INPUT's bytes go to
-    the core's ``act_in`` in order, each offset checked against the bytes taken so far.
-    ``state.cycles`` counts from ``start`` to ``done``.
+    the core's ``act_in`` in order, each offset checked against the bytes taken so far. The
+    run's cycles, from ``start`` to ``done``, are counted in ``state.cycles`` (the low byte) and
+    by the ledger, which ``carry`` tells of every 256.
 
     Parameters
     ----------
@@ -41,7 +42,7 @@ class RunControl(wiring.Component):
     model_valid : ``In(1)``
         A model is committed (RUN is refused without).
     state : ``Out(RunState(count_bits))``
-    restart, started : ``Out(1)``
+    restart, started, carry : ``Out(1)``
     """
 
     def __init__(self, *, count_bits, max_payload):
@@ -59,6 +60,7 @@ class RunControl(wiring.Component):
             "state": Out(RunState(count_bits)),
             "restart": Out(1),
             "started": Out(1),
+            "carry": Out(1),
         })
 
     def elaborate(self, platform):
@@ -70,7 +72,7 @@ class RunControl(wiring.Component):
         state = self.state
 
         running, done, stalled = Signal(), Signal(), Signal()
-        cycles = Signal(CYCLE_BITS)
+        cycles = Signal(8)
         in_count = Signal(cw)
         seq = Signal()
         start = Signal()                    # RUN reaches the core from a flip-flop
@@ -85,6 +87,7 @@ class RunControl(wiring.Component):
             m.d.sync += [running.eq(1), cycles.eq(0)]
         with m.Elif(running):
             m.d.sync += cycles.eq(cycles + 1)
+            m.d.comb += self.carry.eq(cycles == 0xFF)
         with m.If(self.core_done):
             m.d.sync += [running.eq(0), done.eq(1)]
 

@@ -20,9 +20,9 @@ from boards.protocol import RESPONSE, encode_frame
 from ..support.streams import run, take
 
 MAX_PAYLOAD, COUNT_BITS, FILL_BITS = 64, 16, 10
-GENERIC_WORDS = [*range(LEDGER_DEPTH), Word.ARG, Word.STATUS0, Word.RUN_CYCLES,
-                 Word.CORE_CYCLES, Word.IN_COUNT, Word.WRITTEN, Word.RELEASED, Word.FILL,
-                 Word.IMAGE_CRC, Word.VERIFIED]
+GENERIC_WORDS = [*range(LEDGER_DEPTH), Word.ARG, Word.STATUS0, Word.CORE_CYCLES,
+                 Word.IN_COUNT, Word.WRITTEN, Word.RELEASED, Word.FILL, Word.IMAGE_CRC,
+                 Word.VERIFIED]
 
 
 class Board(Elaboratable):
@@ -46,7 +46,7 @@ class Board(Elaboratable):
 #: The sender's state inputs: name, width, port (``None``: the sender's own).
 STATE = [("model_valid", 1, "load"), ("loading", 1, "load"), ("verified", 5, "load"),
          ("fill", FILL_BITS, "load"), ("crc", 32, "load"), ("busy", 1, "run"),
-         ("active", 1, "run"), ("done", 1, "run"), ("stalled", 1, "run"), ("cycles", 32, "run"),
+         ("active", 1, "run"), ("done", 1, "run"), ("stalled", 1, "run"), ("cycles", 8, "run"),
          ("in_count", COUNT_BITS, "run"), ("written", COUNT_BITS, "output"),
          ("released", COUNT_BITS, "output"), ("core_cycles", 32, None)]
 
@@ -64,7 +64,7 @@ def words_of(result, state, ledger, last_error):
         Word.IMAGE_CRC: state["crc"], Word.VERIFIED: state["verified"],
     }
     names = WORDS.get(result["kind"], [result["word"]])
-    return [ledger[w] if w < LEDGER_DEPTH else registers[w] for w in names]
+    return [(ledger[w] if w < LEDGER_DEPTH else 0) | registers.get(w, 0) for w in names]
 
 
 def test_constructor_checks():
