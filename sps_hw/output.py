@@ -343,7 +343,8 @@ class PoolLayer(wiring.Signature):
 
 
 class MaxPool2(wiring.Component):
-    """2x2 stride-2 max-pool of a stream of raster-order images of ``cols`` channels.
+    """2x2 stride-2 max-pool of a stream of raster-order images of ``cols`` channels, one
+    comparison per pipeline stage.
 
     Each valid pixel is the next of an image of ``layer.hw`` pixels, ``layer.width`` wide
     (``restart`` rewinds); a half-width line buffer keeps the maxima of the even row. An
@@ -352,7 +353,7 @@ class MaxPool2(wiring.Component):
     p=0). With ``layer.pool`` low every pixel passes through. Latency is ``latency`` cycles.
     """
 
-    latency = 2
+    latency = 3
 
     def __init__(self, *, cols, max_width, hw_bits):
         check_int("cols", cols, minimum=1)
@@ -375,39 +376,40 @@ class MaxPool2(wiring.Component):
                                                  init=[])
         wr = line.write_port()
         rd = line.read_port()
-        # Stage 0: read the line buffer at x // 2.
+        # Stage 1: the pixel and its position, registered; the maximum with the even column
+        # (held), registered; the even row's maximum (line buffer) read at x // 2.
         x = raster.x
-        m.d.comb += [rd.addr.eq(x >> 1), rd.en.eq(self.valid)]
-        valid, first, x_odd, y_odd = Signal(), Signal(), Signal(), Signal()
-        half = Signal(len(x) - 1 if len(x) > 1 else 1)
-        values = Signal(row)
-        m.d.sync += [valid.eq(self.valid), first.eq(raster.first), x_odd.eq(x[0]),
-                     y_odd.eq(raster.y_odd), half.eq(x >> 1), values.eq(self.values)]
-
-        # Stage 1: combine with the even column (held) and the even row (line buffer).
-        held = Signal(row)
-        pair = Signal(row)
+        pixel = data.StructLayout({"valid": 1, "first": 1, "x_odd": 1, "y_odd": 1,
+                                   "half": range(max(2, self.max_width // 2)), "values": row})
+        p1 = Signal(pixel)
+        m.d.sync += [p1.valid.eq(self.valid), p1.first.eq(raster.first), p1.x_odd.eq(x[0]),
+                     p1.y_odd.eq(raster.y_odd), p1.half.eq(x >> 1), p1.values.eq(self.values)]
+        held, pair = Signal(row), Signal(row)
+        with m.If(p1.valid & ~p1.x_odd):
+            m.d.sync += held.eq(p1.values)
+        for c in range(self.cols):
+            m.d.sync += pair[c].eq(Mux(held[c] > p1.values[c], held[c], p1.values[c]))
+        m.d.comb += [rd.addr.eq(p1.half), rd.en.eq(p1.valid)]
+        # Stage 2: the 2x2 maximum; the even row's pairs go into the line buffer.
+        p2 = Signal(pixel)
+        m.d.sync += p2.eq(p1)
         quad = Signal(row)
         for c in range(self.cols):
-            m.d.comb += [
-                pair[c].eq(Mux(held[c] > values[c], held[c], values[c])),
-                quad[c].eq(Mux(rd.data[c] > pair[c], rd.data[c], pair[c])),
-            ]
-        with m.If(valid & ~x_odd):
-            m.d.sync += held.eq(values)
-        m.d.comb += [wr.addr.eq(half), wr.data.eq(pair), wr.en.eq(valid & x_odd & ~y_odd)]
+            m.d.comb += quad[c].eq(Mux(rd.data[c] > pair[c], rd.data[c], pair[c]))
+        m.d.comb += [wr.addr.eq(p2.half), wr.data.eq(pair),
+                     wr.en.eq(p2.valid & p2.x_odd & ~p2.y_odd)]
         emit = Signal()
-        m.d.comb += emit.eq(valid & Mux(self.layer.pool, x_odd & y_odd, 1))
+        m.d.comb += emit.eq(p2.valid & Mux(self.layer.pool, p2.x_odd & p2.y_odd, 1))
         # No output of the current image yet: the next one is its first.
         fresh = Signal()
-        with m.If(valid & first):
+        with m.If(p2.valid & p2.first):
             m.d.sync += fresh.eq(~emit)
         with m.Elif(emit):
             m.d.sync += fresh.eq(0)
         m.d.sync += [
             self.out_valid.eq(emit),
-            self.out_first.eq(emit & (first | fresh)),
-            self.out.eq(Mux(self.layer.pool, quad, values)),
+            self.out_first.eq(emit & (p2.first | fresh)),
+            self.out.eq(Mux(self.layer.pool, quad, p2.values)),
         ]
         return m
 
