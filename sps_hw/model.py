@@ -160,13 +160,13 @@ def plan_layer(layer, source_shape, cfg):
         relu=bool(layer["relu"]), pool=bool(pool) and kind != "fc")
 
 
-def network_layers(model):
+def network_layers(model, keep=None):
     """``(layers, input_shape)`` of a compiled model, a model directory, a built-in name or a
     float :class:`compiler.graph.Network`.
 
     For a network that was not compiled, layer dicts carry what :func:`plan_layer` needs,
     with ``keep`` from the compiler's defaults (3x3 layers keep 4, except the first conv
-    reading the network input, which stays dense).
+    reading the network input, which stays dense), or ``keep`` for every 3x3 layer.
     """
     if isinstance(model, images.CompiledModel):
         return model.layers, tuple(model.manifest["input"]["shape"])
@@ -182,20 +182,23 @@ def network_layers(model):
                  "in_shape": list(layer.in_shape), "out_shape": list(layer.out_shape),
                  "kernel": layer.kernel, "stride": layer.stride, "pad": layer.pad,
                  "relu": layer.relu, "pool": layer.pool}
-        if layer.op == "conv":
+        if layer.op == "conv" and layer.kernel == 3 and keep is not None:
+            entry["keep"] = keep
+        elif layer.op == "conv":
             entry["keep"] = 4 if layer.kernel == 3 and layer.name != first else \
                 layer.kernel ** 2
         layers.append(entry)
     return layers, tuple(net.input_shape)
 
 
-def cycle_report(model, cfg):
-    """Per-layer cycles, utilization and dense-equivalent throughput of a whole network.
+def cycle_report(model, cfg, keep=None):
+    """Per-layer cycles, utilization and dense-equivalent throughput of a whole network
+    (``keep``: every 3x3 layer of an uncompiled network pruned to that many taps).
 
     Returns ``{"rows", "cols", "layers": [...], "total_cycles", "macs", "utilization",
     "dense_ops_per_multiplier_cycle"}``; host layers have ``"runs": "host"`` and a reason.
     """
-    layers, input_shape = network_layers(model)
+    layers, input_shape = network_layers(model, keep)
     shapes = {"input": input_shape}
     rows, total, macs, dense = [], 0, 0, 0
     for layer in layers:
@@ -209,7 +212,7 @@ def cycle_report(model, cfg):
         rows.append({
             "name": plan.name, "op": plan.kind, "runs": "hardware", "keep": plan.keep,
             "passes": plan.total, "cycles_per_pass": plan.cycle, "cycles": plan.cycles,
-            "macs": plan.macs, "utilization": round(util, 4),
+            "macs": plan.macs, "dense_macs": plan.dense_macs, "utilization": round(util, 4),
             "dense_ops_per_multiplier_cycle": round(
                 plan.dense_macs / (cfg.rows * cfg.cols * plan.cycles), 4)})
         total += plan.cycles
