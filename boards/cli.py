@@ -19,7 +19,7 @@ def cmd_build(args):
         raise SPSError("--selftest builds the link's self-test core, which runs no model; "
                        "expected --selftest or --model, not both")
     report = build(args.board, args.output, model=args.model, do_build=not args.no_synth,
-                   core="selftest" if args.selftest else None,
+                   core="selftest" if args.selftest else None, seed=args.seed,
                    progress=lambda msg: print(msg, file=sys.stderr, flush=True))
     if args.json:
         print(json.dumps(report, indent=1))
@@ -30,7 +30,9 @@ def cmd_build(args):
           f"{report['array']['cols']}, clock {report['clock_mhz']:g} MHz, "
           + (f"Fmax {fmax:.1f} MHz" if fmax else
              "Fmax: from Vivado (sh build_top.sh)" if report["family"] == "xc7" and res else
-             "not built"))
+             "not built")
+          + (f", {report['multipliers']} multipliers, peak {report['peak_gops']:g} GOPS "
+             f"(dense-equivalent at keep 4)" if report["core"] == "SPSCore" else ""))
     for cell, n in res.items():
         if n["used"]:
             avail = f"{n['available']}" if n["available"] is not None else "?"
@@ -59,6 +61,7 @@ def add_commands(sub, report_sub):
                    "(bring-up of a new board)")
     p.add_argument("--no-synth", action="store_true",
                    help="write the project files only; run no tool")
+    p.add_argument("--seed", type=int, metavar="N", help="nextpnr placement seed (Lattice)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_build)
 
