@@ -4,13 +4,13 @@ import operator
 from functools import reduce
 
 from amaranth.hdl import Cat, Module, Mux, Signal
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from sps_hw.checks import check_int
 
 from ..protocol import MIN_PAYLOAD_LENGTH, PAYLOAD_LENGTH, Cmd, Status
-from .framing import frame_layout
+from .framing import frame_layout, payload_layout
 from .ports import (
     ArgumentShift,
     ExecutorSignature,
@@ -43,8 +43,8 @@ class CommandDispatcher(wiring.Component):
     the executor's result to the sender.
 
     The frame is held (and with it the payload and the CRC-16 register the sender uses) until
-    the response has been sent. Each payload byte takes two cycles (a block RAM read). An
-    executor's result ends its command; the dispatcher keeps it for the sender.
+    the response has been sent. An executor's result ends its command (the payload bytes it
+    did not take are dropped); the dispatcher keeps it for the sender.
 
     Parameters
     ----------
@@ -55,7 +55,7 @@ class CommandDispatcher(wiring.Component):
     -------
     frame : ``In(stream.Signature(frame_layout))``
         Checked frames from :class:`~.framing.FrameReceiver`; taken when answered.
-    payload : ``In(memory.ReadPort.Signature(...))``
+    payload : ``In(stream.Signature(payload_layout))``
         The frame's payload bytes.
     arguments : ``Out(ArgumentShift())``
         The shift register the argument bytes go into (:class:`~.words.WordShifter`).
@@ -74,8 +74,7 @@ class CommandDispatcher(wiring.Component):
         self.max_payload = max_payload
         super().__init__({
             "frame": In(stream.Signature(frame_layout)),
-            "payload": In(memory.ReadPort.Signature(
-                addr_width=(max_payload - 1).bit_length(), shape=8)),
+            "payload": In(stream.Signature(payload_layout)),
             "arguments": Out(ArgumentShift()),
             "hold": Out(StallTimer()),
             **{name: Out(ExecutorSignature(max_payload)) for name in PORTS},
@@ -97,7 +96,7 @@ class CommandDispatcher(wiring.Component):
         op = Signal(Op)
         target = Signal(len(PORTS))         # one-hot executor; none for INFO and STATUS
         kind = Signal(Kind)
-        ptr = Signal(lw)
+        index = Signal(4)                   # payload bytes taken, up to 15
         arg = self.arguments.value
         last = Signal()
         with m.If(self.frame.valid & ~self.frame.ready):
@@ -128,8 +127,7 @@ class CommandDispatcher(wiring.Component):
                          operator.or_, (p.result.payload.as_value() for p in ports)))]
         m.d.comb += [self.response.payload.cmd.eq(frame.cmd),
                      self.response.payload.result.eq(rsp),
-                     self.payload.addr.eq(ptr), self.payload.en.eq(1),
-                     self.arguments.byte.eq(self.payload.data),
+                     self.arguments.byte.eq(self.payload.payload.data),
                      self.hold.count.eq(Cat(p.waiting for p in ports).any()),
                      self.frame.ready.eq(self.response.valid & self.response.ready)]
         for port in ports:
@@ -144,7 +142,7 @@ class CommandDispatcher(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
-                m.d.sync += [ptr.eq(0), rsp.as_value().eq(0)]
+                m.d.sync += [index.eq(0), rsp.as_value().eq(0)]
                 with m.If(self.frame.valid):
                     with m.If(frame.status != Status.OK):
                         m.d.comb += self.frame_error.eq(1)
@@ -164,27 +162,31 @@ class CommandDispatcher(wiring.Component):
                 with m.Elif(exp_len == 0):
                     m.next = "ITEM"
                 with m.Else():
-                    m.next = "FETCH"
+                    m.next = "READ"
 
-            with m.State("FETCH"):                  # the block RAM reads payload[ptr]
-                m.next = "SHIFT"
-                with m.If(answered):                # the command ended with the last item
-                    m.next = "RESPOND"
-            with m.State("SHIFT"):
-                ptr_next = ptr + 1
-                m.d.comb += self.arguments.push.eq(1)
-                m.d.sync += [ptr.eq(ptr_next), last.eq(ptr_next == length)]
-                word_end = Mux(begin, ptr[:2] == 0, ptr[:2] == 3)
-                with m.If((ptr_next == length) | word_end | (streams & (ptr[2:] != 0))):
-                    m.next = "ITEM"
-                with m.Else():
-                    m.next = "FETCH"
+            with m.State("READ"):
+                with m.If(answered):                # the command ended (with its last item)
+                    m.next = "DRAIN"
+                    with m.If(last):
+                        m.next = "RESPOND"
+                with m.Elif(self.payload.valid):    # the next payload byte into the shifter
+                    m.d.comb += [self.payload.ready.eq(1), self.arguments.push.eq(1)]
+                    m.d.sync += [index.eq(index + (index != 15)),
+                                 last.eq(self.payload.payload.last)]
+                    word_end = Mux(begin, index[:2] == 0, index[:2] == 3)
+                    with m.If(self.payload.payload.last | word_end | (streams & index[2:].any())):
+                        m.next = "ITEM"
 
             with m.State("ITEM"):                   # until taken (a result comes with it)
                 for i, port in enumerate(ports):
                     m.d.comb += port.command.valid.eq(target[i])
                 with m.If(Cat(p.command.valid & p.command.ready for p in ports).any()):
-                    m.next = "FETCH"
+                    m.next = "READ"
+
+            with m.State("DRAIN"):                  # the payload bytes nobody needs
+                m.d.comb += self.payload.ready.eq(1)
+                with m.If(self.payload.valid & self.payload.payload.last):
+                    m.next = "RESPOND"
 
             with m.State("RESPOND"):                # until the sender has sent it
                 m.d.comb += self.response.valid.eq(1)

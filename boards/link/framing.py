@@ -18,9 +18,11 @@ from ..protocol import SYNC, Status
 from .ports import CRCPort, StallTimer
 from .serial import SerialCRC, gt_const
 
-__all__ = ["FRAME_CRC", "FrameReceiver", "frame_layout"]
+__all__ = ["FRAME_CRC", "FrameReceiver", "frame_layout", "payload_layout"]
 
-frame_layout = data.StructLayout({"cmd": 8, "length": 16, "status": 8})
+frame_layout = data.StructLayout({"cmd": 8, "length": 16, "status": 4})
+#: A payload byte of a held frame; ``last`` marks the frame's last.
+payload_layout = data.StructLayout({"data": 8, "last": 1})
 
 #: Frame check: CRC-16/CCITT-FALSE (the catalog calls it IBM-3740), the reference; the
 #: gateware computes it bit-serially (:class:`~boards.link.serial.SerialCRC`).
@@ -31,7 +33,8 @@ class FrameReceiver(wiring.Component):
     """Turns the received byte stream ``i`` into checked frames on ``frame``.
 
     ``frame`` stays valid until the consumer sets ``ready`` (after it has answered); meanwhile
-    the payload is readable through ``payload`` (a synchronous read port, byte addresses) and no
+    ``payload`` streams the frame's payload bytes from the buffer, once (a byte every other
+    cycle at most; the consumer takes them all, or lets the rest go with the frame), and no
     bytes are taken from ``i``. Each byte of a frame goes into the CRC-16 one bit per cycle, so
     a byte is taken 8 cycles after it is offered (the UART delivers one every >= 40 cycles).
 
@@ -57,24 +60,21 @@ class FrameReceiver(wiring.Component):
         check_int("hold_timeout", hold_timeout, minimum=1)
         self.max_payload = max_payload
         self.timeout, self.hold_timeout = timeout, hold_timeout
-        self.addr_width = (max_payload - 1).bit_length()
         super().__init__({
             "i": In(stream.Signature(8)),
             "frame": Out(stream.Signature(frame_layout)),
-            "payload": Out(memory.ReadPort.Signature(addr_width=self.addr_width, shape=8)),
+            "payload": Out(stream.Signature(payload_layout)),
             "tx_crc": In(CRCPort(16)),
             "hold": In(StallTimer()),
         })
 
     def elaborate(self, platform):
         m = Module()
-        # The link reads the payload only while a frame is held (no writes): no read-during-
+        # The payload is read back only while a frame is held (no writes): no read-during-
         # write logic needed (yosys would add a bypass of ~30 flip-flops).
         m.submodules.mem = mem = memory.Memory(shape=8, depth=self.max_payload, init=[],
                                                attrs={"no_rw_check": 1})
         wr, rd = mem.write_port(), mem.read_port()
-        m.d.comb += [rd.addr.eq(self.payload.addr), rd.en.eq(self.payload.en),
-                     self.payload.data.eq(rd.data)]
         m.submodules.check = check = SerialCRC(16, 0x1021, 0xFFFF, reflect=False)
         rx_start, rx_valid, rx_data = Signal(), Signal(), Signal()
         hold, tx = self.frame.valid, self.tx_crc
@@ -107,10 +107,22 @@ class FrameReceiver(wiring.Component):
         with m.Elif(~timed_out):
             m.d.sync += idle.eq(idle + 1)
 
+        # While a frame is held ``count`` walks the payload again: a byte is offered once the
+        # read port has caught up with it (``fresh``), until the last (``replayed``).
         f = self.frame.payload
+        fresh, replayed = Signal(), Signal()
+        out = self.payload
+        m.d.sync += fresh.eq(1)
+        m.d.comb += [rd.addr.eq(count), out.payload.data.eq(rd.data),
+                     out.payload.last.eq(count_next == f.length[:lw]),
+                     out.valid.eq(hold & fresh & ~replayed)]
+        with m.If(out.valid & out.ready):
+            m.d.sync += [count.eq(count_next), fresh.eq(0), replayed.eq(out.payload.last)]
 
-        def report(status):
-            m.d.sync += [f.status.eq(status), self.frame.valid.eq(1)]
+        def report(status, length=0):
+            """Hold the frame, with ``length`` payload bytes to offer."""
+            m.d.sync += [f.status.eq(status), self.frame.valid.eq(1), count.eq(0), fresh.eq(0),
+                         replayed.eq(length == 0)]
             m.next = "HOLD"
 
         with m.FSM():
@@ -157,7 +169,7 @@ class FrameReceiver(wiring.Component):
 
             with m.State("CHECK"):                     # the CRC register settles here
                 with m.If(check.value == 0):
-                    report(Status.OK)
+                    report(Status.OK, f.length[:lw])
                 with m.Else():
                     m.d.sync += f.status.eq(Status.ERR_CRC)
                     m.next = "DRAIN"
@@ -165,8 +177,7 @@ class FrameReceiver(wiring.Component):
             with m.State("DRAIN"):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(timed_out & ~self.i.valid):
-                    m.d.sync += self.frame.valid.eq(1)
-                    m.next = "HOLD"
+                    report(f.status)
 
             with m.State("HOLD"):
                 with m.If(self.frame.ready):

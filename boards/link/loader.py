@@ -21,6 +21,16 @@ __all__ = ["IMAGE_CRC", "ImageLoader"]
 IMAGE_CRC = crc.catalog.CRC32_ISO_HDLC(data_width=8)
 
 
+def per_region(m, memory_map, region, width, value):
+    """A signal of ``width`` bits: ``value(spec)`` of the region whose code is ``region``."""
+    out = Signal(width)
+    with m.Switch(region):
+        for spec in memory_map:
+            with m.Case(spec.code):
+                m.d.comb += out.eq(value(spec))
+    return out
+
+
 class ImageLoader(wiring.Component):
     """Executes DISCARD, LOAD_BEGIN, LOAD_DATA, LOAD_END and COMMIT (``docs/host_link.md``
     section 4).
@@ -105,29 +115,19 @@ class ImageLoader(wiring.Component):
 
         m.submodules.crc = image_crc = SerialCRC(32, 0x04C11DB7, 0xFFFFFFFF, reflect=True)
         crc_value = image_crc.value ^ 0xFFFFFFFF
-        m.d.comb += self.state.crc.eq(crc_value)
         wr = self.write
-        m.d.comb += [wr.payload.region.eq(region), wr.payload.addr.eq(waddr),
+        m.d.comb += [self.state.crc.eq(crc_value),
+                     wr.payload.region.eq(region), wr.payload.addr.eq(waddr),
                      wr.payload.lane.eq(lane), wr.payload.data.eq(byte),
                      image_crc.data.eq(byte.bit_select(nbit, 1)),
                      self.store.payload.data.eq(arg),
                      self.ledger.addr.payload.eq(Word.EXPECTED_CRC),
                      self.command.waiting.eq(wr.valid & ~wr.ready)]
 
-        capacity = Signal(iw)               # of the region named by LOAD_BEGIN
-        last_lane = Signal(mm.lane_width)   # of the open load
-        with m.Switch(region_arg):
-            for r in mm:
-                with m.Case(r.code):
-                    m.d.comb += capacity.eq(r.capacity)
-        with m.Switch(region):
-            for r in mm:
-                with m.Case(r.code):
-                    m.d.comb += last_lane.eq(r.word_bytes - 1)
-        if iw > lw:                         # LOAD_DATA: more bytes than the image has left
-            too_much = (remaining[lw:] == 0) & (item.count > remaining[:lw])
-        else:
-            too_much = item.count > remaining
+        capacity = per_region(m, mm, region_arg, iw, lambda r: r.capacity)     # LOAD_BEGIN's
+        last_lane = per_region(m, mm, region, mm.lane_width, lambda r: r.word_bytes - 1)
+        too_much = (((remaining[lw:] == 0) & (item.count > remaining[:lw])) if iw > lw
+                    else item.count > remaining)    # LOAD_DATA: more than the image has left
 
         respond = partial(answer, m, self.command)
 

@@ -1,15 +1,15 @@
 # amaranth: UnusedElaboratable=no
 """The command dispatcher alone (``boards.link.dispatch``): checked frames of every command
-(and damaged, unknown and wrongly sized ones) with their payload in a block RAM; the items each
-executor receives compared with the payload, executors answering at random items, the
-forwarded responses compared with the protocol's (``docs/host_link.md`` section 2)."""
+(and damaged, unknown and wrongly sized ones) with their payload streamed with random stalls;
+the items each executor receives compared with the payload, executors answering at random
+items, the forwarded responses compared with the protocol's (``docs/host_link.md`` section 2)."""
 
 import struct
 
 import numpy as np
 import pytest
 from amaranth.hdl import Elaboratable, Module
-from amaranth.lib import memory, wiring
+from amaranth.lib import wiring
 
 from boards.link.dispatch import EXECUTORS, PORTS, CommandDispatcher
 from boards.link.ports import Kind, Word
@@ -24,22 +24,15 @@ WORD, BYTE, HALF = 0xFFFFFFFF, 0xFF000000, 0xFFFF0000
 
 
 class Board(Elaboratable):
-    """The dispatcher with its payload buffer (written by the testbench) and shift register."""
+    """The dispatcher with its shift register."""
 
     def __init__(self):
         self.dispatcher = CommandDispatcher(max_payload=MAX_PAYLOAD)
         self.words = WordShifter()
-        self.buffer = memory.Memory(shape=8, depth=MAX_PAYLOAD, init=[])
-        self.write = self.buffer.write_port()
-        self.read = self.buffer.read_port()
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.dispatcher, m.submodules.words = self.dispatcher, self.words
-        m.submodules.buffer = self.buffer
-        payload = self.dispatcher.payload
-        m.d.comb += [self.read.addr.eq(payload.addr), self.read.en.eq(payload.en),
-                     payload.data.eq(self.read.data)]
         wiring.connect(m, self.dispatcher.arguments, self.words.arguments)
         return m
 
@@ -133,22 +126,34 @@ def test_requests(seed):
                 responses.append(payload)
             ctx.set(dut.response.ready, rng.random() < 0.3)
 
+    frame = {"payload": b"", "taken": 0}        # the held frame's payload, bytes taken
+
+    async def payload_source(ctx):
+        """Offers the held frame's payload bytes in turn (the rest go with the frame)."""
+        port = dut.payload
+        async for _, _, valid, ready in ctx.tick().sample(port.valid, port.ready):
+            if valid and ready:
+                frame["taken"] += 1
+            n = frame["taken"]
+            offer = n < len(frame["payload"]) and (valid or rng.random() < 0.6)
+            ctx.set(port.valid, offer)
+            if offer:
+                ctx.set(port.payload, {"data": frame["payload"][n],
+                                       "last": n == len(frame["payload"]) - 1})
+
     async def testbench(ctx):
         damaged = 0
         for n in range(50):
             cmd, payload, status, reply = random_request(rng)
             damaged += status != Status.OK
-            for addr, byte in enumerate(payload):
-                ctx.set(board.write.addr, addr)
-                ctx.set(board.write.data, byte)
-                ctx.set(board.write.en, 1)
-                await ctx.tick()
-            ctx.set(board.write.en, 0)
             before = {name: len(received[name]) for name in PORTS}
+            frame.update(payload=payload, taken=0)
             ctx.set(dut.frame.payload, {"cmd": cmd, "length": len(payload), "status": status})
             ctx.set(dut.frame.valid, 1)
             await ctx.tick().until(dut.frame.ready)
             ctx.set(dut.frame.valid, 0)
+            read = frame["taken"]
+            frame.update(payload=b"", taken=0)
             await ctx.tick()
             response = responses[-1]
             assert len(responses) == n + 1 and response.cmd == cmd
@@ -159,6 +164,7 @@ def test_requests(seed):
                 assert got == reply, f"request {n}: {cmd:#x}"
                 assert not any(new.values())
                 continue
+            assert read == len(payload)             # all taken, the unused ones dropped
             port, op = EXECUTORS[cmd]
             want = expected_items(cmd, payload)
             taken = new.pop(port)
@@ -171,7 +177,7 @@ def test_requests(seed):
                 response.result.shape().const(answers[port][-1]).as_value().value
         assert len(frame_errors) == damaged
 
-    run(board, testbench, background=[sender, *map(executor, PORTS)])
+    run(board, testbench, background=[sender, payload_source, *map(executor, PORTS)])
 
 
 def test_stall_timer():

@@ -1,7 +1,8 @@
 # amaranth: UnusedElaboratable=no
 """The frame receiver alone (``boards.link.framing``): frames from ``boards.protocol``'s
-encoder amid noise, with random gaps; damaged, oversized and truncated ones; the payload read
-back; the CRC-16 register lent to the sender; the stall timer it lends to the dispatcher."""
+encoder amid noise, with random gaps; damaged, oversized and truncated ones; the payload
+streamed back with random stalls; the CRC-16 register lent to the sender; the stall timer it
+lends to the dispatcher."""
 
 import binascii
 
@@ -11,7 +12,7 @@ import pytest
 from boards.link.framing import FrameReceiver
 from boards.protocol import SYNC, Status, encode_frame
 
-from ..support.streams import run, send
+from ..support.streams import run, send, take
 
 MAX_PAYLOAD, TIMEOUT, HOLD = 64, 200, 50
 
@@ -20,20 +21,19 @@ def receiver():
     return FrameReceiver(max_payload=MAX_PAYLOAD, timeout=TIMEOUT, hold_timeout=HOLD)
 
 
-async def frame_of(ctx, dut, *, read):
-    """Wait for the next frame; return (cmd, length, status, the first ``read`` payload bytes)
-    and release it."""
+async def frame_of(ctx, dut, rng, *, read):
+    """Wait for the next frame, take its payload (``read`` bytes: all or none) with random
+    stalls, release it; return (cmd, length, status, payload)."""
     await ctx.tick().until(dut.frame.valid)
     frame = ctx.get(dut.frame.payload)
-    payload = []
-    for addr in range(read):
-        ctx.set(dut.payload.addr, addr)
-        await ctx.tick()
-        payload.append(ctx.get(dut.payload.data))
+    got = await take(ctx, dut.payload, read, rng)
+    assert [b.last for b in got] == [i == read - 1 for i in range(read)]
+    await ctx.tick().repeat(2)
+    assert not ctx.get(dut.payload.valid)           # nothing more
     ctx.set(dut.frame.ready, 1)
     await ctx.tick()
     ctx.set(dut.frame.ready, 0)
-    return frame.cmd, frame.length, frame.status, bytes(payload)
+    return frame.cmd, frame.length, frame.status, bytes(b.data for b in got)
 
 
 def test_constructor_checks():
@@ -71,7 +71,7 @@ def test_frames_amid_noise(seed):
 
     async def consumer(ctx):
         for _, cmd, payload, status in frames:
-            got = await frame_of(ctx, dut, read=len(payload) if status == Status.OK else 0)
+            got = await frame_of(ctx, dut, rng, read=len(payload) if status == Status.OK else 0)
             if status == Status.OK:
                 assert got == (cmd, len(payload), status, payload)
             else:
