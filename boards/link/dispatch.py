@@ -37,10 +37,10 @@ PORTS = ("load", "run", "output")
 
 
 class CommandDispatcher(wiring.Component):
-    """Answers damaged frames, unknown commands, wrong lengths, INFO and STATUS itself; reads the
-    arguments of every other command from the payload buffer and streams them, then its data
-    bytes, as items (:func:`~.ports.command_layout`) to the command's executor, and forwards
-    the executor's result to the sender.
+    """Answers damaged frames, unknown commands, wrong lengths, INFO and STATUS itself; shifts
+    the payload of every other command into the word shifter and hands its arguments, then its
+    data bytes, as items (:func:`~.ports.command_layout`) to the command's executor, and
+    forwards the executor's result to the sender.
 
     The frame is held (and with it the payload and the CRC-16 register the sender uses) until
     the response has been sent. An executor's result ends its command (the payload bytes it
@@ -49,7 +49,7 @@ class CommandDispatcher(wiring.Component):
     Parameters
     ----------
     max_payload : int
-        Largest ``LEN`` (the payload buffer's size).
+        Largest ``LEN``.
 
     Members
     -------

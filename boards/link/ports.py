@@ -2,7 +2,7 @@
 
 A request passes the stages in this order (``docs/host_link.md`` section 8)::
 
-    UARTRx -> FIFO -> FrameReceiver -> CommandDispatcher -> executor -> ResponseSender -> UARTTx
+    UARTRx -> FrameReceiver -> CommandDispatcher -> executor -> ResponseSender -> UARTTx
 
 The dispatcher hands a command to one *executor* (:class:`~.loader.ImageLoader`,
 :class:`~.run.RunControl` or :class:`~.readback.OutputReadback`) as a stream of *items*
