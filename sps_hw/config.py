@@ -58,6 +58,10 @@ class Config:
         Width of the requantizer's signed multiplier ``mult`` (``docs/spec.md`` section 3
         allows any positive int32; the compiler's are below ``2**15``, so 16 bits halve the
         requantizer's multipliers).
+    read_latency : int
+        Cycles of every block-RAM read: 2 puts a register behind each RAM output and the
+        feeder's addresses (a 100 MHz ECP5), 1 reads into logic (fewer registers, for a small
+        part at a low clock: the iCE40). The cycle model follows (``sps_hw.model``).
     """
 
     rows: int = 8
@@ -75,6 +79,7 @@ class Config:
     channel_bits: int = 16
     mult_bits: int = 32
     layer_words: int = 1
+    read_latency: int = 2
 
     def __post_init__(self):
         for f in fields(self):
@@ -85,6 +90,7 @@ class Config:
         if self.max_width > self.max_hw:
             raise ValueError(f"max_width ({self.max_width}) must not exceed max_hw "
                              f"({self.max_hw})")
+        check_int("read_latency", self.read_latency, minimum=1, maximum=2)
         for name in ("count_bits", "channel_bits", "mult_bits"):
             if not 2 <= getattr(self, name) <= 32:
                 raise ValueError(f"{name} must be in 2..32, not {getattr(self, name)}")

@@ -14,17 +14,19 @@ from amaranth.hdl import Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .memories import READ_LATENCY
 from .pe import RowLoad
 from .registers import delayed
 from .schedule import FeedSchedule, LayerRun, WalkSchedule, WeightSchedule
 
-__all__ = ["FETCH_CYCLES", "Controller", "Descriptor", "LayerSequencer", "Stats"]
+__all__ = ["Controller", "Descriptor", "LayerSequencer", "Stats", "fetch_cycles"]
 
-#: Cycles of a layer spent outside its schedule: the descriptor's request, the read's
-#: latency, decode and prepare, plus the cycle in which it finishes (and one more per extra
-#: descriptor word, ``cfg.layer_words``).
-FETCH_CYCLES = 1 + READ_LATENCY + 2
+
+
+def fetch_cycles(cfg):
+    """Cycles of a layer spent outside its schedule: the descriptor's requests (one per
+    word, ``cfg.layer_words``), the read's latency, decode and prepare, plus the cycle in
+    which the layer finishes."""
+    return cfg.layer_words + cfg.read_latency + 2
 
 #: One per finished layer: its index in the descriptor ROM and its cycle count.
 Stats = data.StructLayout({"layer": unsigned(16), "cycles": unsigned(32)})
@@ -102,7 +104,7 @@ class LayerSequencer(wiring.Component):
         m.d.comb += [self.descriptors.addr.eq(ptr), self.descriptors.en.eq(1)]
         # Segments passed over since the reset, and whether the start segment was found.
         skipped, found = Signal(8), Signal()
-        # The descriptor's words are shifted into `raw` as they arrive, READ_LATENCY cycles
+        # The descriptor's words are shifted into `raw` as they arrive, read_latency cycles
         # after their requests (the last one in DECODE): nothing reads the descriptor between
         # the end of a layer and the next layer's PREP.
         word = Value.cast(self.descriptors.data)
@@ -110,7 +112,7 @@ class LayerSequencer(wiring.Component):
         raw = Signal(width * words)
         requests = Signal(range(words + 1))
         requested = Signal()
-        arrives_next = delayed(m, requested, READ_LATENCY - 1, "requested")
+        arrives_next = delayed(m, requested, self.cfg.read_latency - 1, "requested")
         arriving = delayed(m, arrives_next, 1, "arriving")
         shifted = Cat(raw[width:], word) if words > 1 else word
         with m.If(arriving):
@@ -125,7 +127,7 @@ class LayerSequencer(wiring.Component):
                              cycles.eq(Mux(requests == 0, 2, cycles + 1))]
                 with m.If(requests == words - 1):
                     m.d.sync += requests.eq(0)
-                    m.next = "WAIT"
+                    m.next = "WAIT" if self.cfg.read_latency > 1 else "DECODE"
             with m.State("WAIT"):
                 m.d.sync += cycles.eq(cycles + 1)
                 with m.If(arrives_next):        # the last word arrives in DECODE

@@ -30,22 +30,23 @@ class Feeder(wiring.Component):
     :class:`~sps_hw.indexing.BaseConfig`). Row ``r`` takes the bank its channel is in
     (:class:`~sps_hw.indexing.RouteConfig`).
 
-    ``issue`` reads the next pixel (``hw`` per pass, passes back to back); its addresses are
-    registered, so the pixels reach ``pixels`` :attr:`latency` cycles later. The
-    configuration of a pass is held in one of :data:`~sps_hw.indexing.SLOTS` slots, pass
-    ``n`` in slot ``n mod SLOTS``.
+    ``issue`` reads the next pixel (``hw`` per pass, passes back to back); the pixels reach
+    ``pixels`` :attr:`latency` cycles later: with reads of ``read_latency`` 2 the addresses
+    are registered too. The configuration of a pass is held in one of
+    :data:`~sps_hw.indexing.SLOTS` slots, pass ``n`` in slot ``n mod SLOTS``.
     """
 
-    #: Cycles from ``issue`` to ``pixels``: the address register, then the read.
-    latency = 1 + READ_LATENCY
-
-    def __init__(self, *, rows, banks, addr_bits, hw_bits):
+    def __init__(self, *, rows, banks, addr_bits, hw_bits, read_latency=READ_LATENCY):
         for name, value in (("rows", rows), ("banks", banks), ("addr_bits", addr_bits),
                             ("hw_bits", hw_bits)):
             check_int(name, value, minimum=1)
+        check_int("read_latency", read_latency, minimum=1, maximum=2)
         if banks < rows:
             raise ValueError(f"banks ({banks}) must be at least rows ({rows})")
         self.rows, self.banks = rows, banks
+        self.registered = read_latency > 1
+        #: Cycles from ``issue`` to ``pixels``: the address register (if any), then the read.
+        self.latency = self.registered + read_latency
         super().__init__({
             "restart": In(1),
             "issue": In(1),
@@ -93,10 +94,9 @@ class Feeder(wiring.Component):
 
         word, word_next = base[slot] + j, base_next[slot] + j
         mask = ahead[slot]
-        addr = [Signal(addr_bits, name=f"addr_{b}") for b in range(banks)]
-        read = Signal()
-        m.d.sync += [read.eq(self.issue), *(addr[b].eq(Mux(mask[b], word_next, word))
-                                            for b in range(banks))]
+        addr = [delayed(m, Mux(mask[b], word_next, word), self.registered, f"addr_{b}")
+                for b in range(banks)]
+        read = delayed(m, self.issue, self.registered, "read")
         for b in range(banks):
             m.d.comb += [self.reads[b].addr.eq(addr[b]), self.reads[b].en.eq(read)]
         # The pass's slot when its pixels arrive: the routes of that slot pick the banks.

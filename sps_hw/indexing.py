@@ -175,16 +175,16 @@ class PassWalker(wiring.Component):
     Outputs: per pass one ``bases`` write (bank and word of its first channel), per row one
     ``routes`` write (the bank of its channel) in the cycle it is visited, and one ``taps``
     write :attr:`tap_latency` cycles after it is visited (after two ROM reads of
-    :data:`~sps_hw.memories.READ_LATENCY` cycles each).
+    ``read_latency`` cycles each).
     """
 
-    tap_latency = 2 * READ_LATENCY
-
     def __init__(self, *, rows, banks, addr_bits, hw_bits, index_rom, library_rom,
-                 count_bits=24):
+                 count_bits=24, read_latency=READ_LATENCY):
         for name, value in (("rows", rows), ("banks", banks), ("addr_bits", addr_bits),
                             ("hw_bits", hw_bits), ("count_bits", count_bits)):
             check_int(name, value, minimum=1)
+        check_int("read_latency", read_latency, minimum=1, maximum=2)
+        self.tap_latency = 2 * read_latency
         for name, sig in (("index_rom", index_rom), ("library_rom", library_rom)):
             if not isinstance(sig, memory.ReadPort.Signature):
                 raise TypeError(f"{name} must be a memory.ReadPort.Signature, not {sig!r}")

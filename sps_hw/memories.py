@@ -1,10 +1,10 @@
 """ROMs filled from the packed images, their writable (staged) variant, and the banked
 feature buffers.
 
-Every read port here has :data:`READ_LATENCY` cycles: the word at ``addr`` (taken while
-``en``) is on ``data`` two cycles later, from a register behind the block RAM's own, so
-nothing but a register ever follows a block RAM output (its clock-to-out is most of a cycle
-at 100 MHz on an ECP5).
+Every read port here has ``read_latency`` cycles (:data:`READ_LATENCY` by default): with
+2, the word at ``addr`` (taken while ``en``) is on ``data`` two cycles later, from a
+register behind the block RAM's own, so nothing but a register ever follows a block RAM
+output (its clock-to-out is most of a cycle at 100 MHz on an ECP5); with 1, the next cycle.
 """
 
 import numpy as np
@@ -23,6 +23,7 @@ from amaranth.lib.wiring import In, Out
 
 from .checks import check_int
 from .config import ROM_NAMES, word_bytes
+from .registers import delayed
 from .vendor import ice40, spram_fits
 
 __all__ = [
@@ -38,28 +39,27 @@ __all__ = [
 
 #: Memory attribute naming the ``$readmemh`` image of a ROM in the emitted Verilog.
 READMEMH_ATTR = "sps_readmemh"
-#: Cycles from a read port's address to its data.
+#: Cycles from a read port's address to its data, by default.
 READ_LATENCY = 2
 
 
-def _registered(m, value, name):
-    """``value`` one cycle later (the register behind a block RAM read port)."""
-    reg = Signal.like(value, name=name)
-    m.d.sync += reg.eq(value)
-    return reg
+def _read_data(m, value, read_latency, name):
+    """A block RAM's read data ``value`` as a port of ``read_latency`` cycles gives it."""
+    return delayed(m, value, read_latency - 1, name)
 
 
 class ROM(wiring.Component):
     """A read-only memory of ``depth`` words of ``shape``, with one read port
-    (:data:`READ_LATENCY` cycles).
+    (``read_latency`` cycles).
 
     ``init`` (an integer array, or None for zeros) fills it for simulation in Amaranth;
     ``image`` names the ``$readmemh`` file that fills it in the emitted Verilog (see
     :mod:`sps_hw.verilog`), so the Verilog does not depend on the network.
     """
 
-    def __init__(self, *, shape, depth, init=None, image=None):
+    def __init__(self, *, shape, depth, init=None, image=None, read_latency=READ_LATENCY):
         check_int("depth", depth, minimum=1)
+        self.read_latency = check_int("read_latency", read_latency, minimum=1, maximum=2)
         if image is not None and (not isinstance(image, str) or "/" in image):
             raise ValueError(f"image must be a plain file name, not {image!r}")
         Shape.cast(shape)                  # a ShapeLike: a shape or a data layout
@@ -88,7 +88,7 @@ class ROM(wiring.Component):
                                                init=self.init, attrs=attrs)
         port = mem.read_port()
         m.d.comb += [port.addr.eq(self.read.addr), port.en.eq(self.read.en),
-                     self.read.data.eq(_registered(m, port.data, "data"))]
+                     self.read.data.eq(_read_data(m, port.data, self.read_latency, "data"))]
         return m
 
 
@@ -124,7 +124,8 @@ def image_words(image, width):
 class StagedMemory(wiring.Component):
     """A writable ROM: ``depth`` words of ``width`` bits, twice (an active and a staging bank).
 
-    The reader sees the *active* bank through ``read`` (synchronous, like :class:`ROM`);
+    The reader sees the *active* bank through ``read`` (``read_latency`` cycles, like
+    :class:`ROM`);
     ``write`` (one byte ``lane`` of word ``addr``, always ready) goes to the *staging* bank;
     ``commit`` swaps the banks, so a new image becomes active at once and a half-written one
     never is. The bank bit is ``reset_less``: a reset keeps the committed image. ``init`` is
@@ -146,9 +147,11 @@ class StagedMemory(wiring.Component):
         words is an SB_SPRAM256KA (which cannot be initialised: ``init`` must be empty).
     """
 
-    def __init__(self, *, width, depth, init=(), shape=None, single_port=False):
+    def __init__(self, *, width, depth, init=(), shape=None, single_port=False,
+                 read_latency=READ_LATENCY):
         for name, value in (("width", width), ("depth", depth)):
             check_int(name, value, minimum=1)
+        self.read_latency = check_int("read_latency", read_latency, minimum=1, maximum=2)
         init = [int(v) for v in init]
         if len(init) > depth:
             raise ValueError(f"init has {len(init)} words, the memory holds {depth}")
@@ -194,7 +197,7 @@ class StagedMemory(wiring.Component):
             wp.data.eq(w.data.replicate(self.word_bytes)),
             rp.en.eq(self.read.en),
             rp.addr.eq(Mux(active, self.read.addr + self.depth, self.read.addr)),
-            self.read.data.eq(_registered(m, rp.data[:self.width], "data")),
+            self.read.data.eq(_read_data(m, rp.data[:self.width], self.read_latency, "data")),
         ]
         return m
 
@@ -231,8 +234,8 @@ class StagedMemory(wiring.Component):
                              wp.data.eq(w.data.replicate(self.word_bytes)),
                              rp.en.eq(~staging & self.read.en), out.eq(rp.data)]
             data_out.append(out)
-        m.d.comb += self.read.data.eq(
-            _registered(m, Mux(active, data_out[1], data_out[0])[:self.width], "data"))
+        m.d.comb += self.read.data.eq(_read_data(
+            m, Mux(active, data_out[1], data_out[0])[:self.width], self.read_latency, "data"))
         return m
 
 
@@ -252,9 +255,11 @@ class StagedImages(wiring.Component):
         Optional ``{name: words}`` for the active banks (images baked in at build time).
     single_port : set of str
         Memories whose banks are single-port (see :class:`StagedMemory`).
+    read_latency : int
+        Of every read port (1 or 2).
     """
 
-    def __init__(self, shapes, init=None, *, single_port=()):
+    def __init__(self, shapes, init=None, *, single_port=(), read_latency=READ_LATENCY):
         init = dict(init or {})
         unknown = ((set(shapes) - set(ROM_NAMES)) | (set(init) - set(shapes))
                    | (set(single_port) - set(shapes)))
@@ -265,7 +270,8 @@ class StagedImages(wiring.Component):
                   shapes.items()}
         self.banks = {name: StagedMemory(width=widths[name][0], depth=depth, shape=shape,
                                          init=init.get(name, ()),
-                                         single_port=name in single_port)
+                                         single_port=name in single_port,
+                                         read_latency=read_latency)
                       for name, (shape, depth) in shapes.items()}
         ports = {"write": In(stream.Signature(image_write_layout(widths))), "commit": In(1)}
         for name, bank in self.banks.items():
@@ -290,12 +296,13 @@ class StagedImages(wiring.Component):
 
 
 class FeatureBuffer(wiring.Component):
-    """``banks`` int8 memories of ``depth`` words, each with one read port
-    (:data:`READ_LATENCY` cycles) and one write port."""
+    """``banks`` int8 memories of ``depth`` words, each with one read port (``read_latency``
+    cycles) and one write port."""
 
-    def __init__(self, *, banks, depth):
+    def __init__(self, *, banks, depth, read_latency=READ_LATENCY):
         for name, value in (("banks", banks), ("depth", depth)):
             check_int(name, value, minimum=1)
+        self.read_latency = check_int("read_latency", read_latency, minimum=1, maximum=2)
         self.banks, self.depth = banks, depth
         addr_width = max(1, (depth - 1).bit_length())
         super().__init__({
@@ -316,5 +323,6 @@ class FeatureBuffer(wiring.Component):
             wiring.connect(m, wiring.flipped(self.write[b]), bank.write_port())
             port = bank.read_port()
             m.d.comb += [port.addr.eq(self.read[b].addr), port.en.eq(self.read[b].en),
-                         self.read[b].data.eq(_registered(m, port.data, f"data{b}"))]
+                         self.read[b].data.eq(_read_data(m, port.data, self.read_latency,
+                                                         f"data{b}"))]
         return m

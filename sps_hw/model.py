@@ -4,11 +4,11 @@
 the controller needs (written into the layer's descriptor) and the exact number of cycles
 the RTL takes. The schedule (see ``docs/hardware.md``, section 4) runs every pass in
 
-    S = max(HW, R, C - 1, 4)
+    S = max(HW, R, C - 1, read_latency + 2)
 
 cycles, and a layer takes
 
-    cycles = FETCH_CYCLES + t_feed + N * S + HW + pipeline_latency(R, C)
+    cycles = fetch_cycles(cfg) + t_feed + N * S + HW + Stages.of(cfg).latency
 
 where ``t_feed = max(0, R + D - HW)`` and ``N`` is the number of passes. The system tests
 compare this with the cycle counter of the RTL for every layer they run.
@@ -22,15 +22,16 @@ from compiler import images, pipeline
 from compiler.graph import Network
 
 from .config import Config
-from .controller import FETCH_CYCLES
-from .output import Accumulator
-from .top import pipeline_latency
+from .controller import fetch_cycles
+from .top import Stages
 
-__all__ = ["FETCH_CYCLES", "MIN_PASS_CYCLES", "LayerPlan", "layer_cycles", "plan_layer"]
+__all__ = ["LayerPlan", "layer_cycles", "min_pass_cycles", "plan_layer"]
 
-#: The shortest pass: a pixel's accumulator entry is read again a pass after it was read,
-#: which must not be before its new total was written.
-MIN_PASS_CYCLES = Accumulator.rmw_cycles
+
+def min_pass_cycles(cfg):
+    """The shortest pass: a pixel's accumulator entry is read again a pass after it was read,
+    which must be after its new total was written (``Accumulator.rmw_cycles``)."""
+    return cfg.read_latency + 2
 #: The only fused pool the hardware runs (``docs/spec.md`` section 3.3; others run on the host).
 POOL2 = {"k": 2, "s": 2, "p": 0}
 
@@ -76,13 +77,14 @@ class LayerPlan:
         return asdict(self)
 
 
-def layer_cycles(*, rows, cols, hw, lead, total, fetch=FETCH_CYCLES):
-    """``(S, t_feed, t_walk, cycles)`` of a layer of ``total`` passes; ``fetch`` is
-    :data:`FETCH_CYCLES` plus the extra cycles of a descriptor stored in several words."""
-    cycle = max(hw, rows, cols - 1, MIN_PASS_CYCLES)
+def layer_cycles(cfg, *, hw, lead, total):
+    """``(S, t_feed, t_walk, cycles)`` of a layer of ``total`` passes on accelerator
+    ``cfg``."""
+    rows, cols = cfg.rows, cfg.cols
+    cycle = max(hw, rows, cols - 1, min_pass_cycles(cfg))
     t_feed = max(0, rows + lead - hw)
     t_walk = t_feed + hw - lead - rows
-    cycles = fetch + t_feed + total * cycle + hw + pipeline_latency(rows, cols)
+    cycles = fetch_cycles(cfg) + t_feed + total * cycle + hw + Stages.of(cfg).latency
     return cycle, t_feed, t_walk, cycles
 
 
@@ -143,9 +145,7 @@ def plan_layer(layer, source_shape, cfg):
     passes = math.ceil(reduction / rows)
     groups = math.ceil(co / cols)
     total = groups * subs * passes
-    cycle, t_feed, t_walk, cycles = layer_cycles(
-        rows=rows, cols=cols, hw=hw, lead=lead, total=total,
-        fetch=FETCH_CYCLES + cfg.layer_words - 1)
+    cycle, t_feed, t_walk, cycles = layer_cycles(cfg, hw=hw, lead=lead, total=total)
     if max(total, reduction) >= 2 ** cfg.count_bits or \
             max(cycle - 1, t_feed, t_walk) >= 2 ** cfg.slot_bits:
         return (f"{total} passes of {cycle} cycles, reduction {reduction} (the counters "

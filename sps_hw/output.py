@@ -141,8 +141,8 @@ class OutputSequencer(wiring.Component):
 class Accumulator(wiring.Component):
     """int32 partial sums of ``cols`` output channels for up to ``depth`` pixels.
 
-    Control comes :data:`~sps_hw.memories.READ_LATENCY` cycles ahead of the data (the
-    buffer's registered read): ``valid``/``pixel``/``first``/``last`` name the pixel whose
+    Control comes ``read_latency`` cycles ahead of the data (the buffer's read):
+    ``valid``/``pixel``/``first``/``last`` name the pixel whose
     column sums arrive on ``sums`` (with the group's ``bias``) that much later. The first
     pass of a group stores ``bias + sums``, later passes add ``sums``; the total is
     registered and written back the next cycle, so a pixel's entry must not be read again
@@ -150,14 +150,14 @@ class Accumulator(wiring.Component):
     cycle after the sums arrived (``result_valid``).
     """
 
-    #: Cycles from a pixel's read to the write of its new total, plus one: the least
-    #: distance between two reads of one pixel (no read-during-write logic in the RAM).
-    rmw_cycles = READ_LATENCY + 2
-
-    def __init__(self, *, cols, depth):
+    def __init__(self, *, cols, depth, read_latency=READ_LATENCY):
         check_int("cols", cols, minimum=1)
         check_int("depth", depth, minimum=1)
+        self.read_latency = check_int("read_latency", read_latency, minimum=1, maximum=2)
         self.cols, self.depth = cols, depth
+        #: Cycles from a pixel's read to the write of its new total, plus one: the least
+        #: distance between two reads of one pixel (no read-during-write logic in the RAM).
+        self.rmw_cycles = read_latency + 2
         super().__init__({
             "valid": In(1), "pixel": In(range(depth)), "first": In(1), "last": In(1),
             "sums": In(data.ArrayLayout(signed(32), cols)),
@@ -173,9 +173,9 @@ class Accumulator(wiring.Component):
                                                      attrs={"no_rw_check": 1})
         wr, rd = buffer.write_port(), buffer.read_port()
         m.d.comb += [rd.addr.eq(self.pixel), rd.en.eq(self.valid)]
-        stored = delayed(m, rd.data, READ_LATENCY - 1, "stored")
+        stored = delayed(m, rd.data, self.read_latency - 1, "stored")
         # The control of the arriving sums, and one cycle later of their total.
-        valid, first, last, pixel = (delayed(m, v, READ_LATENCY, n) for v, n in (
+        valid, first, last, pixel = (delayed(m, v, self.read_latency, n) for v, n in (
             (self.valid, "valid"), (self.first, "first"), (self.last, "last"),
             (self.pixel, "pixel")))
         total = Signal(row)

@@ -21,7 +21,6 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .checks import check_int
-from .memories import READ_LATENCY
 from .pe import RowLoad
 from .registers import delayed
 
@@ -229,7 +228,7 @@ class WeightSchedule(wiring.Component):
 
     A row named by ``due`` is read ``lead`` cycles later from the next word of the layer's
     weights (from ``weight_base`` on); the word is written into its row's bank on
-    ``row_load`` :data:`~sps_hw.memories.READ_LATENCY` cycles after the read.
+    ``row_load`` ``cfg.read_latency`` cycles after the read.
     """
 
     def __init__(self, cfg, *, weight_bits, lead):
@@ -246,7 +245,7 @@ class WeightSchedule(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         due = delayed(m, self.due, self.lead, "due")
-        loaded = delayed(m, due, READ_LATENCY, "loaded")
+        loaded = delayed(m, due, self.cfg.read_latency, "loaded")
         addr = Signal.like(self.weights.addr)
         m.d.comb += [self.weights.addr.eq(addr), self.weights.en.eq(due.en)]
         with m.If(self.run.restart):

@@ -123,8 +123,10 @@ class TensorDrainer(wiring.Component):
     per cycle, with backpressure. ``done`` is high in the cycle the last element is taken.
     """
 
-    def __init__(self, *, banks, addr_bits, hw_bits, channel_bits=16):
+    def __init__(self, *, banks, addr_bits, hw_bits, channel_bits=16,
+                 read_latency=READ_LATENCY):
         _check(banks=banks, addr_bits=addr_bits, hw_bits=hw_bits, channel_bits=channel_bits)
+        self.read_latency = check_int("read_latency", read_latency, minimum=1, maximum=2)
         self.banks, self.addr_bits, self.hw_bits = banks, addr_bits, hw_bits
         super().__init__({
             "start": In(1), "layer": In(TensorShape(channel_bits, hw_bits)),
@@ -136,21 +138,22 @@ class TensorDrainer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        # Reads in flight (READ_LATENCY) plus the queue never exceed the queue's depth.
-        depth = READ_LATENCY + 2
+        # Reads in flight (read_latency) plus the queue never exceed the queue's depth.
+        latency = self.read_latency
+        depth = latency + 2
         m.submodules.walk = walk = _Walk(self.banks, self.addr_bits, self.hw_bits,
                                          len(self.layer.channels))
         m.submodules.queue = queue = fifo.SyncFIFOBuffered(width=9, depth=depth)
         active = Signal()           # elements left to read
         issue = Signal()
-        # Reads issued in the last READ_LATENCY cycles; the oldest one's data arrives now.
+        # Reads issued in the last read_latency cycles; the oldest one's data arrives now.
         flight = [issue & ~self.start]
-        for i in range(READ_LATENCY):
+        for i in range(latency):
             flight.append(delayed(m, flight[-1], 1, f"flight{i}"))
         flight = flight[1:]
         pending = flight[-1]
-        bank = delayed(m, walk.bank, READ_LATENCY, "bank")
-        last = delayed(m, walk.last, READ_LATENCY, "last")
+        bank = delayed(m, walk.bank, latency, "bank")
+        last = delayed(m, walk.last, latency, "last")
         m.d.comb += [
             walk.channels.eq(self.layer.channels), walk.hw.eq(self.layer.hw),
             walk.restart.eq(self.start), walk.step.eq(issue),

@@ -1,5 +1,6 @@
 """The SPS accelerator: every block of ``docs/hardware.md`` joined together."""
 
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 from amaranth.hdl import Module, Mux, Shape, signed, unsigned
@@ -10,7 +11,7 @@ from .config import ROM_NAMES, Config
 from .controller import Controller, Descriptor, Stats
 from .feeder import Feeder
 from .indexing import TAP_LIST_BITS, IndexingUnit, PassWalker
-from .memories import READ_LATENCY, ROM, FeatureBuffer, StagedImages, image_write_layout
+from .memories import ROM, FeatureBuffer, StagedImages, image_write_layout
 from .output import Accumulator, ChannelParams, MaxPool2, OutputSequencer, OutputWriter, Requantizer
 from .pe import SystolicArray
 from .registers import delayed
@@ -18,7 +19,7 @@ from .tensor_io import OutputWord, TensorDrainer, TensorLoader
 from .vendor import PRIMITIVES
 from .window import WindowGenerator
 
-__all__ = ["Accelerator", "descriptor_layout", "pipeline_latency", "rom_bits", "rom_shapes",
+__all__ = ["Accelerator", "Stages", "descriptor_layout", "rom_bits", "rom_shapes",
            "rom_widths"]
 
 
@@ -62,22 +63,36 @@ def rom_widths(cfg):
     return {name: (rom_bits(shape), depth) for name, (shape, depth) in rom_shapes(cfg).items()}
 
 
-#: Pipeline stages, counted from a pixel's issue (F0): its pixels arrive from the feature
-#: buffers, its 3x3 windows are complete, its activations are on the array's input.
-PIXEL_STAGE = Feeder.latency
-WINDOW_STAGE = PIXEL_STAGE + 1
-ARRAY_INPUT_STAGE = WINDOW_STAGE + 1
 #: Stages after the column sums leave the array (A): accumulate, requantize, pool, write.
 POST_STAGES = 1 + Requantizer.latency + MaxPool2.latency + OutputWriter.latency
-#: Cycles from the feeder's slot ``r`` of a pass to the weight-ROM read of that pass's row
-#: ``r``: the row is written into the array two cycles before the pass's first activation
-#: reaches its first PE (one cycle after the array's input), as the PEs require.
-WEIGHT_LEAD = ARRAY_INPUT_STAGE + 1 - 2 - READ_LATENCY
 
 
-def pipeline_latency(rows, cols):
-    """Cycles from issuing a layer's last pixel to writing its result (the layer's end)."""
-    return ARRAY_INPUT_STAGE + SystolicArray.latency(rows, cols) + POST_STAGES
+@dataclass(frozen=True)
+class Stages:
+    """The pipeline of accelerator ``cfg``, counted from a pixel's issue (F0): its pixels
+    arrive from the feature buffers (``pixel``), its 3x3 windows are complete (``window``),
+    its activations are on the array's input (``array_input``), its column sums leave the
+    array (``sums``)."""
+
+    pixel: int
+    window: int
+    array_input: int
+    sums: int
+    #: Cycles from the feeder's slot ``r`` of a pass to the weight-ROM read of that pass's
+    #: row ``r``: the row is written two cycles before the pass's first activation reaches
+    #: its first PE (one cycle after the array's input), as the PEs require.
+    weight_lead: int
+    #: Cycles from issuing a layer's last pixel to writing its result (the layer's end).
+    latency: int
+
+    @classmethod
+    def of(cls, cfg):
+        pixel = cfg.read_latency + (cfg.read_latency > 1)     # Feeder.latency
+        array_input = pixel + 2
+        sums = array_input + SystolicArray.latency(cfg.rows, cfg.cols)
+        return cls(pixel=pixel, window=pixel + 1, array_input=array_input, sums=sums,
+                   weight_lead=array_input + 1 - 2 - cfg.read_latency,
+                   latency=sums + POST_STAGES)
 
 
 class Accelerator(wiring.Component):
@@ -135,12 +150,14 @@ class Accelerator(wiring.Component):
         shapes = rom_shapes(self.cfg)
         if not self.writable:
             roms = {name: ROM(shape=shape, depth=depth, init=self.images.get(name),
-                              image=f"{name}.hex") for name, (shape, depth) in shapes.items()}
+                              image=f"{name}.hex", read_latency=self.cfg.read_latency)
+                    for name, (shape, depth) in shapes.items()}
             for name, rom in roms.items():
                 m.submodules[f"rom_{name}"] = rom
             return {name: rom.read for name, rom in roms.items()}
         # The weights are the largest image: single-port banks (iCE40: SPRAM).
-        m.submodules.images = images = StagedImages(shapes, self.images, single_port={"weights"})
+        m.submodules.images = images = StagedImages(shapes, self.images, single_port={"weights"},
+                                                    read_latency=self.cfg.read_latency)
         wiring.connect(m, wiring.flipped(self.image_write), images.write)
         m.d.comb += images.commit.eq(self.image_commit)
         return {name: getattr(images, f"read_{name}") for name in shapes}
@@ -153,20 +170,22 @@ class Accelerator(wiring.Component):
                                                  cfg.fmap_bits)
         tensor = {"banks": banks, "addr_bits": fmap_bits, "hw_bits": hw_bits,
                   "channel_bits": cfg.channel_bits}
+        latency = {"read_latency": cfg.read_latency}
         shapes = rom_shapes(cfg)
         index_rom, library_rom = (memory.ReadPort.Signature(
             addr_width=_addr_bits(shapes[name][1]), shape=shapes[name][0])
             for name in ("index", "library"))
         blocks = {
-            "loader": TensorLoader(**tensor), "drainer": TensorDrainer(**tensor),
+            "loader": TensorLoader(**tensor), "drainer": TensorDrainer(**tensor, **latency),
             "walker": PassWalker(rows=rows, banks=banks, addr_bits=fmap_bits, hw_bits=hw_bits,
                                  index_rom=index_rom, library_rom=library_rom,
-                                 count_bits=cfg.count_bits),
-            "feeder": Feeder(rows=rows, banks=banks, addr_bits=fmap_bits, hw_bits=hw_bits),
+                                 count_bits=cfg.count_bits, **latency),
+            "feeder": Feeder(rows=rows, banks=banks, addr_bits=fmap_bits, hw_bits=hw_bits,
+                             **latency),
             "indexing": IndexingUnit(rows),
             "array": SystolicArray(rows, cols, multiplier=self.multiplier),
             "sequencer": OutputSequencer(hw_bits=hw_bits, count_bits=cfg.count_bits),
-            "accumulator": Accumulator(cols=cols, depth=cfg.max_hw),
+            "accumulator": Accumulator(cols=cols, depth=cfg.max_hw, **latency),
             "requantizer": Requantizer(cols=cols, mult_bits=cfg.mult_bits,
                                        multiplier=self.multiplier),
             "pool": MaxPool2(cols=cols, max_width=cfg.max_width, hw_bits=hw_bits),
@@ -192,7 +211,8 @@ class Accelerator(wiring.Component):
         shape, depth = rom_shapes(cfg)["layers"]
         m.submodules.controller = ctrl = Controller(
             cfg, descriptor_layout(cfg), layer_bits=_addr_bits(depth),
-            weight_bits=_addr_bits(cfg.weight_depth), word=shape, weight_lead=WEIGHT_LEAD,
+            weight_bits=_addr_bits(cfg.weight_depth), word=shape,
+            weight_lead=Stages.of(cfg).weight_lead,
             consumers={name: (blocks[name].layer.signature.flip(), f)
                        for name, f in fields.items()})
         windows = [blocks[f"window_{r}"] for r in range(cfg.rows)]
@@ -229,16 +249,17 @@ class Accelerator(wiring.Component):
             b.walker.first.eq(ctrl.walk_first), b.walker.pixel.eq(ctrl.walk_pixel),
             b.feeder.restart.eq(restart), b.feeder.issue.eq(ctrl.issue_in),
         ]
+        stages = Stages.of(self.cfg)
         # A window reads its ring a cycle before its pixel arrives.
-        advance = delayed(m, ctrl.issue_in, PIXEL_STAGE - 1, "advance")
+        advance = delayed(m, ctrl.issue_in, stages.pixel - 1, "advance")
         for r, window in enumerate(windows):
             m.d.comb += [window.restart.eq(restart), window.advance.eq(advance),
                          window.pixel.eq(b.feeder.pixels[r]),
                          b.indexing.windows[r].eq(window.window)]
         m.d.comb += [
-            b.indexing.slot.eq(delayed(m, ctrl.slot, WINDOW_STAGE, "slot")),
-            b.indexing.bank.eq(delayed(m, ctrl.bank, WINDOW_STAGE, "bank")),
-            b.indexing.inside.eq(delayed(m, ctrl.inside, WINDOW_STAGE, "inside")),
+            b.indexing.slot.eq(delayed(m, ctrl.slot, stages.window, "slot")),
+            b.indexing.bank.eq(delayed(m, ctrl.bank, stages.window, "bank")),
+            b.indexing.inside.eq(delayed(m, ctrl.inside, stages.window, "inside")),
             b.array.acts.eq(b.indexing.acts),
         ]
 
@@ -246,8 +267,8 @@ class Accelerator(wiring.Component):
         """Accumulator, requantizer, pool and writer, from the array's sums (stage A) on."""
         cfg, layer = self.cfg, ctrl.descriptor
         # The sums of a pixel issued at F0 leave the array at A; the accumulator's and the
-        # parameters' reads are issued READ_LATENCY cycles ahead, by the output sequencer.
-        ahead = ARRAY_INPUT_STAGE + SystolicArray.latency(cfg.rows, cfg.cols) - READ_LATENCY
+        # parameters' reads are issued read_latency cycles ahead, by the output sequencer.
+        ahead = Stages.of(cfg).sums - cfg.read_latency
         valid = delayed(m, ctrl.issue_out, ahead, "valid")
         seq, acc, rq, pool, writer = b.sequencer, b.accumulator, b.requantizer, b.pool, b.writer
         params = roms["params"]
@@ -266,14 +287,14 @@ class Accelerator(wiring.Component):
             pool.values.eq(rq.out),
             writer.restart.eq(ctrl.run.restart), writer.valid.eq(pool.out_valid),
             writer.first.eq(pool.out_first), writer.values.eq(pool.out),
-            ctrl.done.eq(delayed(m, seq.end, READ_LATENCY + POST_STAGES, "end")),
+            ctrl.done.eq(delayed(m, seq.end, cfg.read_latency + POST_STAGES, "end")),
         ]
 
     def _feature_buffers(self, m, ctrl, b):
         """Two feature buffers: the layer reads ``ctrl.buffer`` and writes the other; the
         loader writes buffer 0, the drainer reads the layer's output."""
-        buffers = [FeatureBuffer(banks=self.cfg.banks, depth=self.cfg.fmap_depth)
-                   for _ in range(2)]
+        buffers = [FeatureBuffer(banks=self.cfg.banks, depth=self.cfg.fmap_depth,
+                                 read_latency=self.cfg.read_latency) for _ in range(2)]
         m.submodules.fmap0, m.submodules.fmap1 = buffers
         for i, buf in enumerate(buffers):
             reading = ctrl.buffer == i

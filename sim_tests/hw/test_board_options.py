@@ -73,13 +73,14 @@ def image_writes(cfg, images):
     return writes
 
 
-@pytest.mark.parametrize("writable, multiplier, layer_words", [
-    (False, None, 1), (True, None, 1), (False, None, 7), (True, None, 16)])
-def test_narrow_config_matches_golden(writable, multiplier, layer_words):
+@pytest.mark.parametrize("writable, layer_words, read_latency", [
+    (False, 1, 2), (True, 1, 2), (False, 7, 1), (True, 16, 1), (True, 16, 2)])
+def test_narrow_config_matches_golden(writable, layer_words, read_latency):
     """``layer_words`` > 1: each descriptor is read in that many words, and the model's
-    cycle counts include the extra fetch cycles."""
+    cycle counts include the extra fetch cycles; with reads of 1 or 2 cycles."""
     model = random_model(SPECS, seed=11)
-    cfg = prog.fit_config(model, rows=3, cols=2, layer_words=layer_words, **NARROW)
+    cfg = prog.fit_config(model, rows=3, cols=2, layer_words=layer_words,
+                          read_latency=read_latency, **NARROW)
     assert (cfg.count_bits, cfg.channel_bits, cfg.mult_bits) == (8, 5, 16)
     assert cfg.layer_depth == 4
     program = prog.build(model, cfg)
@@ -87,11 +88,10 @@ def test_narrow_config_matches_golden(writable, multiplier, layer_words):
     x = np.random.default_rng(2).integers(-128, 128, (3, 5, 6)).astype(np.int8)
     want = golden.infer(model, x)
     if writable:   # an empty accelerator, the images written through the port
-        dut = Accelerator(cfg, writable=True, multiplier=multiplier)
+        dut = Accelerator(cfg, writable=True)
         got, stats = simulate(dut, x, want.size, writes=image_writes(cfg, program.images))
     else:
-        got, stats = simulate(Accelerator(cfg, program.images, multiplier=multiplier), x,
-                              want.size)
+        got, stats = simulate(Accelerator(cfg, program.images), x, want.size)
     np.testing.assert_array_equal(got, want.reshape(-1))
     assert stats == [(i, program.plans[e["name"]].cycles) for i, e in enumerate(model.layers)]
 

@@ -57,15 +57,16 @@ def test_indexing_unit_selects_masked_taps(rows):
 class WalkerBench(Elaboratable):
     """A :class:`PassWalker` with its index and library ROMs."""
 
-    def __init__(self, rows, banks, assignment, library):
+    def __init__(self, rows, banks, assignment, library, read_latency):
         # The packed ROMs: library addresses per phase, tap lists per pattern.
-        self.index = ROM(shape=unsigned(4), depth=16, init=assignment)
+        self.index = ROM(shape=unsigned(4), depth=16, init=assignment, read_latency=read_latency)
         self.library = ROM(shape=unsigned(TAP_LIST_BITS), depth=16,
-                           init=[tap_list(mask) for mask in library])
+                           init=[tap_list(mask) for mask in library], read_latency=read_latency)
         self.walker = PassWalker(
             rows=rows, banks=banks, addr_bits=12, hw_bits=8,
             index_rom=memory.ReadPort.Signature(addr_width=4, shape=unsigned(4)),
-            library_rom=memory.ReadPort.Signature(addr_width=4, shape=unsigned(TAP_LIST_BITS)))
+            library_rom=memory.ReadPort.Signature(addr_width=4, shape=unsigned(TAP_LIST_BITS)),
+            read_latency=read_latency)
 
     def elaborate(self, platform):
         m = Module()
@@ -76,10 +77,10 @@ class WalkerBench(Elaboratable):
         return m
 
 
-@pytest.mark.parametrize("rows, banks, keep, ci, period", [
-    (4, 4, 4, 5, 4), (8, 8, 9, 3, 1), (5, 7, 4, 9, 3), (6, 6, 1, 13, 1), (16, 16, 4, 8, 8),
-    (3, 4, 2, 4, 2)])
-def test_walker_matches_reduction_order(rows, banks, keep, ci, period):
+@pytest.mark.parametrize("rows, banks, keep, ci, period, read_latency", [
+    (4, 4, 4, 5, 4, 2), (8, 8, 9, 3, 1, 2), (5, 7, 4, 9, 3, 1), (6, 6, 1, 13, 1, 2),
+    (16, 16, 4, 8, 8, 2), (3, 4, 2, 4, 2, 1)])
+def test_walker_matches_reduction_order(rows, banks, keep, ci, period, read_latency):
     rng = np.random.default_rng(rows + keep * 7 + ci)
     patterns = 1 if keep == 9 else 4
     library = [int(v) for v in rng.choice(pps.candidate_masks(keep), patterns, replace=False)]
@@ -87,7 +88,7 @@ def test_walker_matches_reduction_order(rows, banks, keep, ci, period):
     hw = 7
     q_total = ci * keep
     passes = -(-q_total // rows)
-    bench = WalkerBench(rows, banks, assignment, library)
+    bench = WalkerBench(rows, banks, assignment, library, read_latency)
     dut = bench.walker
     routes, taps, bases = {}, {}, {}
 
@@ -130,7 +131,7 @@ def test_walker_matches_reduction_order(rows, banks, keep, ci, period):
     sim.add_clock(1e-6)
     sim.add_testbench(testbench)
     sim.add_process(monitor)
-    sim.run_until(1e-6 * (2 * passes * (rows + 3) + 10 + PassWalker.tap_latency))
+    sim.run_until(1e-6 * (2 * passes * (rows + 3) + 10 + dut.tap_latency))
 
     # Reference: pass n (global) is pass p = n % passes of reduction n // passes, slot n % 3.
     total = 2 * passes

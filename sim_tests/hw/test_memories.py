@@ -1,5 +1,6 @@
 """The staged image memories: uploads go to a staging bank, a commit swaps all of them."""
 
+import pytest
 from amaranth.hdl import unsigned
 from amaranth.sim import Simulator
 
@@ -7,9 +8,10 @@ from sps_hw.config import ROM_NAMES
 from sps_hw.memories import READ_LATENCY, StagedImages, StagedMemory, image_write_layout
 
 
-def test_staged_memory_commit_and_reset():
+@pytest.mark.parametrize("read_latency", [1, 2])
+def test_staged_memory_commit_and_reset(read_latency):
     """Writes go to the staging bank; commit swaps; a reset keeps the active bank."""
-    mem = StagedMemory(width=8, depth=4, init=[1, 2, 3, 4])
+    mem = StagedMemory(width=8, depth=4, init=[1, 2, 3, 4], read_latency=read_latency)
     sim = Simulator(mem)
     sim.add_clock(1e-6)
     seen = {}
@@ -19,7 +21,7 @@ def test_staged_memory_commit_and_reset():
             out = []
             for a in range(4):
                 ctx.set(mem.read.addr, a)
-                await ctx.tick().repeat(READ_LATENCY)
+                await ctx.tick().repeat(read_latency)
                 out.append(ctx.get(mem.read.data))
             return out
         for a, v in enumerate([9, 8, 7, 6]):

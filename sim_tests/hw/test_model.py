@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from sps import cli
 from sps_hw.config import Config
-from sps_hw.model import FETCH_CYCLES, MIN_PASS_CYCLES, cycle_report, layer_cycles, plan_layer
-from sps_hw.top import pipeline_latency
+from sps_hw.controller import fetch_cycles
+from sps_hw.model import cycle_report, layer_cycles, min_pass_cycles, plan_layer
+from sps_hw.top import Stages
 
 BIG = {"max_hw": 2**16, "max_width": 2**10, "fmap_depth": 2**24}
 
@@ -59,9 +60,9 @@ def test_pass_count_and_cycle_formula(rows, cols, ci, co, h, w, keep):
     assert plan.passes == math.ceil(ci * keep / rows)       # packed across channels
     assert plan.groups == math.ceil(co / cols)
     hw = h * w
-    assert plan.cycle == max(hw, rows, cols - 1, MIN_PASS_CYCLES)
-    assert plan.cycles == (FETCH_CYCLES + max(0, rows + w + 1 - hw) + plan.total * plan.cycle
-                           + hw + pipeline_latency(rows, cols))
+    assert plan.cycle == max(hw, rows, cols - 1, min_pass_cycles(cfg))
+    assert plan.cycles == (fetch_cycles(cfg) + max(0, rows + w + 1 - hw)
+                           + plan.total * plan.cycle + hw + Stages.of(cfg).latency)
     assert 0 < plan.utilization(cfg) <= 1
 
 
@@ -83,11 +84,17 @@ def test_vgg16_ratio_is_nine_fourths(size):
         assert sps.utilization(cfg) >= 0.9 and dense.utilization(cfg) >= 0.9
 
 
-def test_layer_cycles_closed_form():
-    assert layer_cycles(rows=4, cols=3, hw=1, lead=0, total=10) == (
-        4, 3, 0, FETCH_CYCLES + 3 + 40 + 1 + pipeline_latency(4, 3))
-    # The shortest pass (accumulator read-modify-write) on a tiny array.
-    assert layer_cycles(rows=1, cols=2, hw=1, lead=0, total=3)[0] == MIN_PASS_CYCLES == 4
+@pytest.mark.parametrize("read_latency, fetch, latency", [(2, 5, 16), (1, 4, 14)])
+def test_layer_cycles_closed_form(read_latency, fetch, latency):
+    """``cycles = fetch + t_feed + N * S + HW + R + C + latency`` with the constants of
+    docs/hardware.md section 4, and the shortest pass on a tiny array."""
+    cfg = Config(rows=4, cols=3, read_latency=read_latency)
+    assert (fetch_cycles(cfg), Stages.of(cfg).latency) == (fetch, 4 + 3 + latency)
+    assert layer_cycles(cfg, hw=1, lead=0, total=10) == (
+        4, 3, 0, fetch + 3 + 40 + 1 + 4 + 3 + latency)
+    tiny = Config(rows=1, cols=2, read_latency=read_latency)
+    assert layer_cycles(tiny, hw=1, lead=0, total=3)[0] == min_pass_cycles(tiny) == \
+        read_latency + 2
 
 
 def test_report_on_resnet18(capsys):

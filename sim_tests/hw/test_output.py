@@ -7,7 +7,6 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.sim import Simulator
 
 from compiler import golden, kernels
-from sps_hw.memories import READ_LATENCY
 from sps_hw.output import (
     Accumulator,
     MaxPool2,
@@ -63,12 +62,13 @@ def test_requantizer_matches_golden():
     simulate(dut, testbench)
 
 
-@pytest.mark.parametrize("hw, stall", [(5, 0.3), (1, 0.0), (1, 0.3), (4, 0.0)])
-def test_accumulator_sums_passes_with_bias(hw, stall):
+@pytest.mark.parametrize("hw, stall, read_latency", [(5, 0.3, 2), (1, 0.0, 2), (1, 0.3, 1),
+                                                     (4, 0.0, 2), (3, 0.0, 1)])
+def test_accumulator_sums_passes_with_bias(hw, stall, read_latency):
     """Passes of a pixel as close as the accumulator allows (``rmw_cycles`` apart: hw = 4
     without stalls, or hw = 1 padded) read the total written just before."""
     cols, depth, passes = 3, 16, 4
-    dut = Accumulator(cols=cols, depth=depth)
+    dut = Accumulator(cols=cols, depth=depth, read_latency=read_latency)
     rng = np.random.default_rng(hw)
     sums = rng.integers(-2**20, 2**20, size=(2, passes, hw, cols))     # two groups
     bias = rng.integers(-2**20, 2**20, size=(2, cols))
@@ -80,13 +80,13 @@ def test_accumulator_sums_passes_with_bias(hw, stall):
         timeline, seen = [], {}
         for item in schedule:
             while rng.random() < stall or \
-                    len(timeline) - seen.get(item[2], -99) < Accumulator.rmw_cycles:
+                    len(timeline) - seen.get(item[2], -99) < dut.rmw_cycles:
                 timeline.append(None)
             seen[item[2]] = len(timeline)
             timeline.append(item)
-        # The sums of an item arrive READ_LATENCY cycles after its control.
-        arriving = [None] * READ_LATENCY
-        for item in timeline + [None] * (READ_LATENCY + 2):
+        # The sums of an item arrive read_latency cycles after its control.
+        arriving = [None] * read_latency
+        for item in timeline + [None] * (read_latency + 2):
             if item is not None:
                 g, p, i = item
                 ctx.set(dut.valid, 1)

@@ -12,11 +12,12 @@ from sps_hw.tensor_io import TensorDrainer, TensorLoader
 
 
 class Loop(Elaboratable):
-    def __init__(self, banks, depth):
-        self.buffer = FeatureBuffer(banks=banks, depth=depth)
+    def __init__(self, banks, depth, read_latency):
+        self.buffer = FeatureBuffer(banks=banks, depth=depth, read_latency=read_latency)
         bits = max(1, (depth - 1).bit_length())
         self.loader = TensorLoader(banks=banks, addr_bits=bits, hw_bits=8)
-        self.drainer = TensorDrainer(banks=banks, addr_bits=bits, hw_bits=8)
+        self.drainer = TensorDrainer(banks=banks, addr_bits=bits, hw_bits=8,
+                                     read_latency=read_latency)
         self.banks = banks
 
     def elaborate(self, platform):
@@ -29,11 +30,11 @@ class Loop(Elaboratable):
         return m
 
 
-@pytest.mark.parametrize("banks, channels, hw, valid_prob, ready_prob", [
-    (1, 3, 4, 1.0, 1.0), (3, 7, 5, 0.5, 0.4), (4, 4, 1, 0.8, 0.3), (2, 5, 9, 1.0, 0.5)])
-def test_round_trip(banks, channels, hw, valid_prob, ready_prob):
+@pytest.mark.parametrize("banks, channels, hw, valid_prob, ready_prob, read_latency", [
+    (1, 3, 4, 1.0, 1.0, 2), (3, 7, 5, 0.5, 0.4, 2), (4, 4, 1, 0.8, 0.3, 1), (2, 5, 9, 1.0, 0.5, 1)])
+def test_round_trip(banks, channels, hw, valid_prob, ready_prob, read_latency):
     depth = -(-channels // banks) * hw
-    dut = Loop(banks, depth)
+    dut = Loop(banks, depth, read_latency)
     rng = np.random.default_rng(channels * hw)
     x = rng.integers(-128, 128, size=channels * hw)
     got, last = [], []

@@ -70,11 +70,13 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_network_matches_golden(case):
+@pytest.mark.parametrize("case, read_latency", [*((c, 2) for c in sorted(CASES)),
+                                                 ("chain", 1), ("conv1_fc", 1), ("one_pe", 1)])
+def test_network_matches_golden(case, read_latency):
+    """Block-RAM reads of 2 cycles (the 100 MHz pipeline) and of 1 (the small one)."""
     rows, cols, specs = CASES[case]
     model = random_model(specs, seed=len(case))
-    cfg = prog.fit_config(model, rows=rows, cols=cols)
+    cfg = prog.fit_config(model, rows=rows, cols=cols, read_latency=read_latency)
     program = prog.build(model, cfg)
     assert not program.host and len(program.segments) == 1
     rng = np.random.default_rng(3)
