@@ -44,8 +44,9 @@ READ_LATENCY = 2
 
 
 def _read_data(m, value, read_latency, name):
-    """A block RAM's read data ``value`` as a port of ``read_latency`` cycles gives it."""
-    return delayed(m, value, read_latency - 1, name)
+    """A block RAM's read data ``value`` as a port of ``read_latency`` cycles gives it (the
+    register is reset-less: nothing but the register is in front of it)."""
+    return delayed(m, value, read_latency - 1, name, reset_less=True)
 
 
 class ROM(wiring.Component):

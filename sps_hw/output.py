@@ -173,7 +173,7 @@ class Accumulator(wiring.Component):
                                                      attrs={"no_rw_check": 1})
         wr, rd = buffer.write_port(), buffer.read_port()
         m.d.comb += [rd.addr.eq(self.pixel), rd.en.eq(self.valid)]
-        stored = delayed(m, rd.data, self.read_latency - 1, "stored")
+        stored = delayed(m, rd.data, self.read_latency - 1, "stored", reset_less=True)
         # The control of the arriving sums, and one cycle later of their total.
         valid, first, last, pixel = (delayed(m, v, self.read_latency, n) for v, n in (
             (self.valid, "valid"), (self.first, "first"), (self.last, "last"),
