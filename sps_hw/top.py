@@ -292,18 +292,20 @@ class Accelerator(wiring.Component):
 
     def _feature_buffers(self, m, ctrl, b):
         """Two feature buffers: the layer reads ``ctrl.buffer`` and writes the other; the
-        loader writes buffer 0, the drainer reads the layer's output."""
+        loader writes buffer 0, the drainer reads the layer's output. Both buffers take the
+        same read addresses (what the other one reads is not used)."""
         buffers = [FeatureBuffer(banks=self.cfg.banks, depth=self.cfg.fmap_depth,
                                  read_latency=self.cfg.read_latency) for _ in range(2)]
         m.submodules.fmap0, m.submodules.fmap1 = buffers
+        for bank in range(self.cfg.banks):
+            feeder, drainer = b.feeder.reads[bank], b.drainer.reads[bank]
+            addr = Mux(ctrl.draining, drainer.addr, feeder.addr)
+            for buf in buffers:
+                m.d.comb += [buf.read[bank].addr.eq(addr),
+                             buf.read[bank].en.eq(drainer.en | feeder.en)]
         for i, buf in enumerate(buffers):
-            reading = ctrl.buffer == i
-            for bank, (rd, wr) in enumerate(zip(buf.read, buf.write)):
-                with m.If(reading):
-                    source = Mux(ctrl.draining, b.drainer.reads[bank].addr,
-                                 b.feeder.reads[bank].addr)
-                    m.d.comb += [rd.addr.eq(source),
-                                 rd.en.eq(b.drainer.reads[bank].en | b.feeder.reads[bank].en)]
+            for bank, wr in enumerate(buf.write):
+                with m.If(ctrl.buffer == i):
                     with m.If(ctrl.loading):
                         wiring.connect(m, b.loader.write[bank], wr)
                 with m.Else():
