@@ -156,10 +156,14 @@ class BoardSpec:
 BOARDS = {
     "icebreaker": BoardSpec(
         name="icebreaker", board_id=1, platform=ICEBreaker, family="ice40",
-        device="iCE40UP5K-SG48", clk_hz=12_000_000, baud=1_000_000,
-        # The UP5K is logic-bound: beside the host link (~1,700 logic cells) the core's control
+        device="iCE40UP5K-SG48", clk_hz=24_000_000, baud=1_000_000,
+        # The core clock from the 12 MHz oscillator (icepll -i 12 -o 24).
+        pll=PLL("SB_PLL40_PAD", 12_000_000, {"DIVR": 0, "DIVF": 63, "DIVQ": 5,
+                                             "FILTER_RANGE": 1}),
+        # The UP5K is logic-bound: beside the host link (~1,650 logic cells) the core's control
         # leaves room for a 2 x 1 array (one SB_MAC16 in 8x8 mode; two more for the 32 x 16
-        # requantizer). 2 x 2 needs 5,680 of the 5,280 cells (docs/boards.md).
+        # requantizer): 5,232 of the 5,280 cells with one-cycle block-RAM reads; 4 x 2 needs
+        # ~7,100 (docs/boards.md).
         rows=2, cols=1,
         leds=("error", "model_valid"),                  # led 0 red, led 1 green
         budget={"lut": 5280, "dsp": 8, "bram_bits": 30 * 4096, "spram_bits": 4 * 262144},
@@ -168,7 +172,7 @@ BOARDS = {
         core={"max_hw": 256, "max_width": 32, "fmap_depth": 256, "weight_depth": 8192,
               "index_depth": 64, "library_depth": 32, "param_depth": 64, "layer_depth": 16,
               "max_patterns": 8, "count_bits": 12, "channel_bits": 11, "mult_bits": 16,
-              "layer_words": 16},
+              "layer_words": 16, "read_latency": 1},
         bakes_model=False,
     ),
     "ulx3s-85f": BoardSpec(
