@@ -33,7 +33,7 @@ class FrameReceiver(wiring.Component):
     """Turns the received byte stream ``i`` into checked frames on ``frame``.
 
     ``frame`` stays valid until the consumer sets ``ready`` (after it has answered); meanwhile
-    ``payload`` streams the frame's payload bytes from the buffer, once (a byte every other
+    ``payload`` streams the frame's payload bytes from the buffer, once (a byte every third
     cycle at most; the consumer takes them all, or lets the rest go with the frame), and no
     bytes are taken from ``i``. Each byte of a frame goes into the CRC-16 one bit per cycle, so
     a byte is taken 8 cycles after it is offered (the UART delivers one every >= 40 cycles).
@@ -108,14 +108,15 @@ class FrameReceiver(wiring.Component):
             m.d.sync += idle.eq(idle + 1)
 
         # While a frame is held ``count`` walks the payload again: a byte is offered once the
-        # read port has caught up with it (``fresh``), until the last (``replayed``).
+        # read port and the register behind it have caught up with it (``fresh``; the block
+        # RAM's data goes straight into ``out.payload``), until the last (``replayed``).
         f = self.frame.payload
-        fresh, replayed = Signal(), Signal()
+        fresh = Signal(2)
+        replayed = Signal()
         out = self.payload
-        m.d.sync += fresh.eq(1)
-        m.d.comb += [rd.addr.eq(count), out.payload.data.eq(rd.data),
-                     out.payload.last.eq(count_next == f.length[:lw]),
-                     out.valid.eq(hold & fresh & ~replayed)]
+        m.d.sync += [fresh.eq(Cat(1, fresh[0])), out.payload.data.eq(rd.data),
+                     out.payload.last.eq(count_next == f.length[:lw])]
+        m.d.comb += [rd.addr.eq(count), out.valid.eq(hold & fresh[1] & ~replayed)]
         with m.If(out.valid & out.ready):
             m.d.sync += [count.eq(count_next), fresh.eq(0), replayed.eq(out.payload.last)]
 

@@ -20,8 +20,8 @@ COUNTERS = (("run", Word.RUNS, 1, None),
 STROBES = tuple(dict.fromkeys(name for name, *_ in COUNTERS))
 #: The words cleared after a reset.
 CLEARED = (Word.RUNS, Word.RUN_CYCLES, Word.ERRORS)
-#: Cycles between two strobes of one kind: every update pending (two cycles each) is made.
-SPACING = 2 * len(COUNTERS) + 1
+#: Cycles between two strobes of one kind: every update pending (three cycles each) is made.
+SPACING = 3 * len(COUNTERS) + 1
 
 
 class StatusLedger(wiring.Component):
@@ -29,13 +29,15 @@ class StatusLedger(wiring.Component):
     :data:`~.ports.LEDGER_DEPTH`): the INFO words and constant arguments, the model tag, the
     open load's announced CRC-32 and the counters of STATUS.
 
-    The counters (runs, the run's cycles above the low byte, frame errors and UART errors, the
-    latter two saturating 16-bit halves of one word) are updated by read-modify-write through
-    one adder, one update at a time: a strobe (registered, so that no decision of another stage
-    waits on it) marks its updates pending, and reads wait while any is pending or a strobe is
-    on its way, so a word is read whole and up to date. A strobe must come at least
-    :data:`SPACING` (11) cycles after the last of its kind (the link's are a byte time, 256
-    cycles or a request apart). Stores go after the updates, then the readers
+    The block RAM's read data goes straight into a register (``read.data``, the word two cycles
+    after its address was taken), and nothing but that register follows it. The counters (runs,
+    the run's cycles above the low byte, frame errors and UART errors, the latter two
+    saturating 16-bit halves of one word) are updated by read-modify-write through one adder
+    behind that register, one update at a time (three cycles): a strobe (registered, so that
+    no decision of another stage waits on it) marks its updates pending, and reads wait while
+    any is pending or a strobe is on its way, so a word is read whole and up to date. A strobe
+    must come at least :data:`SPACING` (16) cycles after the last of its kind (the link's are a
+    byte time, 256 cycles or a request apart). Stores go after the updates, then the readers
     in order. After a reset the counters are cleared; the tag, like the committed model,
     survives.
 
@@ -75,8 +77,10 @@ class StatusLedger(wiring.Component):
         m.submodules.mem = mem = memory.Memory(shape=32, depth=LEDGER_DEPTH, init=self.init,
                                                attrs={"no_rw_check": 1})
         wr, rd = mem.write_port(), mem.read_port()
+        data = Signal(32)                               # the read port's register
+        m.d.sync += data.eq(rd.data)
         for read in self.read:
-            m.d.comb += read.data.eq(rd.data)
+            m.d.comb += read.data.eq(data)
 
         strobes = Signal(len(COUNTERS))
         m.d.sync += strobes.eq(Cat(getattr(self, name) for name, *_ in COUNTERS))
@@ -94,11 +98,11 @@ class StatusLedger(wiring.Component):
                     else:
                         m.d.comb += increment.eq(inc)
                     if half is not None:
-                        m.d.comb += saturated.eq(rd.data.word_select(half, 16) == 0xFFFF)
+                        m.d.comb += saturated.eq(data.word_select(half, 16) == 0xFFFF)
 
         store = self.store
         m.d.comb += wr.data.eq(Mux(clearing, 0, Mux(storing, store.payload.data,
-                                                    rd.data + increment)))
+                                                    data + increment)))
 
         def serve(read):
             m.d.comb += [rd.addr.eq(read.addr.payload), read.addr.ready.eq(1)]
@@ -120,7 +124,7 @@ class StatusLedger(wiring.Component):
                         with m.If(pending[i]):
                             m.d.sync += which.eq(i)
                             m.d.comb += rd.addr.eq(COUNTERS[i][1])
-                    m.next = "UPDATE"
+                    m.next = "READ"
                 with m.Elif(store.valid):
                     m.d.comb += [storing.eq(1), wr.addr.eq(store.payload.word), wr.en.eq(1),
                                  store.ready.eq(1)]
@@ -131,7 +135,9 @@ class StatusLedger(wiring.Component):
                         serve(read)
                 with m.Else():
                     serve(self.read[-1])
-            with m.State("UPDATE"):                     # rd.data is the counter's word
+            with m.State("READ"):                       # the counter's word into ``data``
+                m.next = "UPDATE"
+            with m.State("UPDATE"):                     # ``data`` is the counter's word
                 m.d.comb += [wr.addr.eq(counter_word), wr.en.eq(~saturated), clearing.eq(zero),
                              made.eq(1 << which)]
                 m.next = "IDLE"

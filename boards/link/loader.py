@@ -203,7 +203,9 @@ class ImageLoader(wiring.Component):
             with m.State("END_READ"):               # the announced CRC-32
                 m.d.comb += self.ledger.addr.valid.eq(1)
                 with m.If(self.ledger.addr.ready):
-                    m.next = "END_COMPARE"
+                    m.next = "END_WAIT"
+            with m.State("END_WAIT"):
+                m.next = "END_COMPARE"
             with m.State("END_COMPARE"):
                 m.d.sync += crc_bad.eq(crc_value != self.ledger.data)
                 m.next = "END_CHECK"

@@ -210,7 +210,8 @@ def store_layout():
 
 class LedgerRead(wiring.Signature):
     """Reading a ledger word, from the reader's side: ``addr`` is taken when the ledger is free
-    (counter updates go first); ``data`` holds the word in the cycle after."""
+    (counter updates go first); ``data`` holds the word two cycles after (a register behind the
+    block RAM), for one cycle."""
 
     def __init__(self):
         super().__init__({"addr": Out(stream.Signature(range(LEDGER_DEPTH))), "data": In(32)})

@@ -87,7 +87,9 @@ class OutputReadback(wiring.Component):
         released = Signal(cw)               # bytes the host has acknowledged
         level = Signal(k + 1)
         ring_ptr = Signal(k)
-        moved = Signal()                    # ring_ptr changed: the read port catches up
+        # ring_ptr changed: the read port and the register behind it (``data.payload``: the
+        # block RAM's data goes straight into a register) catch up in two cycles.
+        moved = Signal(2)
         m.d.comb += [
             self.state.written.eq(written), self.state.released.eq(released),
             level.eq(written[:k + 1] - released[:k + 1]),
@@ -95,9 +97,9 @@ class OutputReadback(wiring.Component):
             ring_w.addr.eq(written[:k]), ring_w.data.eq(act.payload),
             ring_w.en.eq(act.valid & act.ready),
             ring_r.addr.eq(ring_ptr),
-            self.data.payload.eq(ring_r.data), self.data.valid.eq(~moved),
+            self.data.valid.eq(~moved.any()),
         ]
-        m.d.sync += moved.eq(0)
+        m.d.sync += [moved.eq(moved << 1), self.data.payload.eq(ring_r.data)]
         with m.If(self.data.valid & self.data.ready):
             m.d.sync += [ring_ptr.eq(ring_ptr + 1), moved.eq(1)]
         with m.If(ring_w.en):

@@ -190,13 +190,15 @@ class ResponseSender(wiring.Component):
                              chosen.eq(Cat(*(word_at == at for at in registers),
                                            word_at < LEDGER_DEPTH))]
                 m.next = "FETCH"
-            with m.State("FETCH"):              # a ledger word is read in the next cycle
+            with m.State("FETCH"):              # a ledger word arrives two cycles later
                 with m.If(chosen[-1]):
                     m.d.comb += self.ledger.addr.valid.eq(1)
                     with m.If(self.ledger.addr.ready):
-                        m.next = "LOAD"
+                        m.next = "WAIT"
                 with m.Else():
-                    m.next = "LOAD"
+                    m.next = "WAIT"
+            with m.State("WAIT"):
+                m.next = "LOAD"
             with m.State("LOAD"):
                 m.d.comb += self.words.load.eq(1)
                 m.d.sync += nbit.eq(0)

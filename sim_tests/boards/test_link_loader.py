@@ -13,7 +13,7 @@ from boards.link.loader import ImageLoader
 from boards.link.ports import Op, Word
 from boards.protocol import REGIONS, Status
 
-from ..support.link_stages import execute, items, stall_timer
+from ..support.link_stages import execute, items, ledger_reads, stall_timer
 from ..support.streams import run
 
 MM = MemoryMap(weights=(16, 32), index=(4, 8), library=(9, 4), params=(20, 2), layers=(32, 2))
@@ -101,18 +101,19 @@ class Surroundings:
             ready = not self.hold and self.rng.random() < 0.5
             ctx.set(wr.ready, ready)
 
-    async def ledger(self, ctx):
-        store, read = self.dut.store, self.dut.ledger
+    async def store(self, ctx):
+        store = self.dut.store
         ready = False
-        async for _, _, valid, payload, addr_valid, addr in ctx.tick().sample(
-                store.valid, store.payload, read.addr.valid, read.addr.payload):
+        async for _, _, valid, payload in ctx.tick().sample(store.valid, store.payload):
             if ready and valid:
                 self.words[payload.word] = payload.data
-            if addr_valid and ctx.get(read.addr.ready):
-                ctx.set(read.data, self.words.get(addr, 0))
             ready = self.rng.random() < 0.5
             ctx.set(store.ready, ready)
-            ctx.set(read.addr.ready, self.rng.random() < 0.5)
+
+    def ledger(self):
+        """The ledger's store and read ports."""
+        return [self.store, ledger_reads(self.dut.ledger, lambda a: self.words.get(a, 0),
+                                         self.rng)]
 
 
 def board(seed):
@@ -191,7 +192,7 @@ def test_uploads_and_refusals(seed):
         await upload(ctx, 4, images["layers"], chunk=8)
         await command(ctx, items(Op.DISCARD), model.discard())
 
-    run(dut, testbench, background=[env.core, env.ledger, stall_timer(dut.command, STALL)])
+    run(dut, testbench, background=[env.core, *env.ledger(), stall_timer(dut.command, STALL)])
     assert env.writes == model.writes
     assert env.commits == 1
 
@@ -214,5 +215,5 @@ def test_stall():
         assert (result.status, result.word, taken) == (Status.ERR_STALL, Word.FILL, 2)
         assert ctx.get(dut.state.fill) == 10 and not ctx.get(dut.state.loading)
 
-    run(dut, testbench, background=[env.core, env.ledger, stall_timer(dut.command, STALL)])
+    run(dut, testbench, background=[env.core, *env.ledger(), stall_timer(dut.command, STALL)])
     assert env.writes == model.writes

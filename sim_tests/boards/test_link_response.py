@@ -17,6 +17,7 @@ from boards.link.serial import SerialCRC
 from boards.link.words import WordShifter
 from boards.protocol import RESPONSE, encode_frame
 
+from ..support.link_stages import ledger_reads
 from ..support.streams import run, take
 
 MAX_PAYLOAD, COUNT_BITS, FILL_BITS = 64, 16, 10
@@ -83,15 +84,6 @@ def test_frames(seed):
     data = []                               # OUTPUT's bytes still to offer
     counts = {"error": 0, "responses": 0}
 
-    async def ledger_model(ctx):
-        port = dut.ledger
-        ready = False
-        async for _, _, valid, addr in ctx.tick().sample(port.addr.valid, port.addr.payload):
-            if ready and valid:
-                ctx.set(port.data, ledger[addr])
-            ready = rng.random() < 0.5
-            ctx.set(port.addr.ready, ready)
-
     async def data_source(ctx):
         async for _, _, valid, ready in ctx.tick().sample(dut.data.valid, dut.data.ready):
             if valid and ready:
@@ -139,4 +131,5 @@ def test_frames(seed):
             kinds.add(kind)
         assert len(kinds) == 4 and not data
 
-    run(board, testbench, background=[ledger_model, data_source, count_strobes])
+    run(board, testbench, background=[ledger_reads(dut.ledger, ledger.__getitem__, rng),
+                                      data_source, count_strobes])

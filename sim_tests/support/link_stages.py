@@ -1,7 +1,7 @@
 """Driving the stages of the host link (``boards.link``) alone in amaranth.sim: commands for an
 executor, item by item, and its one result."""
 
-__all__ = ["execute", "item", "items", "stall_timer"]
+__all__ = ["execute", "item", "items", "ledger_reads", "stall_timer"]
 
 
 def item(op, arg=0, *, last=False, count=0):
@@ -47,7 +47,6 @@ async def execute(ctx, port, command, rng, *, valid=0.7, cycles=100_000):
     raise AssertionError("the executor took every item without answering")
 
 
-
 def stall_timer(port, limit):
     """A testbench standing in for the receiver's stall timer: ``port.stalled`` rises once
     ``port.waiting`` has been high for ``limit`` consecutive cycles."""
@@ -56,4 +55,19 @@ def stall_timer(port, limit):
         async for _, _, waiting in ctx.tick().sample(port.waiting):
             waited = waited + 1 if waiting else 0
             ctx.set(port.stalled, waited >= limit)
+    return testbench
+
+
+def ledger_reads(port, word, rng, *, ready=0.5):
+    """A testbench standing in for the ledger's read port ``port`` (a
+    ``boards.link.ports.LedgerRead``, flipped): takes an address in a cycle with probability
+    ``ready`` and shows ``word(address)`` on ``data`` two cycles later, for that cycle only
+    (noise in the others)."""
+    async def testbench(ctx):
+        took, due = False, None
+        async for _, _, valid, addr in ctx.tick().sample(port.addr.valid, port.addr.payload):
+            ctx.set(port.data, int(rng.integers(1 << 32)) if due is None else due)
+            due = word(addr) if took and valid else None
+            took = rng.random() < ready
+            ctx.set(port.addr.ready, took)
     return testbench
