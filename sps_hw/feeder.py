@@ -94,8 +94,8 @@ class Feeder(wiring.Component):
 
         word, word_next = base[slot] + j, base_next[slot] + j
         mask = ahead[slot]
-        addr = [delayed(m, Mux(mask[b], word_next, word), self.registered, f"addr_{b}")
-                for b in range(banks)]
+        addr = [delayed(m, Mux(mask[b], word_next, word), self.registered, f"addr_{b}",
+                        reset_less=True) for b in range(banks)]
         read = delayed(m, self.issue, self.registered, "read")
         for b in range(banks):
             m.d.comb += [self.reads[b].addr.eq(addr[b]), self.reads[b].en.eq(read)]

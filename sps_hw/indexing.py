@@ -139,7 +139,9 @@ class IndexingUnit(wiring.Component):
                 for t in range(9):
                     with m.Case(t):
                         m.d.comb += value.eq(Mux(self.inside[t], self.windows[r][t], 0))
-            m.d.sync += [self.acts[r].value.eq(value), self.acts[r].bank.eq(self.bank)]
+            act = Signal(Activation, name=f"act_{r}", reset_less=True)   # data: no reset
+            m.d.sync += [act.value.eq(value), act.bank.eq(self.bank)]
+            m.d.comb += self.acts[r].eq(act)
         return m
 
 

@@ -178,7 +178,7 @@ class Accumulator(wiring.Component):
         valid, first, last, pixel = (delayed(m, v, self.read_latency, n) for v, n in (
             (self.valid, "valid"), (self.first, "first"), (self.last, "last"),
             (self.pixel, "pixel")))
-        total = Signal(row)
+        total = Signal(row, reset_less=True)            # data: no reset logic
         for c in range(self.cols):
             m.d.sync += total[c].eq(self.sums[c] + Mux(first, self.bias[c], stored[c]))
         write, finish = delayed(m, valid & ~last, 1, "write"), delayed(m, valid & last, 1, "end")
@@ -275,7 +275,7 @@ def round_clamp(m, product, shift, relu, name, *, register=False):
     m.d.comb += [half.window.eq(window), half.forced.eq(forced),
                  half.positive.eq(~sign & ~code.zero), half.negative.eq(sign & ~relu & ~code.zero)]
     if register:
-        half = delayed(m, half, 1, f"{name}_half")
+        half = delayed(m, half, 1, f"{name}_half", reset_less=True)
     # Without overflow h = window (9-bit signed, window[8] == sign) and the result is
     # value = (h >> 1) + h[0] (a carry chain) in -128..128; a positive value saturates at
     # 128, where value[7] is the carry into bit 7 (window[8] == 0): it sets bits 0..6 too.
@@ -325,8 +325,8 @@ class Requantizer(wiring.Component):
             m.d.comb += [mult.a.eq(self.acc[c]), mult.b.eq(self.mult[c])]
             width = len(mult.p)
             # The shift is decoded while the product is computed.
-            shift = delayed(m, self.shift[c], product_at - 1, f"shift_{c}")
-            code = Signal(ShiftCode(width), name=f"shift_code_{c}")
+            shift = delayed(m, self.shift[c], product_at - 1, f"shift_{c}", reset_less=True)
+            code = Signal(ShiftCode(width), name=f"shift_code_{c}", reset_less=True)
             out = Signal(signed(8), name=f"out_{c}", reset_less=True)
             m.d.sync += [code.eq(shift_code(shift, width)),
                          out.eq(round_clamp(m, mult.p, code, relu, f"rq_{c}", register=True))]
@@ -384,7 +384,7 @@ class MaxPool2(wiring.Component):
         p1 = Signal(pixel)
         m.d.sync += [p1.valid.eq(self.valid), p1.first.eq(raster.first), p1.x_odd.eq(x[0]),
                      p1.y_odd.eq(raster.y_odd), p1.half.eq(x >> 1), p1.values.eq(self.values)]
-        held, pair = Signal(row), Signal(row)
+        held, pair = Signal(row, reset_less=True), Signal(row, reset_less=True)
         with m.If(p1.valid & ~p1.x_odd):
             m.d.sync += held.eq(p1.values)
         for c in range(self.cols):
@@ -478,9 +478,9 @@ class OutputWriter(wiring.Component):
             m.d.sync += [cur.eq(nxt), nxt_left.eq(nxt_left - cols),
                          nxt_bank.eq(Mux(wrap, nxt_bank + cols - banks, nxt_bank + cols))]
         # The write stage.
-        place = delayed(m, placement(Mux(starts, nxt, cur)), 1, "place")
+        place = delayed(m, placement(Mux(starts, nxt, cur)), 1, "place", reset_less=True)
         valid = delayed(m, self.valid, 1, "valid")
-        values = delayed(m, self.values, 1, "values")
+        values = delayed(m, self.values, 1, "values", reset_less=True)
         for b in range(banks):
             value = Signal(signed(8), name=f"value_{b}")
             with m.Switch(place.col[b]):

@@ -76,16 +76,17 @@ class ProcessingElement(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        weight = [Signal(signed(8), name=f"weight{b}") for b in range(2)]
+        # Data registers are reset-less: only the control restarts with a run.
+        weight = [Signal(signed(8), name=f"weight{b}", reset_less=True) for b in range(2)]
         for b in range(2):
             with m.If(self.load.en & (self.load.bank == b)):
                 m.d.sync += weight[b].eq(self.load.data)
         m.d.comb += [self.operands.a.eq(self.act_next.value),
                      self.operands.b.eq(Mux(self.act_next.bank, weight[1], weight[0]))]
-        m.d.sync += [
-            self.psum_out.eq(self.psum_in + self.product),
-            self.act_out.eq(self.act_in),
-        ]
+        psum = Signal.like(self.psum_out, reset_less=True)
+        act = Signal.like(self.act_out, reset_less=True)
+        m.d.sync += [psum.eq(self.psum_in + self.product), act.eq(self.act_in)]
+        m.d.comb += [self.psum_out.eq(psum), self.act_out.eq(act)]
         return m
 
 
@@ -147,7 +148,7 @@ class SystolicArray(wiring.Component):
         for r in range(rows):
             chain = [self.acts[r]]
             for i in range(r + (cols > 1)):
-                delayed = Signal(Activation, name=f"skew_{r}_{i}")
+                delayed = Signal(Activation, name=f"skew_{r}_{i}", reset_less=True)
                 m.d.sync += delayed.eq(chain[-1])
                 chain.append(delayed)
             m.d.comb += pes[r][0].act_next.eq(chain[r])
@@ -165,7 +166,7 @@ class SystolicArray(wiring.Component):
         for c in range(cols):
             s = pes[rows - 1][c].psum_out            # psum_bits(rows) == width
             for i in range(cols - 1 - c):
-                delayed = Signal(signed(width), name=f"deskew_{c}_{i}")
+                delayed = Signal(signed(width), name=f"deskew_{c}_{i}", reset_less=True)
                 m.d.sync += delayed.eq(s)
                 s = delayed
             m.d.comb += self.sums[c].eq(s)

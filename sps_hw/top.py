@@ -257,9 +257,10 @@ class Accelerator(wiring.Component):
                          window.pixel.eq(b.feeder.pixels[r]),
                          b.indexing.windows[r].eq(window.window)]
         m.d.comb += [
-            b.indexing.slot.eq(delayed(m, ctrl.slot, stages.window, "slot")),
-            b.indexing.bank.eq(delayed(m, ctrl.bank, stages.window, "bank")),
-            b.indexing.inside.eq(delayed(m, ctrl.inside, stages.window, "inside")),
+            b.indexing.slot.eq(delayed(m, ctrl.slot, stages.window, "slot", reset_less=True)),
+            b.indexing.bank.eq(delayed(m, ctrl.bank, stages.window, "bank", reset_less=True)),
+            b.indexing.inside.eq(delayed(m, ctrl.inside, stages.window, "inside",
+                                         reset_less=True)),
             b.array.acts.eq(b.indexing.acts),
         ]
 
@@ -280,8 +281,8 @@ class Accelerator(wiring.Component):
             rq.valid.eq(acc.result_valid), rq.acc.eq(acc.result), rq.relu.eq(layer.relu),
         ]
         # The requantizer takes mult and shift with the total, a cycle after the bias.
-        m.d.comb += [rq.mult.eq(delayed(m, params.data.mult, 1, "mult")),
-                     rq.shift.eq(delayed(m, params.data.shift, 1, "shift"))]
+        m.d.comb += [rq.mult.eq(delayed(m, params.data.mult, 1, "mult", reset_less=True)),
+                     rq.shift.eq(delayed(m, params.data.shift, 1, "shift", reset_less=True))]
         m.d.comb += [
             pool.restart.eq(ctrl.run.restart), pool.valid.eq(rq.out_valid),
             pool.values.eq(rq.out),

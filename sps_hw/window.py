@@ -76,11 +76,13 @@ class WindowGenerator(wiring.Component):
             wr.data.eq(Cat(self.pixel, above)),
         ]
         column = [above2, above, self.pixel]           # rows ky = 0, 1, 2 of the new column
+        window = Signal(Window, reset_less=True)        # data: no reset logic
         with m.If(shift):
             for ky in range(3):
                 m.d.sync += [
-                    self.window[ky * 3 + 0].eq(self.window[ky * 3 + 1]),
-                    self.window[ky * 3 + 1].eq(self.window[ky * 3 + 2]),
-                    self.window[ky * 3 + 2].eq(column[ky]),
+                    window[ky * 3 + 0].eq(window[ky * 3 + 1]),
+                    window[ky * 3 + 1].eq(window[ky * 3 + 2]),
+                    window[ky * 3 + 2].eq(column[ky]),
                 ]
+        m.d.comb += self.window.eq(window)
         return m

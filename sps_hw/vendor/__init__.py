@@ -78,8 +78,9 @@ class Multipliers(wiring.Component):
                 p = ecp5.mult18x18d(m, self.a[i], self.b[i], f"mult_{i}", output_reg=True)
                 m.d.comb += self.p[i].eq(p[:16])
             elif kind is None:
-                a, b = delayed(m, self.a[i], 1, f"a{i}"), delayed(m, self.b[i], 1, f"b{i}")
-                product = Signal(signed(16), name=f"p{i}")
+                a = delayed(m, self.a[i], 1, f"a{i}", reset_less=True)
+                b = delayed(m, self.b[i], 1, f"b{i}", reset_less=True)
+                product = Signal(signed(16), name=f"p{i}", reset_less=True)
                 m.d.sync += product.eq(a * b)
                 m.d.comb += self.p[i].eq(product)
         if kind == "SB_MAC16":
@@ -114,9 +115,10 @@ class WideMultiplier(wiring.Component):
         elif kind == "SB_MAC16" and self.b_width <= 16:
             p = ice40.sb_mac16_32x16(m, self.a, self.b, "mac")
         else:
-            a, b = delayed(m, self.a, 1, "a"), delayed(m, self.b, 1, "b")
-            product = Signal(signed(self.a_width + self.b_width))
+            a = delayed(m, self.a, 1, "a", reset_less=True)
+            b = delayed(m, self.b, 1, "b", reset_less=True)
+            product = Signal(signed(self.a_width + self.b_width), reset_less=True)
             m.d.sync += product.eq(a * b)
-            p = delayed(m, product, WIDE_PRODUCT_LATENCY - 2, "p")
+            p = delayed(m, product, WIDE_PRODUCT_LATENCY - 2, "p", reset_less=True)
         m.d.comb += self.p.eq(p)
         return m

@@ -43,7 +43,7 @@ def mult_32x18(m, a, b, name):
     a, b = Value.cast(a), Value.cast(b)
     low = mult18x18d(m, Cat(a[:17], Const(0, 1)), b, f"{name}_lo")
     high = mult18x18d(m, a[17:32].as_signed(), b, f"{name}_hi")
-    product = Signal(signed(32 + len(b)), name=f"{name}_p")
+    product = Signal(signed(32 + len(b)), name=f"{name}_p", reset_less=True)
     m.d.sync += product.eq(low.as_signed() + (high.as_signed() << 17))
     return product
 
