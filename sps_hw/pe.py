@@ -59,16 +59,20 @@ class ProcessingElement(wiring.Component):
     in the next cycle (``act_next``) and its bank's weight, and ``product`` returns their
     product :data:`~sps_hw.vendor.PRODUCT_LATENCY` cycles later, so each activation's
     product reaches ``psum_out <= psum_in + product`` one cycle after the activation was on
-    ``act_in``. The activation moves on (``act_out <= act_in``). The next pass's weight is
+    ``act_in``. The activation moves on (``act_out <= act_in``; with ``passes_on=False``,
+    in the last two columns, whose successors only read ``act_in``, there is no ``act_out``).
+    The next pass's weight is
     written into one bank while the current pass multiplies with the other; each activation
     names its bank, so a bank switch travels through the array with the data. Sums wrap at
     ``psum_bits`` (the array uses :func:`psum_bits`, which never wraps).
     """
 
-    def __init__(self, *, psum_bits=32):
+    def __init__(self, *, psum_bits=32, passes_on=True):
         check_int("psum_bits", psum_bits, minimum=16, maximum=32)
+        self.passes_on = bool(passes_on)
         super().__init__({
-            "act_in": In(Activation), "act_next": In(Activation), "act_out": Out(Activation),
+            "act_in": In(Activation), "act_next": In(Activation),
+            **({"act_out": Out(Activation)} if passes_on else {}),
             "psum_in": In(signed(psum_bits)), "psum_out": Out(signed(psum_bits)),
             "load": In(WeightLoad()),
             "operands": Out(Operands), "product": In(signed(16)),
@@ -84,9 +88,12 @@ class ProcessingElement(wiring.Component):
         m.d.comb += [self.operands.a.eq(self.act_next.value),
                      self.operands.b.eq(Mux(self.act_next.bank, weight[1], weight[0]))]
         psum = Signal.like(self.psum_out, reset_less=True)
-        act = Signal.like(self.act_out, reset_less=True)
-        m.d.sync += [psum.eq(self.psum_in + self.product), act.eq(self.act_in)]
-        m.d.comb += [self.psum_out.eq(psum), self.act_out.eq(act)]
+        m.d.sync += psum.eq(self.psum_in + self.product)
+        m.d.comb += self.psum_out.eq(psum)
+        if self.passes_on:
+            act = Signal.like(self.act_out, reset_less=True)
+            m.d.sync += act.eq(self.act_in)
+            m.d.comb += self.act_out.eq(act)
         return m
 
 
@@ -129,8 +136,9 @@ class SystolicArray(wiring.Component):
         rows, cols = self.rows, self.cols
         m.submodules.multipliers = mults = self.multipliers
         # Row r's partial sums hold r + 1 products: psum_bits(r + 1) bits (sign-extended on).
-        pes = [[ProcessingElement(psum_bits=psum_bits(r + 1)) for _ in range(cols)]
-               for r in range(rows)]
+        # PE c + 1 multiplies PE c's input (its act_next): the last two columns pass nothing on.
+        pes = [[ProcessingElement(psum_bits=psum_bits(r + 1), passes_on=c < cols - 2)
+                for c in range(cols)] for r in range(rows)]
         for r in range(rows):
             for c in range(cols):
                 pe, i = pes[r][c], r * cols + c
@@ -155,8 +163,9 @@ class SystolicArray(wiring.Component):
             if cols > 1:
                 m.d.comb += pes[r][0].act_in.eq(chain[r + 1])
             for c in range(1, cols):
-                m.d.comb += [pes[r][c].act_in.eq(pes[r][c - 1].act_out),
-                             pes[r][c].act_next.eq(pes[r][c - 1].act_in)]
+                if pes[r][c - 1].passes_on:
+                    m.d.comb += pes[r][c].act_in.eq(pes[r][c - 1].act_out)
+                m.d.comb += pes[r][c].act_next.eq(pes[r][c - 1].act_in)
         for c in range(cols):
             m.d.comb += pes[0][c].psum_in.eq(0)
             for r in range(1, rows):
