@@ -128,7 +128,7 @@ def add_commands(sub):
     train.add_arguments(p)
     p.set_defaults(func=train.run)
 
-    report = sub.add_parser("report", help="storage, cycle and energy comparisons")
+    report = sub.add_parser("report", help="weight storage and cycle reports")
     report_sub = report.add_subparsers(dest="report", required=True, metavar="KIND")
     p = report_sub.add_parser("storage", help="weight storage of dense, CSR, CSC, COO, "
                               "bitmap, RLC and SPS formats")

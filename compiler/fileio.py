@@ -7,12 +7,22 @@ import numpy as np
 from .errors import SPSError
 
 
+def make_parents(path, what="-o"):
+    """Create the missing parent directories of the output ``path``."""
+    parent = Path(path).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SPSError(f"{what} {path}: cannot create directory {parent} "
+                       f"({e.strerror or e})") from None
+
+
 def atomic_write(path, write, what="-o"):
     """Call ``write(file)`` on a temporary file next to ``path``, then rename it into place,
-    so ``path`` is either absent, the old file or the whole new one."""
+    so ``path`` is either absent, the old file or the whole new one; missing parent
+    directories are created."""
     path = Path(path)
-    if not path.parent.resolve().is_dir():
-        raise SPSError(f"{what} {path}: directory {path.parent} does not exist")
+    make_parents(path, what)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with open(tmp, "wb") as f:

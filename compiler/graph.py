@@ -1,8 +1,8 @@
 """The float network the compiler works on, and its float forward pass.
 
 A :class:`Network` is a list of :class:`Layer` in execution order. Ops are those the golden
-model runs (``docs/spec.md`` section 3): ``conv`` (any k x k, stride, padding, optional fused ReLU and
-2x2 max-pool; fully connected layers are convs with ``k = 1`` on a flattened input),
+model runs (``docs/spec.md`` section 3): ``conv`` (any k x k, stride, padding, optional
+fused ReLU and 2x2 max-pool; fully connected layers are convs with ``k = 1`` on a flattened input),
 ``maxpool``, ``add`` (residual, optional ReLU) and ``avgpool`` (global). Each layer names
 its inputs: earlier layers, or ``"input"`` for the network input.
 """

@@ -1,4 +1,5 @@
-"""The compiled model directory (``docs/spec.md`` section 4): writing it atomically, loading and checking it.
+"""The compiled model directory (``docs/spec.md`` section 4): writing it atomically, loading
+and checking it.
 
 ``OUT/manifest.json`` describes the network; each weighted layer has a folder with the
 canonical images: ``weights.hex`` (kept int8 weights, order o, i, ascending tap), ``weights.npy``
@@ -18,6 +19,7 @@ import numpy as np
 
 from . import pps
 from .errors import SPSError
+from .fileio import make_parents
 
 FORMAT, VERSION = "sps-model", 1
 
@@ -94,12 +96,12 @@ def _sha256(path):
 
 
 def check_new_dir(out):
-    """Refuse an output directory that exists, before any work is done."""
+    """Refuse an output directory that exists and create its missing parents, before any
+    work is done."""
     out = Path(out)
     if out.exists():
         raise SPSError(f"{out}: output directory exists; remove it or choose another")
-    if not out.parent.resolve().is_dir():
-        raise SPSError(f"{out}: parent directory {out.parent} does not exist")
+    make_parents(out, "output directory")
 
 
 def write(model, out, progress=None):

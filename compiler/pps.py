@@ -1,5 +1,6 @@
 """Periodic pattern-based sparsity (PPS): choosing pattern libraries, assignments and channel
-permutations that keep as much weight energy as possible (``docs/spec.md`` section 2, ``docs/pps.md``).
+permutations that keep as much weight energy as possible (``docs/spec.md`` section 2,
+``docs/pps.md``).
 
 A 3x3 PPS layer keeps, in kernel ``(o, j)``, the taps of ``library[assignment[j % period]]``
 where ``j`` is the *stored* input-channel position. Since the pattern does not depend on ``o``,

@@ -12,6 +12,7 @@ import numpy as np
 
 from . import formats, images, models, pipeline, pps
 from .errors import SPSError
+from .fileio import atomic_write
 from .graph import Layer, Network
 
 _BIT_KEYS = ("value_bits", "index_bits", "total_bits")
@@ -265,4 +266,4 @@ def plot(report, path):
             ax.grid(axis="y", alpha=0.3)
     fig.suptitle(f"{report['model']}: weight storage per format "
                  f"({report['assumptions']['convention']} field widths)")
-    fig.savefig(path, format="png", dpi=100)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100), "--plot")

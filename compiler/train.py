@@ -25,7 +25,7 @@ import numpy as np
 
 from . import digits, golden, graph, images, kernels, models, pipeline, pps
 from .errors import SPSError
-from .fileio import atomic_write, save_npy
+from .fileio import atomic_write, make_parents, save_npy
 
 # How digits8.npz is made (``python -m compiler.train``); see docs/accuracy.md.
 EPOCHS, LR, BATCH = 40, 0.01, 32
@@ -474,8 +474,8 @@ def run(args):
         raise SPSError(f"--table must list keep values like 9,3,4,5, not {args.table!r}") \
             from None
     for path in (args.output, args.dense_output):
-        if path and not Path(path).parent.resolve().is_dir():
-            raise SPSError(f"{path}: directory {Path(path).parent} does not exist")
+        if path:
+            make_parents(path)
     start = time.monotonic()
     dense, _ = train_dense(seed=args.seed, epochs=args.epochs,
                            progress=_epoch_printer("dense", start) if args.verbose else None)

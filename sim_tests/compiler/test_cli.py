@@ -142,3 +142,22 @@ def test_compare_rebuilds_float_model_with_given_weights(tmp_path, monkeypatch, 
     fails_cleanly(capsys, ["golden", "m", "--input", "x.npy", "-o", "y2.npy", "--compare"],
                   "w.npz", "not the file")
     assert not (tmp_path / "y2.npy").exists()
+
+
+def test_missing_parent_directories_are_created(tmp_path, capsys, demo_model, x_npy):
+    """``sps compile demo -o a/b/demo`` and ``-o c/d/y.npy`` create ``a/b`` and ``c/d``."""
+    out, y = tmp_path / "a" / "b" / "demo", tmp_path / "c" / "d" / "y.npy"
+    assert main(["compile", "demo8", "-o", str(out)]) == 0
+    assert (out / "manifest.json").is_file()
+    assert main(["golden", str(demo_model), "--input", str(x_npy), "-o", str(y)]) == 0
+    assert np.load(y).dtype == np.int8
+    (tmp_path / "file").write_text("")
+    fails_cleanly(capsys, ["compile", "demo8", "-o", tmp_path / "file" / "m"], "file",
+                  "cannot create directory")
+
+
+def test_help_promises_only_what_exists(capsys):
+    for argv in (["--help"], ["report", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert "energy" not in capsys.readouterr().out
