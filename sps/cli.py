@@ -2,7 +2,9 @@
 
 :mod:`compiler.cli` adds ``compile``, ``golden``, ``train-digits`` and ``report storage``,
 :mod:`sps_hw.cli` ``generate``, ``sim`` and ``report cycles``, :mod:`boards.cli` ``build`` and
-``run``. A :class:`~compiler.errors.SPSError` becomes one line on stderr and exit status 2.
+``run``; ``generate`` also writes a FuseSoC core file (:mod:`sps.corefile`). A
+:class:`~compiler.errors.SPSError`, or a missing optional extra (:mod:`sps.extras`), becomes
+one line on stderr and exit status 2.
 """
 
 import argparse
@@ -13,6 +15,8 @@ import compiler.cli
 import sps_hw.cli
 from compiler.errors import SPSError
 
+from . import corefile, extras
+
 __all__ = ["build_parser", "main"]
 
 
@@ -22,6 +26,8 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     report_sub = compiler.cli.add_commands(sub)
     sps_hw.cli.add_commands(sub, report_sub)
+    generate = sub.choices["generate"]
+    generate.set_defaults(func=corefile.with_core_file(generate.get_default("func")))
     boards.cli.add_commands(sub, report_sub)
     return parser
 
@@ -29,7 +35,14 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        try:
+            extras.require(args)
+            args.func(args)
+        except ImportError as e:
+            error = extras.from_import_error(args.command, e)
+            if error is None:
+                raise
+            raise error from None
     except SPSError as e:
         print(f"sps: error: {e}", file=sys.stderr)
         return 2

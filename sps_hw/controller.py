@@ -120,6 +120,11 @@ class LayerSequencer(wiring.Component):
         fetched = self.descriptor(shifted[:self.descriptor.size])
         m.d.comb += self.layer.eq(raw[:self.descriptor.size])
 
+        # `restart` clears the run's control registers in PREP: a register set on the way
+        # into PREP, so its fanout (some 1,500 flip-flops) hangs off no logic.
+        restart = Signal()
+        m.d.sync += restart.eq(0)
+        m.d.comb += self.run.restart.eq(restart)
         with m.FSM():
             with m.State("FETCH"):
                 m.d.comb += requested.eq(1)
@@ -145,6 +150,7 @@ class LayerSequencer(wiring.Component):
                     m.d.sync += [found.eq(1), self.buffer.eq(0)]
                     m.next = "LOAD_START"
                 with m.Else():
+                    m.d.sync += restart.eq(1)
                     m.next = "PREP"
             with m.State("LOAD_START"):
                 m.d.comb += [self.load_start.eq(1), self.loading.eq(1)]
@@ -152,9 +158,9 @@ class LayerSequencer(wiring.Component):
             with m.State("LOAD"):
                 m.d.comb += self.loading.eq(1)
                 with m.If(self.load_done):
+                    m.d.sync += restart.eq(1)
                     m.next = "PREP"
             with m.State("PREP"):
-                m.d.comb += self.run.restart.eq(1)
                 m.d.sync += cycles.eq(cycles + 1)
                 m.next = "RUN"
             with m.State("RUN"):
