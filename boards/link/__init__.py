@@ -7,7 +7,9 @@
 - :mod:`.loader`, :mod:`.run`, :mod:`.readback`: the executors :class:`ImageLoader` (uploads),
   :class:`RunControl` (runs and input) and :class:`OutputReadback` (the output ring);
 - :mod:`.response`: :class:`ResponseSender`, results to response frames;
-- :mod:`.ledger`: :class:`StatusLedger`, the response words kept in block RAM;
+- :mod:`.ledger`: :class:`StatusLedger`, a block RAM of response words, scripts and programs,
+  and the adder that runs them;
+- :mod:`.scripts`: what that block RAM holds, and where;
 - :mod:`.words`: :class:`WordShifter`, the shift register of arguments and response words;
 - :mod:`.ports`: the layouts and signatures that join the stages;
 - :mod:`.serial`: :class:`~.serial.SerialCRC`, the bit-serial CRC register;

@@ -11,16 +11,8 @@ from sps_hw.checks import check_int
 
 from ..protocol import MIN_PAYLOAD_LENGTH, PAYLOAD_LENGTH, Cmd, Status
 from .framing import frame_layout, payload_layout
-from .ports import (
-    ArgumentShift,
-    ExecutorSignature,
-    Kind,
-    Op,
-    StallTimer,
-    Word,
-    count_width,
-    response_layout,
-)
+from .ports import ArgumentShift, ExecutorSignature, Op, StallTimer, count_width, response_layout
+from .scripts import Script
 
 __all__ = ["EXECUTORS", "CommandDispatcher"]
 
@@ -31,8 +23,6 @@ EXECUTORS = {
     Cmd.COMMIT: ("load", Op.COMMIT), Cmd.RUN: ("run", Op.RUN), Cmd.INPUT: ("run", Op.INPUT),
     Cmd.OUTPUT: ("output", Op.OUTPUT),
 }
-#: The commands the dispatcher answers itself.
-REPLIES = {Cmd.INFO: Kind.INFO, Cmd.STATUS: Kind.STATUS}
 PORTS = ("load", "run", "output")
 
 
@@ -63,8 +53,11 @@ class CommandDispatcher(wiring.Component):
         The receiver's idle counter, timing an executor that waits for the core.
     load, run, output : ``Out(ExecutorSignature(max_payload))``
         The executors: image loader, run control, output readback.
-    response : ``Out(stream.Signature(response_layout(max_payload)))``
+    response : ``Out(stream.Signature(response_layout()))``
         To the sender; taken when the response has been sent.
+    arg : ``Out(8)``
+        The argument of the dispatcher's own refusals: the command byte (unknown), the
+        expected length (wrong length).
     frame_error : ``Out(1)``
         Strobe: a damaged frame arrived (STATUS counts them).
     """
@@ -78,7 +71,8 @@ class CommandDispatcher(wiring.Component):
             "arguments": Out(ArgumentShift()),
             "hold": Out(StallTimer()),
             **{name: Out(ExecutorSignature(max_payload)) for name in PORTS},
-            "response": Out(stream.Signature(response_layout(self.max_payload))),
+            "response": Out(stream.Signature(response_layout())),
+            "arg": Out(8),
             "frame_error": Out(1),
         })
 
@@ -95,70 +89,74 @@ class CommandDispatcher(wiring.Component):
         exp_len = Signal(4)                 # expected (or minimum) payload length, <= 9
         op = Signal(Op)
         target = Signal(len(PORTS))         # one-hot executor; none for INFO and STATUS
-        kind = Signal(Kind)
+        info = Signal()                     # INFO (else STATUS) for no executor
         index = Signal(4)                   # payload bytes taken, up to 15
+        count = Signal(lw)                  # data bytes after LOAD_DATA's, INPUT's offset
         arg = self.arguments.value
         last = Signal()
         with m.If(self.frame.valid & ~self.frame.ready):
             m.d.sync += [known.eq(0), exp_len.eq(0), fixed.eq(0), begin.eq(0), streams.eq(0),
-                         target.eq(0)]
+                         target.eq(0), count.eq(length - 4)]
             with m.Switch(frame.cmd):
                 for cmd, n in lengths.items():
                     with m.Case(cmd):
                         m.d.sync += [known.eq(1), exp_len.eq(n),
                                      fixed.eq(cmd in PAYLOAD_LENGTH),
                                      begin.eq(cmd == Cmd.LOAD_BEGIN),
-                                     streams.eq(cmd in MIN_PAYLOAD_LENGTH)]
+                                     streams.eq(cmd in MIN_PAYLOAD_LENGTH),
+                                     info.eq(cmd == Cmd.INFO)]
                         if cmd in EXECUTORS:
                             port, code = EXECUTORS[cmd]
                             m.d.sync += [op.eq(code), target.eq(1 << PORTS.index(port))]
-                        else:
-                            m.d.sync += kind.eq(REPLIES[cmd])
         short = length[4:] == 0
         bad_length = Mux(fixed, ~short | (length[:4] != exp_len), short & (length[:4] < exp_len))
 
-        # The response, registered: the dispatcher's own, or an executor's result, ORed in
-        # (results are zero unless valid) and acted on a cycle later (``answered``), so no
-        # decision here waits on an executor's in the same cycle.
-        rsp = Signal(self.response.payload.result.shape())
-        answered = Signal()
-        m.d.sync += [answered.eq(Cat(p.result.valid for p in ports).any()),
-                     rsp.as_value().eq(rsp.as_value() | reduce(
-                         operator.or_, (p.result.payload.as_value() for p in ports)))]
+        # The response, registered: the dispatcher's own, or an executor's result (results
+        # are zero unless valid: ORed) acted on a cycle later (``answered``), so no decision
+        # here waits on an executor's in the same cycle.
+        rsp = Signal(self.response.payload.script.shape())
+        answering, answered = Signal(), Signal()
+        m.d.comb += answering.eq(Cat(p.result.valid for p in ports).any())
+        m.d.sync += answered.eq(answering)
+        with m.If(answering):
+            m.d.sync += rsp.eq(reduce(operator.or_, (p.result.payload.script for p in ports)))
         m.d.comb += [self.response.payload.cmd.eq(frame.cmd),
-                     self.response.payload.result.eq(rsp),
+                     self.response.payload.script.eq(rsp),
+                     self.arg.eq(Mux(known, exp_len, frame.cmd)),
                      self.arguments.byte.eq(self.payload.payload.data),
                      self.hold.count.eq(Cat(p.waiting for p in ports).any()),
                      self.frame.ready.eq(self.response.valid & self.response.ready)]
         for port in ports:
             m.d.comb += [port.command.payload.op.eq(op), port.command.payload.arg.eq(arg),
                          port.command.payload.last.eq(last),
-                         port.command.payload.count.eq(length - 4),
+                         port.command.payload.count.eq(count),
                          port.stalled.eq(self.hold.expired)]
-        def reply(status, word=Word.ARG, kind=Kind.GENERIC, value=0):
-            m.d.sync += [rsp.status.eq(status), rsp.word.eq(word), rsp.kind.eq(kind),
-                         rsp.arg.eq(value), rsp.ndata.eq(0)]
+
+        def reply(script):
+            m.d.sync += rsp.eq(script)
             m.next = "RESPOND"
 
         with m.FSM():
             with m.State("IDLE"):
-                m.d.sync += [index.eq(0), rsp.as_value().eq(0)]
+                m.d.sync += index.eq(0)
                 with m.If(self.frame.valid):
                     with m.If(frame.status != Status.OK):
                         m.d.comb += self.frame_error.eq(1)
-                        reply(frame.status, Mux(frame.status == Status.ERR_LENGTH,
-                                                Word.MAX_PAYLOAD, Word.ARG))
+                        reply(Mux(frame.status == Status.ERR_LENGTH,
+                                  Script.ERR_LENGTH_MAX_PAYLOAD,
+                                  Mux(frame.status == Status.ERR_CRC, Script.ERR_CRC_ZERO,
+                                      Script.ERR_TIMEOUT_ZERO)))
                     with m.Else():
                         m.next = "DECODE"
 
             with m.State("DECODE"):
                 m.d.sync += last.eq(exp_len == 0)
                 with m.If(~known):
-                    reply(Status.ERR_UNKNOWN, value=frame.cmd)
+                    reply(Script.ERR_UNKNOWN_ARG)
                 with m.Elif(bad_length):
-                    reply(Status.ERR_LENGTH, value=exp_len)
+                    reply(Script.ERR_LENGTH_ARG)
                 with m.Elif(target == 0):
-                    reply(Status.OK, kind=kind)
+                    reply(Mux(info, Script.INFO, Script.STATUS))
                 with m.Elif(exp_len == 0):
                     m.next = "ITEM"
                 with m.Else():

@@ -35,8 +35,9 @@ class FrameReceiver(wiring.Component):
     ``frame`` stays valid until the consumer sets ``ready`` (after it has answered); meanwhile
     ``payload`` streams the frame's payload bytes from the buffer, once (a byte every third
     cycle at most; the consumer takes them all, or lets the rest go with the frame), and no
-    bytes are taken from ``i``. Each byte of a frame goes into the CRC-16 one bit per cycle, so
-    a byte is taken 8 cycles after it is offered (the UART delivers one every >= 40 cycles).
+    bytes are taken from ``i``. Each byte of a frame goes into the CRC-16 one bit per cycle
+    (from a flip-flop), so a byte is taken 9 cycles after it is offered (the UART delivers one
+    every >= 40 cycles).
 
     While ``frame`` is valid the CRC-16 register is free, and the response's sender uses it
     through ``tx_crc`` (a :class:`~.ports.CRCPort`; most significant bit of each byte first).
@@ -84,17 +85,19 @@ class FrameReceiver(wiring.Component):
                      check.data.eq(rx_data | (hold & tx.data))]
 
         idle = Signal(range(max(self.timeout, self.hold_timeout) + 1))
-        timed_out = Signal()
+        timed_out = Signal()                        # idle has reached the timeout
         lw = self.max_payload.bit_length()          # bits of a valid LEN
         count = Signal(lw)
         count_next = Signal(lw)
-        nbit = Signal(3)                            # bit of the offered byte going to the CRC
+        nbit = Signal(4)                            # bit of the offered byte going to the CRC
+        bit = Signal()                              # that bit, from a flip-flop
         byte = self.i.payload
         take = Signal()                             # a byte is consumed this cycle
-        m.d.comb += [take.eq(self.i.valid & self.i.ready), timed_out.eq(idle == self.timeout),
+        m.d.comb += [take.eq(self.i.valid & self.i.ready),
                      count_next.eq(count + 1), wr.addr.eq(count), wr.data.eq(byte)]
-        # expired is a flip-flop (set as idle reaches hold_timeout): the consumer's decision
-        # on it does not follow a wide comparison in the same cycle.
+        m.d.sync += bit.eq(byte.bit_select(~nbit[:3], 1))
+        # timed_out and expired are flip-flops, set as idle reaches its limit: no decision
+        # follows a wide comparison in the same cycle.
         m.d.sync += self.hold.expired.eq(0)
         with m.If(hold):                            # the consumer's stall timer
             with m.If(self.hold.count & ~self.frame.ready):
@@ -103,9 +106,9 @@ class FrameReceiver(wiring.Component):
             with m.Else():
                 m.d.sync += idle.eq(0)
         with m.Elif(take):
-            m.d.sync += idle.eq(0)
+            m.d.sync += [idle.eq(0), timed_out.eq(0)]
         with m.Elif(~timed_out):
-            m.d.sync += idle.eq(idle + 1)
+            m.d.sync += [idle.eq(idle + 1), timed_out.eq(idle == self.timeout - 1)]
 
         # While a frame is held ``count`` walks the payload again: a byte is offered once the
         # read port and the register behind it have caught up with it (``fresh``; the block
@@ -138,10 +141,12 @@ class FrameReceiver(wiring.Component):
                                ("PAYLOAD", None), ("CRC0", "CRC1"), ("CRC1", "CHECK")):
                 with m.State(state):
                     with m.If(self.i.valid):         # the byte's bits into the CRC, MSB first
-                        m.d.comb += [rx_valid.eq(1), rx_data.eq(byte.bit_select(~nbit, 1)),
-                                     self.i.ready.eq(nbit == 7)]
+                        # nbit 0 puts the first bit into ``bit``; 1..8 shift them in.
+                        m.d.comb += [rx_valid.eq(nbit != 0), rx_data.eq(bit),
+                                     self.i.ready.eq(nbit == 8)]
                         m.d.sync += nbit.eq(nbit + 1)
                     with m.If(take):
+                        m.d.sync += nbit.eq(0)
                         if state == "CMD":
                             m.d.sync += f.cmd.eq(byte)
                         elif state == "LEN0":

@@ -10,15 +10,20 @@ The stages (``docs/host_link.md`` section 8): :class:`~.uart.UARTRx`,
 :class:`~.framing.FrameReceiver`, :class:`~.dispatch.CommandDispatcher`, the executors
 :class:`~.loader.ImageLoader`, :class:`~.run.RunControl` and :class:`~.readback.OutputReadback`,
 :class:`~.response.ResponseSender`, :class:`~.uart.UARTTx`; beside them the
-:class:`~.ledger.StatusLedger` (rarely changing words in block RAM) and the
-:class:`~.words.WordShifter` (one shift register for arguments and response words). They are
-built to be small on an iCE40 (the UART leaves at least 40 cycles per byte): CRCs are
-bit-serial (one CRC-16 register checks requests and makes responses), block RAMs have no
-read-during-write logic, counters are only as wide as the memories and streams need, and every
-value a response can carry reaches it through one multiplexer, the sender's.
+:class:`~.ledger.StatusLedger` (one block RAM of response words, scripts and programs, and the
+one adder that runs them) and the :class:`~.words.WordShifter` (one shift register for
+arguments and response words). They are built to be small on an iCE40 (the UART leaves at
+least 40 cycles per byte): CRCs are bit-serial (one CRC-16 register checks requests and makes
+responses), the counters and the checks against them are the ledger's, every value a response
+can carry reaches it through one multiplexer (the ledger's operand ``B``), and what a response
+consists of is a script in block RAM. For 100 MHz, every block RAM's read data goes straight
+into a register and no path runs through more than one adder or a few LUTs.
 """
 
-from amaranth.hdl import Module
+import operator
+from functools import reduce
+
+from amaranth.hdl import Cat, Const, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -30,10 +35,11 @@ from .dispatch import CommandDispatcher
 from .framing import FrameReceiver
 from .ledger import StatusLedger
 from .loader import ImageLoader
-from .ports import LEDGER_DEPTH, Word
+from .ports import Source
 from .readback import OutputReadback, check_ring
-from .response import INFO_WORDS, ResponseSender
+from .response import ResponseSender
 from .run import RunControl
+from .scripts import Data, image
 from .uart import UARTRx, UARTTx, _check_divisor
 from .words import WordShifter
 
@@ -61,9 +67,6 @@ class HostLink(wiring.Component):
         Cycles of silence after which a partial frame is dropped (default 50 ms).
     stall_timeout : int
         Cycles the link waits for the core to take an image byte or an input byte (1 s).
-    count_bits : int
-        Width of the input and output byte counters (a run moves less than ``2**count_bits``
-        bytes each way).
     board_id, rows, cols : int
         Reported by INFO so the host can check what it talks to.
     model_valid : bool
@@ -73,8 +76,8 @@ class HostLink(wiring.Component):
     """
 
     def __init__(self, memory_map, *, clk_hz, divisor, max_payload=512, out_depth=1024,
-                 frame_timeout=None, stall_timeout=None, count_bits=24, board_id=0, rows=0,
-                 cols=0, model_valid=False, model_tag=0):
+                 frame_timeout=None, stall_timeout=None, board_id=0, rows=0, cols=0,
+                 model_valid=False, model_tag=0):
         if not isinstance(memory_map, MemoryMap):
             raise TypeError(f"memory_map must be a MemoryMap, not {memory_map!r}")
         check_int("clk_hz", clk_hz, minimum=0, maximum=U32)
@@ -95,12 +98,11 @@ class HostLink(wiring.Component):
         for name, value in (("board_id", board_id), ("rows", rows), ("cols", cols)):
             check_int(name, value, minimum=0, maximum=255)
         check_int("model_tag", model_tag, minimum=0, maximum=U32)
-        check_ring(out_depth, count_bits)
+        check_ring(out_depth)
         self.memory_map = memory_map
         self.clk_hz, self.divisor = clk_hz, divisor
         self.max_payload, self.out_depth = max_payload, out_depth
         self.frame_timeout, self.stall_timeout = frame_timeout, stall_timeout
-        self.count_bits = count_bits
         self.board_id, self.rows, self.cols = board_id, rows, cols
         self.model_valid, self.model_tag = bool(model_valid), model_tag
 
@@ -109,11 +111,10 @@ class HostLink(wiring.Component):
         self.framer = FrameReceiver(timeout=frame_timeout, hold_timeout=stall_timeout, **sizes)
         self.dispatcher = CommandDispatcher(**sizes)
         self.loader = ImageLoader(memory_map, model_valid=model_valid, **sizes)
-        self.runner = RunControl(count_bits=count_bits, **sizes)
-        self.readback = OutputReadback(out_depth=out_depth, count_bits=count_bits, **sizes)
-        self.sender = ResponseSender(count_bits=count_bits, n_regions=len(memory_map.regions),
-                                     fill_bits=self.loader.fill_bits, **sizes)
-        self.ledger = StatusLedger(self.ledger_words())
+        self.runner = RunControl(**sizes)
+        self.readback = OutputReadback(out_depth=out_depth, **sizes)
+        self.sender = ResponseSender(**sizes)
+        self.ledger = StatusLedger(self.ledger_words(), ring_bit=self.readback.ring_bit)
         self.words = WordShifter()
         self.uart_tx = UARTTx(divisor)
         super().__init__({
@@ -138,17 +139,16 @@ class HostLink(wiring.Component):
         return words
 
     def ledger_words(self):
-        """The ledger's initial words (:class:`~.ports.Word`): INFO, the tag, the constants."""
+        """The ledger's initial words (:func:`~.scripts.image`): the INFO words, the tag, the
+        constants."""
         mm = self.memory_map
-        words = [0] * LEDGER_DEPTH
-        words[Word.INFO:Word.INFO + INFO_WORDS] = self.info_words()
-        words[Word.TAG] = self.model_tag
-        words[Word.MAX_PAYLOAD] = self.max_payload
-        words[Word.N_REGIONS] = len(mm.regions)
+        values = {Data.INFO + i: w for i, w in enumerate(self.info_words())}
+        values.update({Data.TAG: self.model_tag, Data.MAX_PAYLOAD: self.max_payload,
+                       Data.N_REGIONS: len(mm.regions)})
         for r in mm:
-            words[Word.CAPACITY + r.code] = r.capacity
-            words[Word.WORD_BYTES + r.code] = r.word_bytes
-        return words
+            values.update({Data.CAPACITY + r.code: r.capacity,
+                           Data.WORD_BYTES + r.code: r.word_bytes})
+        return image(values)
 
     def elaborate(self, platform):
         m = Module()
@@ -168,20 +168,46 @@ class HostLink(wiring.Component):
                 (dispatcher.arguments, words.arguments), (dispatcher.load, loader.command),
                 (dispatcher.run, runner.command), (dispatcher.output, readback.command),
                 (dispatcher.response, sender.response), (sender.words, words.words),
-                (sender.crc, framer.tx_crc), (sender.ledger, ledger.read[0]),
-                (readback.data, sender.data), (sender.o, uart_tx.i),
-                (loader.ledger, ledger.read[1]), (loader.store, ledger.store),
-                (loader.state, sender.load), (runner.state, sender.run),
-                (readback.state, sender.output)):
+                (sender.crc, framer.tx_crc), (readback.data, sender.data),
+                (sender.o, uart_tx.i)):
             wiring.connect(m, source, sink)
+
+        # The ledger: one caller at a time (the executors take turns, the sender comes after
+        # them; each drives its request only in the states that call), so their requests
+        # are ORed.
+        callers = [sender.ledger, loader.ledger, runner.ledger, readback.ledger]
+        call = ledger.call
+        m.d.comb += [call.program.valid.eq(Cat(c.program.valid for c in callers).any()),
+                     call.program.payload.eq(reduce(operator.or_, (
+                         c.program.payload.as_value() for c in callers)))]
+        for c in callers:
+            m.d.comb += [c.program.ready.eq(call.program.ready), c.busy.eq(call.busy),
+                         c.result.eq(call.result), c.carry.eq(call.carry),
+                         c.zero.eq(call.zero), c.last.eq(call.last)]
+        rsp = dispatcher.response.payload
+        crc = framer.tx_crc.value
+        status0 = Cat(loader.model_valid, runner.busy, runner.done, loader.loading,
+                      runner.stalled, Const(0, 3), loader.verified,
+                      Const(0, 8 - len(loader.verified)), sender.last_error)
+        sources = {
+            Source.ARG: words.words.value, Source.NARG: ~words.words.value,
+            Source.HEADER: rsp.cmd[:7], Source.NDATA: Cat(Const(0, 8), readback.ndata),
+            Source.ARG8: dispatcher.arg,
+            Source.CRC16: Cat(crc[8:], crc[:8]), Source.STATUS0: status0,
+            Source.CORE: core.cycles, Source.IMAGE_CRC: loader.crc,
+            Source.RUN_LOW: runner.cycles, Source.WRITTEN_LOW: readback.written,
+            Source.VERIFIED: loader.verified, Source.COUNT: dispatcher.load.command.payload.count,
+        }
+        k1 = readback.ring_bit
+        m.d.comb += [ledger.sources[s].eq(value) for s, value in sources.items()]
         m.d.comb += [
             ledger.frame_error.eq(dispatcher.frame_error),
             ledger.rx_error.eq(uart_rx.error | uart_rx.overrun),
-            ledger.run.eq(runner.started),
-            ledger.cycles.eq(runner.carry),
-            readback.restart.eq(runner.restart),
-            runner.model_valid.eq(loader.state.model_valid),
-            loader.run_active.eq(runner.state.active),
+            ledger.cycles.eq(runner.cycles[8]), runner.cycles_ack.eq(ledger.cycles_ack),
+            ledger.written.eq(readback.written[k1]), readback.written_ack.eq(ledger.written_ack),
+            readback.restart.eq(runner.start), sender.more.eq(readback.more),
+            runner.model_valid.eq(loader.model_valid),
+            loader.run_active.eq(runner.active),
         ]
 
         # The core.
@@ -190,12 +216,12 @@ class HostLink(wiring.Component):
         wiring.connect(m, wiring.flipped(core.act_out), readback.act_out)
         m.d.comb += [core.commit.eq(loader.commit), core.start.eq(runner.start),
                      core.segment.eq(runner.segment), runner.core_busy.eq(core.busy),
-                     runner.core_done.eq(core.done), sender.core_cycles.eq(core.cycles)]
+                     runner.core_done.eq(core.done)]
 
         # LEDs.
         m.d.comb += [
-            status.model_valid.eq(loader.state.model_valid), status.busy.eq(runner.state.busy),
-            status.done.eq(runner.state.done), status.loading.eq(loader.state.loading),
+            status.model_valid.eq(loader.model_valid), status.busy.eq(runner.busy),
+            status.done.eq(runner.done), status.loading.eq(loader.loading),
             status.error.eq(sender.error),
             status.rx.eq(uart_rx.o.valid & uart_rx.o.ready),
             status.tx.eq(uart_tx.i.valid & uart_tx.i.ready),

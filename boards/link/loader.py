@@ -8,10 +8,11 @@ from amaranth.lib.wiring import In, Out
 
 from sps_hw.checks import check_int
 
-from ..protocol import Status
 from .core_if import MemoryMap
 from .executor import accept_offset, answer, refuse
-from .ports import ExecutorSignature, LedgerRead, LoadState, Op, Word, count_width, store_layout
+from .ledger import LedgerCall
+from .ports import ExecutorSignature, LedgerPort, Op
+from .scripts import Program, Script
 from .serial import SerialCRC, gt_const
 
 __all__ = ["IMAGE_CRC", "ImageLoader"]
@@ -21,16 +22,6 @@ __all__ = ["IMAGE_CRC", "ImageLoader"]
 IMAGE_CRC = crc.catalog.CRC32_ISO_HDLC(data_width=8)
 
 
-def per_region(m, memory_map, region, width, value):
-    """A signal of ``width`` bits: ``value(spec)`` of the region whose code is ``region``."""
-    out = Signal(width)
-    with m.Switch(region):
-        for spec in memory_map:
-            with m.Case(spec.code):
-                m.d.comb += out.eq(value(spec))
-    return out
-
-
 class ImageLoader(wiring.Component):
     """Executes DISCARD, LOAD_BEGIN, LOAD_DATA, LOAD_END and COMMIT (``docs/host_link.md``
     section 4).
@@ -38,9 +29,14 @@ class ImageLoader(wiring.Component):
     Bytes go to the core's staging copy of the open load's region (``write``) and, one bit per
     cycle, into the CRC-32; LOAD_END marks the region verified when all announced bytes arrived,
     they form whole words and the CRC-32 is the announced one. COMMIT, with every region
-    verified and no run active, strobes ``commit``, sets *model valid* and hands the tag to the
-    ledger. *Model valid* survives a reset (``reset_less``), like the core's committed images;
-    the open load and the verified set do not.
+    verified and no run active, strobes ``commit``, sets *model valid* and stores the tag.
+    *Model valid* survives a reset (``reset_less``), like the core's committed images; the open
+    load and the verified set do not.
+
+    The numbers live in the ledger, which the loader calls (:mod:`~.scripts`): the capacities,
+    the bytes received (``FILL``), the bytes still expected and the announced CRC-32 (both
+    negated, so that a check is one add), the tag. Each data byte is counted there while its
+    bits go into the CRC-32.
 
     Parameters
     ----------
@@ -56,12 +52,11 @@ class ImageLoader(wiring.Component):
     command : ``In(ExecutorSignature(max_payload))``
     write : ``Out(stream.Signature(memory_map.write_layout))``
     commit : ``Out(1)``
-    store : ``Out(stream.Signature(store_layout()))``
-        To the ledger: the announced CRC-32 (LOAD_BEGIN), the committed model's tag.
-    ledger : ``Out(LedgerRead())``
-        The announced CRC-32 back (LOAD_END).
-    state : ``Out(LoadState(5, fill_bits))``
-        Also the words of the loader's answers: bytes received, CRC-32, verified regions.
+    ledger : ``Out(LedgerPort())``
+    model_valid, loading, verified : ``Out(1)``, ``Out(1)``, ``Out(5)``
+        STATUS's flags and verified regions.
+    crc : ``Out(32)``
+        The CRC-32 of the bytes of the open load.
     run_active : ``In(1)``
         A run is in progress (COMMIT is refused).
     """
@@ -71,15 +66,17 @@ class ImageLoader(wiring.Component):
             raise TypeError(f"memory_map must be a MemoryMap, not {memory_map!r}")
         check_int("max_payload", max_payload, minimum=16, maximum=0xFFFF)
         self.memory_map, self.max_payload = memory_map, max_payload
-        self.model_valid = bool(model_valid)
-        self.fill_bits = max(memory_map.max_capacity, 1).bit_length()
+        self.model_valid_at_start = bool(model_valid)
+        n_regions = len(memory_map.regions)
         super().__init__({
             "command": In(ExecutorSignature(max_payload)),
             "write": Out(stream.Signature(memory_map.write_layout)),
             "commit": Out(1),
-            "store": Out(stream.Signature(store_layout())),
-            "ledger": Out(LedgerRead()),
-            "state": Out(LoadState(len(memory_map.regions), self.fill_bits)),
+            "ledger": Out(LedgerPort()),
+            "model_valid": Out(1),
+            "loading": Out(1),
+            "verified": Out(n_regions),
+            "crc": Out(32),
             "run_active": In(1),
         })
 
@@ -89,99 +86,99 @@ class ImageLoader(wiring.Component):
         n_regions = len(mm.regions)
         items = self.command.command
         item = items.payload
-        arg = item.arg
-        byte = arg[24:]
-        iw = self.fill_bits                 # image byte counters
-        lw = count_width(self.max_payload)
+        byte = item.arg[24:]
+        ledger = self.ledger
+        call = LedgerCall(m, ledger)
 
-        model_valid = Signal(init=self.model_valid, reset_less=True)
+        model_valid = Signal(init=self.model_valid_at_start, reset_less=True)
         verified = Signal(n_regions)
         loading = Signal()
         region = Signal(3)                  # region of the open load
         region_arg = Signal(3)              # region named by LOAD_BEGIN
-        region_bad, big, seq, much, incomplete, crc_bad = (
-            Signal(name=n) for n in ("region_bad", "big", "seq", "much", "incomplete",
-                                     "crc_bad"))
-        fill = Signal(iw)                   # image bytes received
-        remaining = Signal(iw)              # image bytes still expected
+        region_bad, seq = Signal(), Signal()
         lane = Signal(mm.lane_width)
         waddr = Signal(mm.addr_width)
-        nbit = Signal(3)
+        nbit = Signal(4)                    # bit of the byte going into the CRC-32 (9: done)
+        bit = Signal()                      # that bit, from a flip-flop
         commit = Signal()
-        m.d.sync += commit.eq(0)
-        m.d.comb += [self.commit.eq(commit), self.state.model_valid.eq(model_valid),
-                     self.state.loading.eq(loading), self.state.verified.eq(verified),
-                     self.state.fill.eq(fill)]
+        m.d.sync += [commit.eq(0), bit.eq(byte.bit_select(nbit[:3], 1))]
+        m.d.comb += [self.commit.eq(commit), self.model_valid.eq(model_valid),
+                     self.loading.eq(loading), self.verified.eq(verified)]
 
         m.submodules.crc = image_crc = SerialCRC(32, 0x04C11DB7, 0xFFFFFFFF, reflect=True)
-        crc_value = image_crc.value ^ 0xFFFFFFFF
         wr = self.write
-        m.d.comb += [self.state.crc.eq(crc_value),
+        m.d.comb += [self.crc.eq(image_crc.value ^ 0xFFFFFFFF), image_crc.data.eq(bit),
                      wr.payload.region.eq(region), wr.payload.addr.eq(waddr),
                      wr.payload.lane.eq(lane), wr.payload.data.eq(byte),
-                     image_crc.data.eq(byte.bit_select(nbit, 1)),
-                     self.store.payload.data.eq(arg),
-                     self.ledger.addr.payload.eq(Word.EXPECTED_CRC),
                      self.command.waiting.eq(wr.valid & ~wr.ready)]
 
-        capacity = per_region(m, mm, region_arg, iw, lambda r: r.capacity)     # LOAD_BEGIN's
-        last_lane = per_region(m, mm, region, mm.lane_width, lambda r: r.word_bytes - 1)
-        too_much = (((remaining[lw:] == 0) & (item.count > remaining[:lw])) if iw > lw
-                    else item.count > remaining)    # LOAD_DATA: more than the image has left
+        last_lane = Signal(mm.lane_width)
+        with m.Switch(region):
+            for spec in mm:
+                with m.Case(spec.code):
+                    m.d.comb += last_lane.eq(spec.word_bytes - 1)
 
+        # The region is ORed into the address of a region's program (one op a region) and
+        # script (two ops a region: a header and a word; :mod:`~.scripts` aligns them).
         respond = partial(answer, m, self.command)
 
         with m.FSM():
             with m.State("IDLE"):
-                m.d.sync += [seq.eq((arg[:iw] != fill) | (arg[iw:] != 0)), much.eq(too_much),
-                             incomplete.eq(remaining != 0),
-                             region_arg.eq(byte[:3]), region_bad.eq(gt_const(byte, n_regions - 1))]
+                m.d.sync += [region_arg.eq(byte[:3]),
+                             region_bad.eq(gt_const(byte, n_regions - 1))]
                 with m.If(items.valid):
                     with m.Switch(item.op):
                         with m.Case(Op.DISCARD):
                             m.d.sync += [verified.eq(0), loading.eq(0)]
-                            respond(Status.OK)
+                            respond(Script.OK_ZERO)
                         with m.Case(Op.LOAD_BEGIN):         # the region byte
                             m.d.comb += items.ready.eq(1)
                             m.next = "BEGIN_LENGTH"
                         with m.Case(Op.LOAD_DATA):
-                            m.next = "DATA_CHECK"
+                            m.next = "DATA_OFFSET"
                         with m.Case(Op.LOAD_END):
-                            m.next = "END_READ"
+                            m.next = "END_COMPLETE"
                         with m.Case(Op.COMMIT):
                             m.next = "COMMIT_CHECK"
 
             with m.State("BEGIN_LENGTH"):
-                m.d.sync += big.eq((arg[iw:] != 0) | (arg[:iw] > capacity))
-                with m.If(items.valid):
-                    m.next = "BEGIN_CHECK"
-            with m.State("BEGIN_CHECK"):
-                refuse(m, self.command, [
-                    (region_bad, Status.ERR_REGION, Word.N_REGIONS),
-                    (big, Status.ERR_TOO_LARGE, Word.CAPACITY + region_arg)])
-                with m.Else():
+                with m.If(items.valid & region_bad):
+                    respond(Script.ERR_REGION_N_REGIONS)
+                with m.Elif(items.valid):
+                    with m.If(call(Program.CHECK_CAPACITY | region_arg)):
+                        with m.If(~ledger.carry):           # capacity - length borrowed
+                            respond(Script.ERR_TOO_LARGE_CAPACITY | region_arg << 1)
+                        with m.Else():
+                            m.next = "BEGIN_COUNT"
+            with m.State("BEGIN_COUNT"):            # the bytes still expected, none received
+                with m.If(call(Program.BEGIN_LENGTH)):
                     m.d.comb += items.ready.eq(1)
-                    m.d.sync += remaining.eq(arg[:iw])
                     m.next = "BEGIN_CRC"
-            with m.State("BEGIN_CRC"):              # to the ledger
-                m.d.comb += [self.store.valid.eq(items.valid),
-                             self.store.payload.word.eq(Word.EXPECTED_CRC)]
-                with m.If(self.store.valid & self.store.ready):
-                    m.d.comb += image_crc.start.eq(1)
-                    m.d.sync += [region.eq(region_arg), fill.eq(0),
-                                 waddr.eq(0), lane.eq(0), loading.eq(1),
-                                 verified.bit_select(region_arg, 1).eq(0)]
-                    respond(Status.OK, Word.CAPACITY + region_arg)
+            with m.State("BEGIN_CRC"):              # the announced CRC-32
+                with m.If(items.valid):
+                    with m.If(call(Program.BEGIN_CRC)):
+                        m.d.comb += image_crc.start.eq(1)
+                        m.d.sync += [region.eq(region_arg), waddr.eq(0), lane.eq(0),
+                                     loading.eq(1), verified.bit_select(region_arg, 1).eq(0)]
+                        respond(Script.OK_CAPACITY | region_arg << 1)
 
-            with m.State("DATA_CHECK"):             # the offset
-                accept_offset(m, self.command, [
-                    (~loading, Status.ERR_STATE, Word.ARG),
-                    (seq, Status.ERR_SEQUENCE, Word.FILL),
-                    (much, Status.ERR_TOO_LARGE, Word.FILL)], Word.FILL, "DATA")
+            with m.State("DATA_OFFSET"):            # the offset: the bytes received so far?
+                with m.If(~loading):
+                    respond(Script.ERR_STATE_ZERO)
+                with m.Else():
+                    with m.If(call(Program.CHECK_FILL)):
+                        m.d.sync += seq.eq(~ledger.zero)
+                        m.next = "DATA_COUNT"
+            with m.State("DATA_COUNT"):             # ... no more than still expected?
+                with m.If(call(Program.CHECK_COUNT)):
+                    much = ~ledger.result[31] & ~ledger.zero
+                    accept_offset(m, self.command, [
+                        (seq, Script.ERR_SEQUENCE_FILL),
+                        (much, Script.ERR_TOO_LARGE_FILL)], Script.OK_FILL, "DATA")
             with m.State("DATA"):                   # a byte to the core ...
                 m.d.comb += wr.valid.eq(items.valid)
                 with m.If(wr.valid & wr.ready):
-                    m.d.sync += [fill.eq(fill + 1), remaining.eq(remaining - 1), nbit.eq(0)]
+                    m.d.sync += nbit.eq(0)
                     with m.If(lane == last_lane):
                         m.d.sync += [lane.eq(0), waddr.eq(waddr + 1)]
                     with m.Else():
@@ -189,49 +186,47 @@ class ImageLoader(wiring.Component):
                     m.next = "DATA_CRC"
                 with m.Elif(self.command.stalled):
                     m.d.sync += loading.eq(0)
-                    respond(Status.ERR_STALL, Word.FILL)
-            with m.State("DATA_CRC"):               # ... then into the CRC-32
-                m.d.comb += image_crc.valid.eq(1)
-                m.d.sync += nbit.eq(nbit + 1)
-                with m.If(nbit == 7):
+                    respond(Script.ERR_STALL_FILL)
+            with m.State("DATA_CRC"):               # ... into the CRC-32 and counted
+                m.d.comb += image_crc.valid.eq((nbit != 0) & (nbit != 9))
+                with m.If(nbit != 9):
+                    m.d.sync += nbit.eq(nbit + 1)
+                with m.If(call(Program.DATA_BYTE, also=nbit == 9)):
                     with m.If(item.last):
-                        respond(Status.OK, Word.FILL)
+                        respond(Script.OK_FILL)
                     with m.Else():
                         m.d.comb += items.ready.eq(1)
                         m.next = "DATA"
 
-            with m.State("END_READ"):               # the announced CRC-32
-                m.d.comb += self.ledger.addr.valid.eq(1)
-                with m.If(self.ledger.addr.ready):
-                    m.next = "END_WAIT"
-            with m.State("END_WAIT"):
-                m.next = "END_COMPARE"
-            with m.State("END_COMPARE"):
-                m.d.sync += crc_bad.eq(crc_value != self.ledger.data)
-                m.next = "END_CHECK"
-            with m.State("END_CHECK"):
-                refuse(m, self.command, [
-                    (~loading, Status.ERR_STATE, Word.ARG),
-                    (incomplete, Status.ERR_INCOMPLETE, Word.FILL)])
-                with m.Elif(lane != 0):
-                    m.d.sync += loading.eq(0)
-                    respond(Status.ERR_LENGTH, Word.WORD_BYTES + region)
-                with m.Elif(crc_bad):
-                    m.d.sync += loading.eq(0)
-                    respond(Status.ERR_IMAGE_CRC, Word.IMAGE_CRC)
+            with m.State("END_COMPLETE"):
+                with m.If(~loading):
+                    respond(Script.ERR_STATE_ZERO)
                 with m.Else():
-                    m.d.sync += [loading.eq(0), verified.bit_select(region, 1).eq(1)]
-                    respond(Status.OK, Word.IMAGE_CRC)
+                    with m.If(call(Program.CHECK_COMPLETE)):
+                        with m.If(~ledger.zero):
+                            respond(Script.ERR_INCOMPLETE_FILL)
+                        with m.Elif(lane != 0):
+                            m.d.sync += loading.eq(0)
+                            respond(Script.ERR_LENGTH_WORD_BYTES | region << 1)
+                        with m.Else():
+                            m.next = "END_CRC"
+            with m.State("END_CRC"):
+                with m.If(call(Program.CHECK_CRC)):
+                    m.d.sync += loading.eq(0)
+                    with m.If(~ledger.zero):
+                        respond(Script.ERR_IMAGE_CRC_IMAGE_CRC)
+                    with m.Else():
+                        m.d.sync += verified.bit_select(region, 1).eq(1)
+                        respond(Script.OK_IMAGE_CRC)
 
             with m.State("COMMIT_CHECK"):
                 refuse(m, self.command, [
-                    (self.run_active, Status.ERR_BUSY, Word.ARG),
-                    (verified != (1 << n_regions) - 1, Status.ERR_NOT_STAGED, Word.VERIFIED)])
+                    (self.run_active, Script.ERR_BUSY_ZERO),
+                    (verified != (1 << n_regions) - 1, Script.ERR_NOT_STAGED_VERIFIED)])
                 with m.Else():
                     m.d.sync += [commit.eq(1), model_valid.eq(1), verified.eq(0), loading.eq(0)]
-                    m.next = "TAG"
-            with m.State("TAG"):
-                m.d.comb += [self.store.valid.eq(1), self.store.payload.word.eq(Word.TAG)]
-                with m.If(self.store.ready):
-                    respond(Status.OK, Word.TAG)
+                    m.next = "COMMIT_TAG"
+            with m.State("COMMIT_TAG"):
+                with m.If(call(Program.STORE_TAG)):
+                    respond(Script.OK_TAG)
         return m

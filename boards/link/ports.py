@@ -7,12 +7,12 @@ A request passes the stages in this order (``docs/host_link.md`` section 8)::
 The dispatcher hands a command to one *executor* (:class:`~.loader.ImageLoader`,
 :class:`~.run.RunControl` or :class:`~.readback.OutputReadback`) as a stream of *items*
 (:func:`command_layout`) and gets one *result* (:func:`result_layout`) back, which it forwards
-to the sender. A result does not carry the words of the response; it names them by a
-:class:`Word` address: below :data:`LEDGER_DEPTH` a word of the :class:`~.ledger.StatusLedger`
-(block RAM: INFO constants, model tag, counters), above a register of a stage, which the
-stage exports (:class:`LoadState`, :class:`RunState`, :class:`OutputState`) and the sender
-reads when the word's first byte goes out. So every value reaches the response through one
-multiplexer, the sender's.
+to the sender. A result names its response by the ledger address of a *script*
+(:mod:`~.scripts`): the ops that put each word of the response into the word shifter. The
+:class:`~.ledger.StatusLedger` keeps the response words that are not registers, the scripts
+and the programs the executors run (compare an argument with a counter, count a byte, store a
+word) in one block RAM, and executes one op at a time through one adder: ``A`` a ledger word
+(or zero), ``B`` the registers an op selects (:class:`Source`).
 """
 
 import enum as pyenum
@@ -20,34 +20,33 @@ import enum as pyenum
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..protocol import REGIONS
-
 __all__ = [
+    "LEDGER_BITS",
     "LEDGER_DEPTH",
     "OUTPUT_HEADER",
-    "WORD_BITS",
     "ArgumentShift",
     "CRCPort",
     "ExecutorSignature",
-    "Kind",
-    "LedgerRead",
-    "LoadState",
+    "LedgerPort",
     "Op",
-    "OutputState",
-    "RunState",
+    "Source",
     "StallTimer",
-    "Word",
     "WordShift",
     "command_layout",
     "count_width",
     "ndata_width",
+    "op_layout",
+    "request_layout",
     "response_layout",
     "result_layout",
-    "store_layout",
 ]
 
 #: Bytes of an OUTPUT response before its data: status, STATUS word 0, bytes produced.
 OUTPUT_HEADER = 1 + 8
+
+#: Address bits and words of the ledger (one iCE40 block RAM pair, one ECP5 DP16KD).
+LEDGER_BITS = 8
+LEDGER_DEPTH = 1 << LEDGER_BITS
 
 
 class Op(enum.Enum, shape=3):
@@ -63,51 +62,41 @@ class Op(enum.Enum, shape=3):
     OUTPUT = 7
 
 
-class Kind(enum.Enum, shape=2):
-    """Which words follow a response's status byte."""
+class Source(pyenum.IntEnum):
+    """The registers an op can add to its ledger word (operand ``B``; one bit each of the op's
+    ``sel``, ORed). Each is a 32-bit word as :class:`~.link.HostLink` places it."""
 
-    GENERIC = 0     # one word: the result's ``word``
-    STATUS = 1      # the eight STATUS words
-    OUTPUT = 2      # STATUS word 0, bytes produced, then ``ndata`` bytes of the output ring
-    INFO = 3        # the INFO words
-
-
-class Word(pyenum.IntEnum):
-    """Addresses of the 32-bit words a response can carry.
-
-    Below :data:`LEDGER_DEPTH`: words of the ledger (``INFO`` + i, ``CAPACITY`` + region,
-    ``WORD_BYTES`` + region). From ``ARG`` on: registers, read by the sender when the word's
-    first byte goes out. ``RUN_CYCLES`` is both: the ledger counts the run's cycles in steps of
-    256, the run control the low byte, and the sender reads them together.
-    """
-
-    INFO = 0
-    TAG = 16                # model tag
-    RUNS = 17               # runs started since reset
-    ERRORS = 18             # frame errors u16, UART errors u16
-    MAX_PAYLOAD = 19
-    N_REGIONS = 20
-    CAPACITY = 21           # + region: bytes
-    WORD_BYTES = CAPACITY + len(REGIONS)    # + region: bytes per word
-    EXPECTED_CRC = WORD_BYTES + len(REGIONS)    # the open load's announced CRC-32
-    RUN_CYCLES = EXPECTED_CRC + 1           # the run's cycles (low byte: RunState.cycles)
-    ARG = 64                # the result's ``arg`` (the dispatcher's: a command byte, a length)
-    STATUS0 = 65            # flags, verified regions, last error
-    CORE_CYCLES = 66
-    IN_COUNT = 67
-    WRITTEN = 68            # output bytes produced
-    RELEASED = 69           # output bytes acknowledged
-    FILL = 70               # image bytes received
-    IMAGE_CRC = 71          # their CRC-32
-    VERIFIED = 72           # mask of verified regions
-    HEADER = 73             # SYNC, CMD, LEN (the sender's own words)
-    STATUS_BYTE = 74
-    CRC = 75
+    ARG = 0             # the word shifter: a request's argument
+    NARG = 1            # its complement (with ``cin``: minus the argument)
+    ONE = 2
+    C256 = 3            # the run's cycles above the low byte
+    C64K = 4            # a UART error (the upper half of the error word)
+    RING = 5            # the output ring's size times two: bytes produced above the low count
+    HEADER = 6          # the response's command byte (bits 0..6)
+    NDATA = 7           # OUTPUT's data bytes (bits 8..)
+    ARG8 = 8            # the dispatcher's literal argument (a command byte, a length)
+    CRC16 = 9           # the response's CRC-16, most significant byte first
+    STATUS0 = 10        # STATUS word 0: flags, verified regions, last error
+    CORE = 11           # the core's cycle count
+    IMAGE_CRC = 12      # the open load's CRC-32
+    RUN_LOW = 13        # the run's cycles below 512 (bit 8: a carry the ledger has not counted)
+    WRITTEN_LOW = 14    # output bytes below twice the ring (the top bit likewise)
+    VERIFIED = 15       # the mask of verified regions
+    COUNT = 16          # a LOAD_DATA's data bytes
 
 
-WORD_BITS = 7
-LEDGER_DEPTH = 64
-assert Word.RUN_CYCLES < LEDGER_DEPTH <= Word.ARG
+def op_layout():
+    """One ledger op: ``A`` is the word at ``addr`` (zero with ``zero_a``), ``B`` the OR of
+    the :class:`Source` words ``sel`` names; ``A + B + cin`` is written back to ``addr``
+    (``write``; not where ``sat`` and a 16-bit half of the error word would wrap) and kept as
+    the result. ``last`` ends a program (a script: its last word)."""
+    return data.StructLayout({"addr": LEDGER_BITS, "sel": len(Source), "cin": 1, "write": 1,
+                              "zero_a": 1, "sat": 1, "last": 1})
+
+
+def request_layout():
+    """A program for the ledger: the address of its first op; ``single``: that op alone."""
+    return data.StructLayout({"addr": LEDGER_BITS, "single": 1})
 
 
 def count_width(max_payload):
@@ -134,16 +123,15 @@ def command_layout(max_payload):
                               "count": count_width(max_payload)})
 
 
-def result_layout(max_payload):
-    """What an executor answers: the response's status, kind and word, a literal ``arg`` (for
-    ``word == Word.ARG``; the dispatcher's) and the number of data bytes (OUTPUT)."""
-    return data.StructLayout({"status": 4, "kind": Kind, "word": WORD_BITS, "arg": 8,
-                              "ndata": ndata_width(max_payload)})
+def result_layout():
+    """What an executor answers: the response's ``script`` (a ledger address,
+    :class:`~.scripts.Script`: its status and words)."""
+    return data.StructLayout({"script": LEDGER_BITS})
 
 
-def response_layout(max_payload):
-    """A result with the request's command byte: what the sender turns into a frame."""
-    return data.StructLayout({"cmd": 8, "result": result_layout(max_payload)})
+def response_layout():
+    """A script with the request's command byte: what the sender turns into a frame."""
+    return data.StructLayout({"cmd": 8, "script": LEDGER_BITS})
 
 
 class _Sized(wiring.Signature):
@@ -181,10 +169,25 @@ class ExecutorSignature(_Sized):
     def __init__(self, max_payload):
         super().__init__({
             "command": Out(stream.Signature(command_layout(max_payload))),
-            "result": In(stream.Signature(result_layout(max_payload), always_ready=True)),
+            "result": In(stream.Signature(result_layout(), always_ready=True)),
             "waiting": In(1),
             "stalled": Out(1),
         }, max_payload)
+
+
+class LedgerPort(wiring.Signature):
+    """Running programs on the :class:`~.ledger.StatusLedger`, from the caller's side.
+
+    ``program`` is taken when the ledger is free (counter updates go first); ``busy`` is high
+    from the cycle after until its last op is done, and then ``result`` (``A + B + cin`` of
+    that op), ``carry`` (its carry out), ``zero`` (the result is zero) and ``last`` (the op's
+    ``last`` bit) hold until the next program starts. The stages that call the ledger never
+    run at once, so they share this one port.
+    """
+
+    def __init__(self):
+        super().__init__({"program": Out(stream.Signature(request_layout())), "busy": In(1),
+                          "result": In(32), "carry": In(1), "zero": In(1), "last": In(1)})
 
 
 class StallTimer(wiring.Signature):
@@ -203,20 +206,6 @@ class CRCPort(_Sized):
                          width)
 
 
-def store_layout():
-    """A ledger word written whole (the model tag, the announced CRC-32)."""
-    return data.StructLayout({"word": range(LEDGER_DEPTH), "data": 32})
-
-
-class LedgerRead(wiring.Signature):
-    """Reading a ledger word, from the reader's side: ``addr`` is taken when the ledger is free
-    (counter updates go first); ``data`` holds the word two cycles after (a register behind the
-    block RAM), for one cycle."""
-
-    def __init__(self):
-        super().__init__({"addr": Out(stream.Signature(range(LEDGER_DEPTH))), "data": In(32)})
-
-
 class ArgumentShift(wiring.Signature):
     """Filling the :class:`~.words.WordShifter` with a request's argument bytes, from the
     dispatcher's side: ``push`` shifts ``byte`` in from the top; ``value`` is the register."""
@@ -231,33 +220,3 @@ class WordShift(wiring.Signature):
 
     def __init__(self):
         super().__init__({"load": Out(1), "word": Out(32), "shift": Out(1), "value": In(32)})
-
-
-class LoadState(_Sized):
-    """The image loader's state, as responses and RUN see it (from the loader's side): the
-    flags, the verified regions, the open load's bytes received and their CRC-32."""
-
-    def __init__(self, n_regions, fill_bits):
-        super().__init__({"model_valid": Out(1), "loading": Out(1), "verified": Out(n_regions),
-                          "fill": Out(fill_bits), "crc": Out(32)}, n_regions, fill_bits)
-
-
-class OutputState(_Sized):
-    """The output ring's counters (from the readback's side): bytes produced since RUN and
-    bytes the host has acknowledged."""
-
-    def __init__(self, count_bits):
-        super().__init__({"written": Out(count_bits), "released": Out(count_bits)}, count_bits)
-
-
-class RunState(_Sized):
-    """The run control's state, as responses and COMMIT see it (from the run control's side).
-
-    ``busy`` is the STATUS flag (a run started and not done); ``active`` is ``busy`` or the core
-    busy (COMMIT and RUN are refused); ``cycles`` is the low byte of the run's cycle count (the
-    ledger counts the rest); ``in_count`` the input bytes taken.
-    """
-
-    def __init__(self, count_bits):
-        super().__init__({"busy": Out(1), "active": Out(1), "done": Out(1), "stalled": Out(1),
-                          "cycles": Out(8), "in_count": Out(count_bits)}, count_bits)

@@ -2,7 +2,9 @@
 """The command dispatcher alone (``boards.link.dispatch``): checked frames of every command
 (and damaged, unknown and wrongly sized ones) with their payload streamed with random stalls;
 the items each executor receives compared with the payload, executors answering at random
-items, the forwarded responses compared with the protocol's (``docs/host_link.md`` section 2)."""
+items with random scripts, the forwarded responses (the dispatcher's own scripts and
+arguments, or the executor's script) compared with the protocol's (``docs/host_link.md``
+section 2)."""
 
 import struct
 
@@ -12,7 +14,7 @@ from amaranth.hdl import Elaboratable, Module
 from amaranth.lib import wiring
 
 from boards.link.dispatch import EXECUTORS, PORTS, CommandDispatcher
-from boards.link.ports import Kind, Word
+from boards.link.scripts import Script
 from boards.link.words import WordShifter
 from boards.protocol import MIN_PAYLOAD_LENGTH, PAYLOAD_LENGTH, Cmd, Status
 
@@ -55,29 +57,31 @@ def expected_items(cmd, payload):
     return [(0, 0)]                         # DISCARD, LOAD_END
 
 
+FRAME_ERRORS = {Status.ERR_CRC: Script.ERR_CRC_ZERO, Status.ERR_TIMEOUT: Script.ERR_TIMEOUT_ZERO,
+                Status.ERR_LENGTH: Script.ERR_LENGTH_MAX_PAYLOAD}
+
+
 def random_request(rng):
-    """A frame (cmd, payload, status) and what the dispatcher should do with it: the own reply
-    (status, kind, word, arg) or None for an executor's command."""
+    """A frame (cmd, payload, status) and what the dispatcher should do with it: its own reply
+    (script, and ``arg`` if the script sends it) or None for an executor's command."""
     pick = rng.random()
     if pick < 0.1:
-        status = int(rng.choice([Status.ERR_CRC, Status.ERR_TIMEOUT, Status.ERR_LENGTH]))
-        word = Word.MAX_PAYLOAD if status == Status.ERR_LENGTH else Word.ARG
-        return int(rng.integers(256)), b"", status, (status, Kind.GENERIC, word, 0)
+        status = int(rng.choice(list(FRAME_ERRORS)))
+        return int(rng.integers(256)), b"", status, (FRAME_ERRORS[status], None)
     if pick < 0.15:
         cmd = int(rng.choice([c for c in range(256) if c not in LENGTHS]))
-        return cmd, b"xy", Status.OK, (Status.ERR_UNKNOWN, Kind.GENERIC, Word.ARG, cmd)
+        return cmd, b"xy", Status.OK, (Script.ERR_UNKNOWN_ARG, cmd)
     cmd = Cmd(int(rng.choice(list(LENGTHS))))
     n = LENGTHS[cmd]
     if pick < 0.25:                         # a wrong length
         n = int(rng.choice([m for m in range(MAX_PAYLOAD + 1)
                             if (m != n if cmd in PAYLOAD_LENGTH else m < n)][:12]))
-        return cmd, bytes(n), Status.OK, (Status.ERR_LENGTH, Kind.GENERIC, Word.ARG,
-                                          LENGTHS[cmd])
+        return cmd, bytes(n), Status.OK, (Script.ERR_LENGTH_ARG, LENGTHS[cmd])
     if cmd in MIN_PAYLOAD_LENGTH:
         n += int(rng.integers(0, MAX_PAYLOAD - 3))
     payload = bytes(rng.integers(0, 256, n, dtype=np.uint8))
     if cmd in (Cmd.INFO, Cmd.STATUS):
-        return cmd, payload, Status.OK, (Status.OK, Kind[cmd.name], Word.ARG, 0)
+        return cmd, payload, Status.OK, (Script[cmd.name], None)
     return cmd, payload, Status.OK, None
 
 
@@ -110,20 +114,19 @@ def test_requests(seed):
                 item = ctx.get(port.command.payload)
                 received[name].append(item)
                 if item.last or rng.random() < 0.1:     # answer: the command ends here
-                    result = {"status": int(rng.integers(16)), "kind": Kind.GENERIC,
-                              "word": int(rng.integers(64)), "arg": 0,
-                              "ndata": int(rng.integers(50))}
-                    answers[name].append(result)
+                    result = {"script": int(rng.integers(1, 256))}
+                    answers[name].append(result["script"])
                     ctx.set(port.result.valid, 1)
                     ctx.set(port.result.payload, result)
         return testbench
 
     async def sender(ctx):
-        async for _, _, valid, ready, payload, error in ctx.tick().sample(
-                dut.response.valid, dut.response.ready, dut.response.payload, dut.frame_error):
+        async for _, _, valid, ready, payload, arg, error in ctx.tick().sample(
+                dut.response.valid, dut.response.ready, dut.response.payload, dut.arg,
+                dut.frame_error):
             frame_errors.extend([1] * error)
             if valid and ready:
-                responses.append(payload)
+                responses.append((payload, arg))
             ctx.set(dut.response.ready, rng.random() < 0.3)
 
     frame = {"payload": b"", "taken": 0}        # the held frame's payload, bytes taken
@@ -155,13 +158,13 @@ def test_requests(seed):
             read = frame["taken"]
             frame.update(payload=b"", taken=0)
             await ctx.tick()
-            response = responses[-1]
+            response, arg = responses[-1]
             assert len(responses) == n + 1 and response.cmd == cmd
-            got = (response.result.status, response.result.kind, response.result.word,
-                   response.result.arg)
             new = {name: received[name][before[name]:] for name in PORTS}
             if reply is not None:
-                assert got == reply, f"request {n}: {cmd:#x}"
+                script, want_arg = reply
+                assert response.script == script, f"request {n}: {cmd:#x}"
+                assert want_arg is None or arg == want_arg, f"request {n}: {cmd:#x}"
                 assert not any(new.values())
                 continue
             assert read == len(payload)             # all taken, the unused ones dropped
@@ -173,8 +176,7 @@ def test_requests(seed):
                 assert (item.op, item.arg & mask, item.last) == (op, value, i == len(want) - 1)
                 if cmd in MIN_PAYLOAD_LENGTH:
                     assert item.count == len(payload) - 4
-            assert response.result.as_value().value == \
-                response.result.shape().const(answers[port][-1]).as_value().value
+            assert response.script == answers[port][-1]
         assert len(frame_errors) == damaged
 
     run(board, testbench, background=[sender, payload_source, *map(executor, PORTS)])

@@ -1,7 +1,9 @@
 # amaranth: UnusedElaboratable=no
 """The image loader alone (``boards.link.loader``): uploads, refusals, COMMIT and DISCARD as
 command items with random stalls, a core that takes bytes with random stalls and a stand-in
-ledger, against a Python model of section 4 of ``docs/host_link.md`` and ``zlib.crc32``."""
+ledger that runs the loader's programs in the Python model with random delays; every answer
+(its script, sent as the sender would) against a Python model of section 4 of
+``docs/host_link.md`` and ``zlib.crc32``."""
 
 import zlib
 
@@ -10,10 +12,18 @@ import pytest
 
 from boards.link import MemoryMap
 from boards.link.loader import ImageLoader
-from boards.link.ports import Op, Word
+from boards.link.ports import Op, Source
+from boards.link.scripts import Data
 from boards.protocol import REGIONS, Status
 
-from ..support.link_stages import execute, items, ledger_reads, stall_timer
+from ..support.link_stages import (
+    LedgerModel,
+    LedgerStandIn,
+    execute,
+    items,
+    ledger_image,
+    stall_timer,
+)
 from ..support.streams import run
 
 MM = MemoryMap(weights=(16, 32), index=(4, 8), library=(9, 4), params=(20, 2), layers=(32, 2))
@@ -22,7 +32,7 @@ ALL = (1 << len(REGIONS)) - 1
 
 
 class Model:
-    """The loader's protocol: what each command answers and leaves behind."""
+    """The loader's protocol: what each command answers (status, arg) and leaves behind."""
 
     def __init__(self):
         self.verified, self.loading, self.model_valid = 0, False, False
@@ -33,62 +43,76 @@ class Model:
 
     def begin(self, region, length, crc):
         if region >= len(REGIONS):
-            return Status.ERR_REGION, Word.N_REGIONS
+            return Status.ERR_REGION, len(REGIONS)
         if length > MM[region].capacity:
-            return Status.ERR_TOO_LARGE, Word.CAPACITY + region
+            return Status.ERR_TOO_LARGE, MM[region].capacity
         self.region, self.remaining, self.expected = region, length, crc
         self.fill, self.image, self.loading = 0, b"", True
         self.verified &= ~(1 << region)
-        return Status.OK, Word.CAPACITY + region
+        return Status.OK, MM[region].capacity
 
     def data(self, offset, chunk):
         if not self.loading:
-            return Status.ERR_STATE, Word.ARG
+            return Status.ERR_STATE, 0
         if offset != self.fill:
-            return Status.ERR_SEQUENCE, Word.FILL
+            return Status.ERR_SEQUENCE, self.fill
         if len(chunk) > self.remaining:
-            return Status.ERR_TOO_LARGE, Word.FILL
+            return Status.ERR_TOO_LARGE, self.fill
         wb = MM[self.region].word_bytes
         for byte in chunk:
             self.writes.append((self.region, self.fill // wb, self.fill % wb, byte))
             self.fill, self.remaining = self.fill + 1, self.remaining - 1
         self.image += chunk
-        return Status.OK, Word.FILL
+        return Status.OK, self.fill
 
     def end(self):
         if not self.loading:
-            return Status.ERR_STATE, Word.ARG
+            return Status.ERR_STATE, 0
         if self.remaining:
-            return Status.ERR_INCOMPLETE, Word.FILL
+            return Status.ERR_INCOMPLETE, self.fill
         self.loading = False
         if self.fill % MM[self.region].word_bytes:
-            return Status.ERR_LENGTH, Word.WORD_BYTES + self.region
-        if zlib.crc32(self.image) != self.expected:
-            return Status.ERR_IMAGE_CRC, Word.IMAGE_CRC
+            return Status.ERR_LENGTH, MM[self.region].word_bytes
+        crc = zlib.crc32(self.image)
+        if crc != self.expected:
+            return Status.ERR_IMAGE_CRC, crc
         self.verified |= 1 << self.region
-        return Status.OK, Word.IMAGE_CRC
+        return Status.OK, crc
 
     def commit(self, tag, active):
         if active:
-            return Status.ERR_BUSY, Word.ARG
+            return Status.ERR_BUSY, 0
         if self.verified != ALL:
-            return Status.ERR_NOT_STAGED, Word.VERIFIED
+            return Status.ERR_NOT_STAGED, self.verified
         self.verified, self.loading, self.model_valid, self.tag = 0, False, True, tag
-        return Status.OK, Word.TAG
+        return Status.OK, tag
 
     def discard(self):
         self.verified, self.loading = 0, False
-        return Status.OK, Word.ARG
+        return Status.OK, 0
 
 
 class Surroundings:
-    """The core's write port (random stalls, or none at all while ``hold``) and the ledger's
-    store and read ports."""
+    """The core's write port (random stalls, or none at all while ``hold``), the stand-in
+    ledger and the stall timer."""
 
     def __init__(self, dut, rng):
         self.dut, self.rng = dut, rng
-        self.writes, self.words, self.commits = [], {}, 0
+        self.writes, self.commits = [], 0
         self.hold = False
+        self.ledger = LedgerModel(ledger_image(MM, rng), ring_bit=5)
+        command = dut.command.command
+
+        def argument(ctx):
+            assert ctx.get(command.valid), "ARG read without an item"
+            return ctx.get(command.payload.arg)
+        self.sources = {
+            Source.ARG: argument, Source.NARG: lambda ctx: ~argument(ctx) & 0xFFFFFFFF,
+            Source.COUNT: lambda ctx: ctx.get(command.payload.count),
+            Source.IMAGE_CRC: lambda ctx: ctx.get(dut.crc),
+            Source.VERIFIED: lambda ctx: ctx.get(dut.verified),
+            Source.HEADER: lambda ctx: 0x11}
+        self.stand_in = LedgerStandIn(dut.ledger, self.ledger, self.sources, rng)
 
     async def core(self, ctx):
         wr = self.dut.write
@@ -101,19 +125,14 @@ class Surroundings:
             ready = not self.hold and self.rng.random() < 0.5
             ctx.set(wr.ready, ready)
 
-    async def store(self, ctx):
-        store = self.dut.store
-        ready = False
-        async for _, _, valid, payload in ctx.tick().sample(store.valid, store.payload):
-            if ready and valid:
-                self.words[payload.word] = payload.data
-            ready = self.rng.random() < 0.5
-            ctx.set(store.ready, ready)
+    def background(self):
+        return [self.core, self.stand_in.testbench, stall_timer(self.dut.command, STALL)]
 
-    def ledger(self):
-        """The ledger's store and read ports."""
-        return [self.store, ledger_reads(self.dut.ledger, lambda a: self.words.get(a, 0),
-                                         self.rng)]
+    async def command(self, ctx, command):
+        """Run ``command``; returns its response's (status, first word) and the items taken."""
+        result, taken = await execute(ctx, self.dut.command, command, self.rng)
+        _, _, status, words = await self.stand_in.response(ctx, result.script)
+        return (status, words[0]), taken
 
 
 def board(seed):
@@ -129,36 +148,45 @@ def test_constructor_checks():
         ImageLoader(MM, max_payload=8)
 
 
+def test_model_valid_from_configuration():
+    """A model baked into the images: *model valid* from the start, and after a reset."""
+    dut = ImageLoader(MM, max_payload=64, model_valid=True)
+
+    async def testbench(ctx):
+        assert ctx.get(dut.model_valid) and not ctx.get(dut.loading)
+
+    run(dut, testbench)
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_uploads_and_refusals(seed):
     """Random uploads of every region, with every refusal mixed in; the bytes written, the
-    answers, the CRC-32, the verified set and COMMIT follow the model."""
+    answers, the CRC-32, the verified set, the ledger's words and COMMIT follow the model."""
     dut, env, rng = board(seed)
     model = Model()
 
     async def command(ctx, command, want):
-        result, _ = await execute(ctx, dut.command, command, rng)
-        assert (result.status, result.word) == want
-        state = dut.state
-        assert ctx.get(state.verified) == model.verified
-        assert ctx.get(state.loading) == model.loading
-        assert ctx.get(state.model_valid) == model.model_valid
+        got, _ = await env.command(ctx, command)
+        assert got == want
+        assert ctx.get(dut.verified) == model.verified
+        assert ctx.get(dut.loading) == model.loading
+        assert ctx.get(dut.model_valid) == model.model_valid
         if model.loading:
-            assert ctx.get(state.fill) == model.fill
-            assert ctx.get(state.crc) == zlib.crc32(model.image)
+            assert env.ledger.words[Data.FILL] == model.fill
+            assert ctx.get(dut.crc) == zlib.crc32(model.image)
 
     async def upload(ctx, region, image, *, crc=None, chunk=20):
         crc = zlib.crc32(image) if crc is None else crc
         await command(ctx, items(Op.LOAD_BEGIN, region << 24, len(image), crc),
                       model.begin(region, len(image), crc))
-        await ctx.tick()                        # the stand-in ledger has seen the store
-        assert env.words[Word.EXPECTED_CRC] == crc
         for offset in range(0, len(image), chunk):
             piece = image[offset:offset + chunk]
             if rng.random() < 0.2:              # a wrong offset first
                 wrong = offset + int(rng.choice([-1, 1, 1 << 20]))
                 await command(ctx, items(Op.LOAD_DATA, wrong & 0xFFFFFFFF, data=piece),
                               model.data(wrong, piece))
+            if rng.random() < 0.1:              # a refused LOAD_BEGIN leaves the load open
+                await command(ctx, items(Op.LOAD_BEGIN, 7 << 24, 4, 0), model.begin(7, 4, 0))
             await command(ctx, items(Op.LOAD_DATA, offset, data=piece), model.data(offset, piece))
         await command(ctx, items(Op.LOAD_END), model.end())
 
@@ -167,18 +195,22 @@ def test_uploads_and_refusals(seed):
         await command(ctx, items(Op.LOAD_END), model.end())                     # no load
         await command(ctx, items(Op.LOAD_DATA, 0, data=b"ab"), model.data(0, b"ab"))
         await command(ctx, items(Op.LOAD_BEGIN, 5 << 24, 4, 0), model.begin(5, 4, 0))
+        await command(ctx, items(Op.LOAD_BEGIN, 255 << 24, 4, 0), model.begin(255, 4, 0))
         await command(ctx, items(Op.LOAD_BEGIN, 1 << 24, MM[1].capacity + 1, 0),
                       model.begin(1, MM[1].capacity + 1, 0))
         await command(ctx, items(Op.LOAD_BEGIN, 1 << 24, 1 << 31, 0), model.begin(1, 1 << 31, 0))
+        await command(ctx, items(Op.LOAD_BEGIN, 1 << 24, 0xFFFFFFFF, 0),
+                      model.begin(1, 0xFFFFFFFF, 0))
         await command(ctx, items(Op.COMMIT, 5), model.commit(5, False))         # none verified
         for code, r in enumerate(MM):
-            await upload(ctx, code, images[r.name])
+            await upload(ctx, code, images[r.name], chunk=int(rng.integers(5, 30)))
         ctx.set(dut.run_active, 1)
         await command(ctx, items(Op.COMMIT, 6), model.commit(6, True))
         ctx.set(dut.run_active, 0)
-        await command(ctx, items(Op.COMMIT, 7), model.commit(7, False))
-        await ctx.tick()
-        assert env.words[Word.TAG] == 7
+        tag = int(rng.integers(1 << 32))
+        await command(ctx, items(Op.COMMIT, tag), model.commit(tag, False))
+        assert env.ledger.words[Data.TAG] == tag
+        await command(ctx, items(Op.COMMIT, 8), model.commit(8, False))         # again: none
         # Refused at LOAD_END: incomplete, not whole words, a wrong CRC-32; then too much data.
         weights = images["weights"]
         await command(ctx, items(Op.LOAD_BEGIN, 0, 8, zlib.crc32(weights[:8])),
@@ -186,34 +218,36 @@ def test_uploads_and_refusals(seed):
         await command(ctx, items(Op.LOAD_DATA, 0, data=weights[:5]), model.data(0, weights[:5]))
         await command(ctx, items(Op.LOAD_END), model.end())                     # incomplete
         await command(ctx, items(Op.LOAD_DATA, 5, data=weights[5:9]), model.data(5, weights[5:9]))
+        await command(ctx, items(Op.LOAD_DATA, 5), model.data(5, b""))          # no data
+        await command(ctx, items(Op.LOAD_DATA, 5, data=weights[5:8]), model.data(5, weights[5:8]))
+        await command(ctx, items(Op.LOAD_END), model.end())
         await upload(ctx, 2, images["library"][:7])                             # 5-byte words
         await upload(ctx, 3, images["params"], crc=zlib.crc32(images["params"]) ^ 1)
+        await upload(ctx, 4, b"")                                               # empty
         await command(ctx, items(Op.DISCARD), model.discard())
         await upload(ctx, 4, images["layers"], chunk=8)
         await command(ctx, items(Op.DISCARD), model.discard())
 
-    run(dut, testbench, background=[env.core, *env.ledger(), stall_timer(dut.command, STALL)])
+    run(dut, testbench, background=env.background())
     assert env.writes == model.writes
     assert env.commits == 1
 
 
 def test_stall():
     """A core that stops taking bytes: ERR_STALL with the bytes taken, the load closed."""
-    dut, env, rng = board(5)
+    dut, env, _ = board(5)
     model = Model()
 
     async def testbench(ctx):
         image = bytes(range(40))
-        result, _ = await execute(ctx, dut.command, items(Op.LOAD_BEGIN, 0, 40, 0), rng)
-        assert result.status == Status.OK
-        model.begin(0, 40, 0)
-        result, _ = await execute(ctx, dut.command, items(Op.LOAD_DATA, 0, data=image[:10]), rng)
-        model.data(0, image[:10])
+        got, _ = await env.command(ctx, items(Op.LOAD_BEGIN, 0, 40, 0))
+        assert got == model.begin(0, 40, 0)
+        got, _ = await env.command(ctx, items(Op.LOAD_DATA, 0, data=image[:10]))
+        assert got == model.data(0, image[:10])
         env.hold = True
-        result, taken = await execute(ctx, dut.command,
-                                      items(Op.LOAD_DATA, 10, data=image[10:20]), rng)
-        assert (result.status, result.word, taken) == (Status.ERR_STALL, Word.FILL, 2)
-        assert ctx.get(dut.state.fill) == 10 and not ctx.get(dut.state.loading)
+        got, taken = await env.command(ctx, items(Op.LOAD_DATA, 10, data=image[10:20]))
+        assert (got, taken) == ((Status.ERR_STALL, 10), 2)
+        assert env.ledger.words[Data.FILL] == 10 and not ctx.get(dut.loading)
 
-    run(dut, testbench, background=[env.core, *env.ledger(), stall_timer(dut.command, STALL)])
+    run(dut, testbench, background=env.background())
     assert env.writes == model.writes
