@@ -158,6 +158,16 @@ def _attr(proto):
     return value
 
 
+def _dims(tensor):
+    """The dimensions of a ``TypeProto.Tensor``: ints, None where symbolic or unknown."""
+    return [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+
+
+def _shown(tensor):
+    return [d.dim_param or "?" if v is None else v for d, v in zip(tensor.shape.dim,
+                                                                     _dims(tensor))]
+
+
 def _sanitize(name):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._-")
 
@@ -195,14 +205,16 @@ class _Importer:
         if not vi.type.HasField("tensor_type") or tensor.elem_type not in _FLOAT_TYPES:
             kind = onnx.TensorProto.DataType.Name(tensor.elem_type) if tensor.elem_type else "?"
             self.fail_file(f"input {vi.name!r} must be a float tensor, not {kind}")
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
-        batch, fixed = (1, dims) if len(dims) == 3 else (dims[0] if dims else 0, dims[1:])
-        if (not tensor.HasField("shape") or len(dims) not in (2, 3, 4) or batch not in (None, 1)
+        dims = _dims(tensor)
+        if len(dims) == 3:
+            self.fail_file(f"input {vi.name!r} has shape {_shown(tensor)}, which ONNX reads as "
+                           f"[N, C, L] (1-D data); expected [1, C, H, W] (or [N, F])")
+        batch, fixed = dims[0] if dims else 0, dims[1:]
+        if (not tensor.HasField("shape") or len(dims) not in (2, 4) or batch not in (None, 1)
                 or any(d is None or d < 1 for d in fixed)):
-            shown = [d.dim_param or "?" if v is None else v
-                     for d, v in zip(tensor.shape.dim, dims)]
-            self.fail_file(f"input {vi.name!r} must have shape [1, C, H, W] or [C, H, W] "
-                           f"(batch 1 or symbolic, fixed C, H, W), not {shown}")
+            self.fail_file(f"input {vi.name!r} must have shape [1, C, H, W] or [N, F] "
+                           f"(batch 1 or symbolic, other dimensions fixed), not "
+                           f"{_shown(tensor)}")
         if len(fixed) == 1:                         # [N, F]: a flat vector input
             return vi.name, (fixed[0], 1, 1), True
         return vi.name, tuple(fixed), False
@@ -251,6 +263,7 @@ class _Importer:
         if self.net.layers[-1].name != value.layer:
             self.fail_file(f"graph output {outputs[0]!r} is layer {value.layer!r}, but "
                            f"{self.net.layers[-1].name!r} runs after it")
+        self._check_output_shape(value)
         for layer in self.net.convs():              # own, writable, C-ordered float32 arrays
             layer.weight = np.require(layer.weight, np.float32, ["C", "W", "O"])
             layer.bias = np.require(layer.bias, np.float32, ["C", "W", "O"])
@@ -258,6 +271,20 @@ class _Importer:
             return validate(self.net)
         except SPSError as e:
             raise SPSError(f"{self.where}: {e}") from None
+
+    def _check_output_shape(self, value):
+        """The graph output's declared shape, where given, must be the one computed."""
+        out = self.graph.output[0]
+        tensor = out.type.tensor_type
+        if not (out.type.HasField("tensor_type") and tensor.HasField("shape")):
+            return
+        c, h, w = self.shape(value)
+        computed = [1, c * h * w] if value.flat else [1, c, h, w]
+        declared = _dims(tensor)
+        if len(declared) != len(computed) or any(
+                d is not None and d != n for d, n in zip(declared, computed)):
+            self.fail_file(f"graph output {out.name!r} is declared {_shown(tensor)}, but the "
+                           f"network computes {computed}")
 
     def _convert(self):
         node = self.node

@@ -285,15 +285,49 @@ def test_onnx_layer_names_are_sanitized_and_unique(tmp_path):
 
 
 def test_onnx_input_layouts(tmp_path):
-    for dims, shape in (([3, 5, 7], (3, 5, 7)), (["batch", 3, 5, 7], (3, 5, 7)),
-                        ([1, 3, 5, 7], (3, 5, 7))):
+    for dims in (["batch", 3, 5, 7], [1, 3, 5, 7]):
         m = Onnx((3, 5, 7), input_dims=dims)
         m.node("GlobalAveragePool", ["x"], name="gap")
-        assert load_onnx(m.save(tmp_path / "in.onnx")).input_shape == shape
+        assert load_onnx(m.save(tmp_path / "in.onnx")).input_shape == (3, 5, 7)
     m = Onnx((3, 5, 7), input_dims=[2, 3, 5, 7])
     m.node("GlobalAveragePool", ["x"])
     with pytest.raises(SPSError, match=r"input 'x' must have shape \[1, C, H, W\]"):
         load_onnx(m.save(tmp_path / "batch2.onnx"))
+
+
+@pytest.mark.parametrize("dims", [[1, 3, 8], ["N", 3, 8], [3, 5, 7]])
+def test_onnx_3d_input_is_not_an_image(tmp_path, dims):
+    """ONNX reads a 3-D input as [N, C, L]: a GlobalAveragePool of x[1, 3, 8] gives [1, 3, 1]
+    (the reference evaluator says so), not the [1, 1, 1] of an image [C, H, W] = [1, 3, 8]."""
+    m = Onnx((1, 3, 8), input_dims=dims)
+    m.node("GlobalAveragePool", ["x"], name="gap")
+    path = m.save(tmp_path / "seq.onnx")
+    x = np.zeros([1 if isinstance(d, str) else d for d in dims], np.float32)
+    assert ReferenceEvaluator(str(path)).run(None, {"x": x})[0].shape == (*x.shape[:2], 1)
+    with pytest.raises(SPSError, match=r"input 'x' has shape .*\[N, C, L\] \(1-D data\); "
+                                       r"expected \[1, C, H, W\]"):
+        load_onnx(path)
+
+
+@pytest.mark.parametrize("declared, ok", [
+    ([1, 10], True), (["N", 10], True), (None, True), ([1, 10, 1, 1], False), ([1, 12], False),
+    ([10], False)])
+def test_onnx_declared_output_shape_is_checked(tmp_path, declared, ok):
+    m = Onnx((2, 4, 4))
+    m.conv(2, 3)
+    m.node("Flatten", [m.last], axis=1)
+    m.gemm(48, 10, name="fc")
+    model = m.model()
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info(m.last, TensorProto.FLOAT,
+                                                                 declared))
+    path = tmp_path / "out.onnx"
+    path.write_bytes(model.SerializeToString())
+    if ok:
+        assert load_onnx(path).output.out_shape == (10, 1, 1)
+    else:
+        with pytest.raises(SPSError, match=r"graph output 't\d+' is declared .*, but the "
+                                           r"network computes \[1, 10\]"):
+            load_onnx(path)
 
 
 @settings(max_examples=25, deadline=None,
