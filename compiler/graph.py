@@ -37,6 +37,7 @@ class Layer:
     mask: np.ndarray | None = None      # conv: bool [Co, Ci, k, k] of kept taps, None = all
     permutation: np.ndarray | None = None  # stored input position j -> original channel
     pps: dict | None = None             # conv: {"keep", "period", "library", "assignment"}
+    w_scale: np.ndarray | None = None   # conv: the model's weight scale per output channel
 
     @property
     def is_fc(self):
@@ -54,6 +55,9 @@ class Network:
     name: str
     input_shape: tuple
     layers: list = field(default_factory=list)
+    #: A quantized model's own activation scales: ``{"input" or layer name: scale}``, or None
+    #: (the compiler calibrates them).
+    scales: dict | None = None
 
     def __getitem__(self, name):
         for layer in self.layers:
@@ -203,6 +207,8 @@ def permute_input_channels(net, name, perm):
     feeder.weight, feeder.bias = feeder.weight[perm], feeder.bias[perm]
     if feeder.mask is not None:
         feeder.mask = feeder.mask[perm]
+    if feeder.w_scale is not None:
+        feeder.w_scale = feeder.w_scale[perm]
     layer.weight = layer.weight[:, perm]
     if layer.mask is not None:
         layer.mask = layer.mask[:, perm]

@@ -13,6 +13,10 @@ golden model runs, fusing what the hardware fuses:
   covering the whole map) an ``avgpool``; any other ``MaxPool`` a ``maxpool`` layer.
 - ``Dropout`` and ``Identity`` are skipped, and so is a ``Relu`` on a tensor that is already
   non-negative. Nodes whose results never reach the graph output are ignored.
+- A quantized (QDQ) model's ``QuantizeLinear``/``DequantizeLinear`` pairs give the network its
+  activation scales (``Network.scales``) and its convs their weight scales (``w_scale``); the
+  weights are the dequantized int8 values. Only symmetric int8 is taken: zero point 0 for
+  int8, 128 for uint8 (the same values shifted by 128).
 
 Everything else raises :class:`SPSError` naming the node, so an imported network computes
 exactly what the ONNX model computes (up to float rounding). :func:`save_onnx` writes a
@@ -38,7 +42,11 @@ __all__ = ["SUPPORTED_OPS", "load_onnx", "save_onnx"]
 
 SUPPORTED_OPS = ("Conv", "BatchNormalization", "Relu", "MaxPool", "Add", "Flatten", "Reshape",
                  "Gemm", "MatMul", "GlobalAveragePool", "AveragePool", "Dropout", "Identity",
-                 "Constant")
+                 "Constant", "QuantizeLinear", "DequantizeLinear")
+#: Integer type of a quantized tensor -> the zero point that makes it symmetric int8.
+_SYMMETRIC = {np.dtype(np.int8): 0, np.dtype(np.uint8): 128, np.dtype(np.int32): 0}
+_HINT = ("quantize with activation_type=QInt8, weight_type=QInt8 and "
+         "extra_options={'ActivationSymmetric': True}")
 POOL2 = {"k": 2, "s": 2, "p": 0}
 _FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,
                 onnx.TensorProto.BFLOAT16)
@@ -52,6 +60,15 @@ class _Act:
 
     layer: str
     flat: bool = False
+
+
+@dataclass(frozen=True)
+class _Quantized:
+    """The integer output of a ``QuantizeLinear`` of the computed tensor ``act``."""
+
+    act: _Act
+    scale: float
+    zero_point: np.ndarray
 
 
 def load_onnx(path):
@@ -158,6 +175,19 @@ def _attr(proto):
     return value
 
 
+def _along(param, shape, axis):
+    """``param`` (one value, or one per index of ``axis``) broadcast to ``shape``."""
+    param = np.asarray(param)
+    if param.size == 1:
+        return np.broadcast_to(param.reshape(()), shape)
+    axis = axis + len(shape) if axis < 0 else axis
+    if param.ndim != 1 or not 0 <= axis < len(shape) or param.shape[0] != shape[axis]:
+        raise ValueError(f"{list(param.shape)} does not fit {list(shape)} along axis {axis}")
+    view = [1] * len(shape)
+    view[axis] = -1
+    return np.broadcast_to(param.reshape(view), shape)
+
+
 def _dims(tensor):
     """The dimensions of a ``TypeProto.Tensor``: ints, None where symbolic or unknown."""
     return [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
@@ -184,6 +214,9 @@ class _Importer:
         self.layers = {}                            # name -> Layer
         self.aliases = {"input": [self.input_name]}  # layer -> ONNX names of its current output
         self.node = None
+        self.scales = {}                 # "input" or layer -> scale of a QuantizeLinear of it
+        self.prepool = {}                # conv -> its scale before a fused max-pool
+        self.weight_scales = {}          # ONNX name of a dequantized constant -> its scales
 
     # -- errors -----------------------------------------------------------------------------
 
@@ -267,10 +300,33 @@ class _Importer:
         for layer in self.net.convs():              # own, writable, C-ordered float32 arrays
             layer.weight = np.require(layer.weight, np.float32, ["C", "W", "O"])
             layer.bias = np.require(layer.bias, np.float32, ["C", "W", "O"])
+        self.net.scales = self._model_scales()
         try:
             return validate(self.net)
         except SPSError as e:
             raise SPSError(f"{self.where}: {e}") from None
+
+    def _model_scales(self):
+        """Every tensor's scale from the model's QuantizeLinear nodes (None if it has none).
+        A max-pool keeps its input's scale, fused or not."""
+        if not self.scales:
+            return None
+        scales = {}
+        for name in ["input", *(layer.name for layer in self.net.layers)]:
+            scale, layer = self.scales.get(name), self.layers.get(name)
+            kept = (scales[layer.inputs[0]] if layer is not None and layer.op == "maxpool"
+                    else self.prepool.get(name))
+            if kept is not None and scale is not None and not np.isclose(scale, kept,
+                                                                         rtol=1e-6):
+                self.fail_file(f"layer {name!r}: its max-pool changes the scale from {kept:g} "
+                               f"to {scale:g}; a max-pool passes int8 values unchanged")
+            scale = kept if scale is None else scale
+            if scale is None:
+                self.fail_file(f"tensor {name!r} is not quantized; a quantized (QDQ) model "
+                               f"needs a QuantizeLinear/DequantizeLinear pair on the input and "
+                               f"on every layer's output")
+            scales[name] = scale
+        return scales
 
     def _check_output_shape(self, value):
         """The graph output's declared shape, where given, must be the one computed."""
@@ -298,14 +354,18 @@ class _Importer:
                            f"{kind!r}; supported: {', '.join(SUPPORTED_OPS)}")
         self.changed = set()
         ins = [self.values[x] if x else None for x in node.input]
+        if node.op_type != "DequantizeLinear" and any(isinstance(v, _Quantized) for v in ins):
+            self.fail("reads the integer output of a QuantizeLinear; expected a "
+                      "DequantizeLinear right after it")
         out = handler(ins, {a.name: _attr(a) for a in node.attribute})
         name = node.output[0]
         self.values[name] = out
-        if isinstance(out, _Act):
-            if out.layer in self.changed:
-                self.aliases[out.layer] = [name]
+        act = out.act if isinstance(out, _Quantized) else out
+        if isinstance(act, _Act):
+            if act.layer in self.changed:
+                self.aliases[act.layer] = [name]
             else:
-                self.aliases[out.layer].append(name)
+                self.aliases[act.layer].append(name)
         for extra in node.output[1:]:
             if extra and self.readers[extra]:
                 self.fail(f"its output {extra!r} is read, but only the first output is "
@@ -328,7 +388,7 @@ class _Importer:
             if optional:
                 return None
             self.fail(f"needs a {what} input")
-        if isinstance(value, _Act):
+        if isinstance(value, (_Act, _Quantized)):
             self.fail(f"{what} {self.node.input[i]!r} must be a constant (an initializer or a "
                       f"Constant node), not a computed tensor")
         if value.dtype.kind != "f":
@@ -336,6 +396,18 @@ class _Importer:
         if not np.all(np.isfinite(value)):
             self.fail(f"{what} {self.node.input[i]!r} holds NaN or Inf values")
         return value.astype(np.float32, copy=False)
+
+    def channel_scales(self, i, transform=None):
+        """The scale per output channel (row) of weight input ``i`` if a DequantizeLinear made
+        it, as the weight is ``transform``ed; None for a float weight."""
+        scales = self.weight_scales.get(self.node.input[i])
+        if scales is None:
+            return None
+        rows = np.asarray(scales if transform is None else transform(scales), np.float64)
+        rows = rows.reshape(rows.shape[0], -1)
+        if not np.all(rows == rows[:, :1]):
+            self.fail(f"weight {self.node.input[i]!r} must have one scale per output channel")
+        return rows[:, 0].copy()
 
     def shape(self, act):
         return tuple(self.net.input_shape if act.layer == "input" else
@@ -419,11 +491,11 @@ class _Importer:
         self.changed.add(name)
         return layer
 
-    def fc(self, src, weight, bias):
+    def fc(self, src, weight, bias, w_scale):
         co, n = weight.shape
         layer = self.new_layer("conv", [src], (n, 1, 1), (co, 1, 1), kernel=1,
                                weight=np.ascontiguousarray(weight[:, :, None, None]),
-                               bias=bias.astype(np.float32))
+                               bias=bias.astype(np.float32), w_scale=w_scale)
         return _Act(layer.name, flat=True)
 
     # -- op handlers: each returns the value of the node's first output ----------------------
@@ -450,7 +522,8 @@ class _Importer:
         stride, pad = self.window(attrs, kh, shape[1:])
         layer = self.new_layer("conv", [x], shape,
                                conv_out_shape(shape, co, kh, stride, pad, None), kernel=kh,
-                               stride=stride, pad=pad, weight=weight, bias=bias)
+                               stride=stride, pad=pad, weight=weight, bias=bias,
+                               w_scale=self.channel_scales(1))
         return _Act(layer.name)
 
     def _op_BatchNormalization(self, ins, attrs):
@@ -460,6 +533,10 @@ class _Importer:
         if attrs.get("spatial", 1) != 1:
             self.fail("spatial must be 1")
         layer = self.fusable_conv(x, "BatchNormalization")
+        if layer.w_scale is not None:
+            self.fail(f"folding it would change the int8 weights of the quantized layer "
+                      f"{layer.name!r}; fold BatchNormalization before quantizing")
+        self.scales.pop(layer.name, None)
         if x.flat and layer.out_shape[1:] != (1, 1):
             self.fail("normalizes a flattened feature map per element; only per-channel "
                       "BatchNormalization can be folded")
@@ -495,6 +572,7 @@ class _Importer:
         if ((kernel, stride, pad) == (2, 2, 0) and src is not None and src.op == "conv"
                 and src.pool is None and self.exclusive(x)):
             src.pool = dict(POOL2)
+            self.prepool[src.name] = self.scales.pop(src.name, None)
             src.out_shape = conv_out_shape(src.in_shape, src.weight.shape[0], src.kernel,
                                            src.stride, src.pad, src.pool)
             self.changed.add(src.name)
@@ -532,6 +610,7 @@ class _Importer:
             self.fail("the constant varies across spatial positions; only a per-channel bias "
                       "can be folded")
         layer.bias = (layer.bias + per[:, 0]).astype(np.float32)
+        self.scales.pop(layer.name, None)             # a scale before the bias is not after it
         self.changed.add(layer.name)
         return x
 
@@ -547,8 +626,10 @@ class _Importer:
         b = self.const(ins, 1, "B")
         if b.ndim != 2:
             self.fail(f"B must be 2-D, not shape {list(b.shape)}")
-        weight = b if attrs.get("transB", 0) else b.T
-        return self.fc(x, self.fc_weight(x, weight), self.fc_bias(ins, 2, weight.shape[0]))
+        turn = (lambda a: a) if attrs.get("transB", 0) else np.transpose
+        weight = turn(b)
+        return self.fc(x, self.fc_weight(x, weight), self.fc_bias(ins, 2, weight.shape[0]),
+                       self.channel_scales(1, turn))
 
     def _op_MatMul(self, ins, attrs):
         x = self.act(ins, spatial=False)
@@ -557,7 +638,8 @@ class _Importer:
         b = self.const(ins, 1, "B")
         if b.ndim != 2:
             self.fail(f"B must be 2-D [N, Co], not shape {list(b.shape)}")
-        return self.fc(x, self.fc_weight(x, b.T), np.zeros(b.shape[1], np.float32))
+        return self.fc(x, self.fc_weight(x, b.T), np.zeros(b.shape[1], np.float32),
+                       self.channel_scales(1, np.transpose))
 
     def fc_weight(self, x, weight):
         n = int(np.prod(self.shape(x)))
@@ -658,3 +740,66 @@ class _Importer:
             if key in attrs:
                 return np.asarray(attrs[key], dtype=dtype)
         self.fail(f"only tensor, float and int constants are supported, not {sorted(attrs)}")
+
+    # -- quantization (QDQ) -------------------------------------------------------------------
+
+    def qparams(self, ins, shape, attrs, dtype):
+        """Scale and zero point of a Quantize/DequantizeLinear, broadcast to ``shape``."""
+        if attrs.get("block_size", 0):
+            self.fail("blocked quantization (block_size) is not supported")
+        scale = self.const(ins, 1, "scale")
+        zero = ins[2] if len(ins) > 2 else None
+        if isinstance(zero, (_Act, _Quantized)):
+            self.fail("the zero point must be a constant")
+        zero = np.zeros((), dtype) if zero is None else zero
+        if np.any(scale <= 0):
+            self.fail(f"scale {self.node.input[1]!r} must be positive")
+        try:
+            return (_along(scale, shape, attrs.get("axis", 1)),
+                    _along(zero, shape, attrs.get("axis", 1)))
+        except ValueError as e:
+            self.fail(f"scale and zero point: {e}")
+
+    def symmetric(self, zero, what):
+        """The offset that makes a quantized type int8 (0, or 128 for uint8), or an error."""
+        offset = _SYMMETRIC.get(zero.dtype)
+        if offset is None or np.any(zero != offset):
+            shown = np.unique(zero).tolist()
+            self.fail(f"{what} is quantized asymmetrically ({zero.dtype} zero point "
+                      f"{shown[0] if len(shown) == 1 else shown}); the accelerator takes "
+                      f"symmetric int8 only (zero point 0, or 128 for uint8): {_HINT}")
+        return offset
+
+    def _op_QuantizeLinear(self, ins, attrs):
+        dtype = np.dtype(np.uint8)                     # ONNX: the type of an absent zero point
+        x = ins[0]
+        if isinstance(x, _Act):
+            if (ins[1] is not None and not isinstance(ins[1], _Act)
+                    and np.asarray(ins[1]).size != 1):
+                self.fail("an activation must be quantized per tensor (one scale)")
+            scale, zero = self.qparams(ins, (), attrs, dtype)
+            self.symmetric(zero, f"tensor {self.node.input[0]!r}")
+            return _Quantized(x, float(scale), zero)
+        value = self.const(ins, 0, "x")
+        scale, zero = self.qparams(ins, value.shape, attrs, dtype)
+        info = np.iinfo(zero.dtype)
+        q = np.rint(value / scale.astype(np.float32)) + zero
+        return np.clip(q, info.min, info.max).astype(zero.dtype)
+
+    def _op_DequantizeLinear(self, ins, attrs):
+        x = ins[0]
+        if isinstance(x, _Quantized):
+            scale, zero = self.qparams(ins, (), attrs, x.zero_point.dtype)
+            if not np.isclose(scale, x.scale, rtol=1e-6) or np.any(zero != x.zero_point):
+                self.fail("its scale and zero point must be those of the QuantizeLinear "
+                          "before it")
+            self.scales[x.act.layer] = x.scale
+            return x.act
+        if x is None or isinstance(x, _Act):
+            self.fail("x must be the output of a QuantizeLinear or an integer constant")
+        if x.dtype.kind not in "iu":
+            self.fail(f"x {self.node.input[0]!r} must be an integer tensor, not {x.dtype}")
+        scale, zero = self.qparams(ins, x.shape, attrs, x.dtype)
+        offset = self.symmetric(zero, f"constant {self.node.input[0]!r}")
+        self.weight_scales[self.node.output[0]] = scale
+        return ((x.astype(np.int64) - offset) * scale.astype(np.float64)).astype(np.float32)

@@ -97,7 +97,8 @@ def compile_network(net, *, keep=4, patterns=4, period=8, permute=True, prune_fi
     """Prune ``net`` in place to PPS, quantize it and return ``(CompiledModel, pps_report)``.
 
     ``calib`` is a float ``[N, C, H, W]`` array (see :func:`calibration_inputs`; by default
-    the built-in model's own samples, else seeded ones); ``source`` and ``weights_file`` (a file
+    the built-in model's own samples, else seeded ones); a quantized model's own scales
+    (``net.scales``) replace calibration. ``source`` and ``weights_file`` (a file
     of trained weights) are recorded so the float model can be rebuilt;
     ``progress(stage, i, n, name)`` is called as layers are processed.
     """
@@ -110,13 +111,19 @@ def compile_network(net, *, keep=4, patterns=4, period=8, permute=True, prune_fi
     report = pps.prune_network(net, keep=keep, patterns=patterns, period=period,
                                permute=permute, prune_first=prune_first, progress=step("prune"),
                                seed=seed)
-    if calib is None:
-        calib = models.default_calibration(net.name)
-    if calib is None:
-        calib = calibration_inputs(net, seed=seed)
-    if progress:
-        progress("calibrate", 1, 1, f"{len(calib)} samples")
-    scales = quantize.activation_scales(net, calib)
+    if net.scales is not None:
+        if calib is not None:
+            raise SPSError("--calib: the model brings its own activation scales (a quantized "
+                           "ONNX model); expected no calibration inputs")
+        scales, samples = net.scales, 0
+    else:
+        if calib is None:
+            calib = models.default_calibration(net.name)
+        if calib is None:
+            calib = calibration_inputs(net, seed=seed)
+        if progress:
+            progress("calibrate", 1, 1, f"{len(calib)} samples")
+        scales, samples = quantize.activation_scales(net, calib), len(calib)
     layers, weights = quantized_layers(net, scales)
     for entry, row in zip((e for e in layers if e["op"] == "conv"), report):
         entry["pruning"] = {key: row[key] for key in ("retained", "upper_bound", "patdnn",
@@ -128,7 +135,8 @@ def compile_network(net, *, keep=4, patterns=4, period=8, permute=True, prune_fi
         "weights": None if weights_file is None else {"path": str(weights_file),
                                                       "sha256": _file_sha256(weights_file)},
         "options": {"keep": keep, "patterns": patterns, "period": period, "permute": permute,
-                    "prune_first": prune_first, "seed": seed, "calib_samples": len(calib)},
+                    "prune_first": prune_first, "seed": seed, "calib_samples": samples,
+                    "scales": "calibration" if samples else "model"},
         "input": {"name": "input", "shape": list(net.input_shape), "scale": scales["input"]},
         "output": {"name": net.output.name, "shape": list(net.output.out_shape),
                    "scale": scales[net.output.name]},

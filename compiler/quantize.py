@@ -49,13 +49,18 @@ def activation_scales(net, calib):
 def quantize_conv(layer, s_in, s_out):
     """int8 weights and the manifest's ``bias``/``mult``/``shift`` for one conv layer.
 
-    The bias is clamped so that no accumulator can leave int32, whatever the int8 input.
+    The weight scales are the layer's own (``layer.w_scale``, from a quantized model, whose
+    int8 weights may include -128), else ``max |W[o]| / 127``. The bias is clamped so that no
+    accumulator can leave int32, whatever the int8 input.
     """
     w = layer.pruned_weight().astype(np.float64)
     co = w.shape[0]
-    peak = np.abs(w.reshape(co, -1)).max(axis=1)
-    w_scale = np.where(peak > 0, peak / 127.0, 1.0)
-    wq = np.clip(np.rint(w / w_scale[:, None, None, None]), -127, 127).astype(np.int8)
+    if layer.w_scale is not None:
+        w_scale, low = np.asarray(layer.w_scale, np.float64), -128
+    else:
+        peak = np.abs(w.reshape(co, -1)).max(axis=1)
+        w_scale, low = np.where(peak > 0, peak / 127.0, 1.0), -127
+    wq = np.clip(np.rint(w / w_scale[:, None, None, None]), low, 127).astype(np.int8)
     headroom = INT32_MAX - 128 * np.abs(wq.reshape(co, -1).astype(np.int64)).sum(axis=1)
     if np.any(headroom < 0):
         raise SPSError(f"layer {layer.name!r}: {w[0].size} taps per output overflow int32")
