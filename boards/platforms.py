@@ -195,8 +195,9 @@ BOARDS = {
     "arty-a7-35": BoardSpec(
         name="arty-a7-35", board_id=3, platform=ArtyA735, family="xc7",
         device="xc7a35ticsg324-1L", clk_hz=100_000_000, baud=1_000_000,
-        # 64 of the 90 DSP48E1.
-        rows=8, cols=8,
+        # All 90 DSP48E1 by the yosys estimate: 80 for the 16 x 5 array, 10 for the requantizer
+        # (a 32 x 16 product per column, two DSP48E1 each); 7,871 of 20,800 LUTs.
+        rows=16, cols=5,
         leds=("heartbeat", "model_valid", "busy", "error"),
         budget={"lut": 20800, "dsp": 90, "bram_bits": 50 * 36864},
         program="openFPGALoader -b arty_a7_35t {bitstream}",
