@@ -136,7 +136,7 @@ def run(model, x, *, rows=8, cols=8, cfg=None, simulator="verilator", build_dir=
     ``valid_prob``/``ready_prob`` add random stalls to the input/output streams;
     ``reset_after`` pulses reset that many cycles into the first layer, then runs again.
     """
-    # deferred: cocotb (a [dev] dependency) is needed to run a simulation, not to write RTL
+    # deferred: cocotb (the [sim] extra) is needed to run a simulation, not to write RTL
     from .sim import SIMULATORS, read_outputs, simulate, write_job
     from .sim.runner import locked
 
