@@ -5,6 +5,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .checks import check_int
+from .vendor import replica
 
 __all__ = ["Window", "WindowGenerator", "WindowLayer"]
 
@@ -57,7 +58,6 @@ class WindowGenerator(wiring.Component):
         ptr = Signal(range(self.max_width))
         ptr_last = Signal()                 # ptr == length - 1, kept in step
         ptr_d = Signal.like(ptr)
-        shift = Signal()
         length = self.layer.length
         m.d.comb += [rd.addr.eq(ptr), rd.en.eq(self.advance)]
         with m.If(self.restart):
@@ -67,7 +67,9 @@ class WindowGenerator(wiring.Component):
                 m.d.sync += [ptr.eq(0), ptr_last.eq(length == 1)]
             with m.Else():
                 m.d.sync += [ptr.eq(ptr + 1), ptr_last.eq(ptr + 2 == length)]
-        m.d.sync += [ptr_d.eq(ptr), shift.eq(self.advance & ~self.restart)]
+        # Each window's own copy: the shift enables 72 window registers and the ring here.
+        shift = replica(m, platform, self.advance & ~self.restart, "shift")
+        m.d.sync += ptr_d.eq(ptr)
 
         above, above2 = rd.data[0], rd.data[1]
         m.d.comb += [

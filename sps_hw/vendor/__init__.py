@@ -7,6 +7,8 @@ platform a design is elaborated for.
 - :class:`WideMultiplier`: one signed ``a * b`` (a 32-bit accumulator times a requantizer
   multiplier) in :data:`WIDE_PRODUCT_LATENCY` cycles — two MULT18X18D and a registered adder
   on the ECP5, two chained SB_MAC16 on the iCE40;
+- :func:`replica`: a register of a one-bit control signal that synthesis keeps apart from
+  its equal copies (each copy drives a share of a large fanout; ECP5 TRELLIS_FF kept);
 - :func:`spram_fits`: whether a single-port memory becomes iCE40 SB_SPRAM256KA
   (:func:`.ice40.spram`);
 - the PLLs of the board clocks (:func:`.ecp5.ehxplll`, :func:`.ice40.sb_pll40_pad`).
@@ -24,7 +26,7 @@ from ..registers import delayed
 from . import ecp5, ice40
 
 __all__ = ["PRIMITIVES", "PRODUCT_LATENCY", "WIDE_PRODUCT_LATENCY", "Multipliers",
-           "WideMultiplier", "dsp_primitive", "spram_fits"]
+           "WideMultiplier", "dsp_primitive", "replica", "spram_fits"]
 
 #: How multipliers are built: ``None`` in fabric registers around ``*``, or a DSP primitive.
 PRIMITIVES = (None, "MULT18X18D", "SB_MAC16")
@@ -47,6 +49,17 @@ def dsp_primitive(platform):
 def spram_fits(platform, width, depth):
     """Whether a single-port ``width x depth`` memory maps to iCE40 SB_SPRAM256KA."""
     return dsp_primitive(platform) == "SB_MAC16" and width <= 16 and depth <= 16384
+
+
+def replica(m, platform, d, name):
+    """``d`` (one bit) one cycle later, cleared by the reset, in a flip-flop of its own:
+    Yosys merges equal registers, so copies meant to split a large fanout (one per block
+    that uses the signal) are kept on the ECP5; elsewhere a plain register."""
+    if dsp_primitive(platform) == "MULT18X18D":
+        return ecp5.kept_ff(m, d, name)
+    q = Signal(name=name)
+    m.d.sync += q.eq(d)
+    return q
 
 
 def _primitive(choice, platform):

