@@ -17,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from . import manifest as manifest_format
 from . import pps
 from .errors import SPSError
 from .fileio import make_parents
+from .manifest import is_pps
 
 FORMAT, VERSION = "sps-model", 1
 
@@ -45,11 +47,6 @@ class CompiledModel:
             if layer["name"] == name:
                 return layer
         raise KeyError(name)
-
-
-def is_pps(layer):
-    """Whether a conv layer is pattern-pruned (keeps fewer than all k*k taps)."""
-    return layer["op"] == "conv" and layer["keep"] < layer["kernel"] ** 2
 
 
 def kept_mask(layer):
@@ -132,33 +129,68 @@ def write(model, out, progress=None):
     return CompiledModel(manifest, model.weights, out)
 
 
-def load(path, verify=True):
-    """Load a compiled model directory; ``verify`` checks every file's sha256."""
-    path = Path(path)
+def _no_constant(name):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def read_manifest(path):
+    """The checked manifest of the model directory ``path`` (:func:`compiler.manifest.check`)."""
+    file = Path(path) / "manifest.json"
     try:
-        manifest = json.loads((path / "manifest.json").read_text())
+        manifest = json.loads(file.read_bytes(), parse_constant=_no_constant)
     except FileNotFoundError:
         raise SPSError(f"{path}: not a compiled model (no manifest.json)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise SPSError(f"{path}/manifest.json: not valid JSON ({e})") from None
-    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-        raise SPSError(f"{path}/manifest.json: expected format {FORMAT!r} version {VERSION}, "
-                       f"got {manifest.get('format')!r} version {manifest.get('version')}")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise SPSError(f"{file}: not valid JSON ({e})") from None
+    except OSError as e:
+        raise SPSError(f"{file}: cannot be read ({e.strerror})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or \
+            manifest.get("version") != VERSION:
+        got = manifest if isinstance(manifest, dict) else {}
+        raise SPSError(f"{file}: expected format {FORMAT!r} version {VERSION}, "
+                       f"got {got.get('format')!r} version {got.get('version')}")
+    manifest_format.check(manifest, file)
+    return manifest
+
+
+def _check_image(path, layer, name, size, verify):
+    file = path / layer["files"][name]["path"]
+    if not file.is_file():
+        raise SPSError(f"{file}: missing (listed in the manifest)")
+    if size is not None and file.stat().st_size != size:
+        raise SPSError(f"{file}: {file.stat().st_size} bytes, the manifest's layer "
+                       f"{layer['name']!r} needs {size}; the image is truncated or corrupted")
+    if verify and _sha256(file) != layer["files"][name]["sha256"]:
+        raise SPSError(f"{file}: sha256 does not match the manifest; the image is "
+                       f"corrupted or was edited")
+    return file
+
+
+def _load_weight(file, layer):
+    try:            # mapped, so a damaged header's shape allocates nothing
+        weight = np.load(file, mmap_mode="r", allow_pickle=False)
+    except Exception as e:      # numpy's parser raises many kinds on a damaged header
+        raise SPSError(f"{file}: not a readable .npy file ({type(e).__name__}: {e})") from None
+    co, ci, k = layer["out_shape"][0], layer["in_shape"][0], layer["kernel"]
+    if weight.dtype != np.int8 or weight.shape != (co, ci, k, k):
+        raise SPSError(f"{file}: expected int8 [{co}, {ci}, {k}, {k}], got "
+                       f"{weight.dtype} {list(weight.shape)}")
+    weight = np.array(weight)
+    if is_pps(layer) and np.any(weight[~kept_mask(layer)]):
+        raise SPSError(f"{file}: non-zero weights at taps the layer's library prunes")
+    return weight
+
+
+def load(path, verify=True):
+    """Load a compiled model directory: the manifest checked against its schema and for
+    consistency, every image's size and (``verify``) sha256, the int8 weights."""
+    path = Path(path)
+    manifest = read_manifest(path)
     weights = {}
     for layer in manifest["layers"]:
-        for entry in layer.get("files", {}).values():
-            file = path / entry["path"]
-            if not file.is_file():
-                raise SPSError(f"{file}: missing (listed in the manifest)")
-            if verify and _sha256(file) != entry["sha256"]:
-                raise SPSError(f"{file}: sha256 does not match the manifest; the image is "
-                               f"corrupted or was edited")
-        if layer["op"] == "conv":
-            file = path / layer["name"] / "weights.npy"
-            weight = np.load(file, allow_pickle=False)
-            co, ci, k = layer["out_shape"][0], layer["in_shape"][0], layer["kernel"]
-            if weight.dtype != np.int8 or weight.shape != (co, ci, k, k):
-                raise SPSError(f"{file}: expected int8 [{co}, {ci}, {k}, {k}], got "
-                               f"{weight.dtype} {list(weight.shape)}")
-            weights[layer["name"]] = weight
+        if layer["op"] != "conv":
+            continue
+        files = {name: _check_image(path, layer, name, size, verify)
+                 for name, size in manifest_format.image_files(layer).items()}
+        weights[layer["name"]] = _load_weight(files["weights.npy"], layer)
     return CompiledModel(manifest, weights, path)

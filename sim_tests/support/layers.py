@@ -88,7 +88,8 @@ def random_model(specs, seed=0, extreme=False, input_shape=None):
             npat = 1 if keep == 9 else spec.get("patterns", 4)
             period = 1 if keep == 9 else spec.get("period", 4)
             cands = pps.candidate_masks(keep)
-            library = [int(v) for v in rng.choice(cands, min(npat, len(cands)), replace=False)]
+            library = sorted(int(v) for v in rng.choice(cands, min(npat, len(cands)),
+                                                        replace=False))
             assignment = [int(v) for v in rng.integers(0, len(library), period)]
             mask = pps.layer_mask(library, assignment, co, cin)
         else:
@@ -106,8 +107,17 @@ def random_model(specs, seed=0, extreme=False, input_shape=None):
         layers.append(entry)
         weights[name] = weight
         src, shapes[name] = name, tuple(out)
+    for entry in layers:                # the keys only people and --compare read
+        entry["scale"] = 1.0
+        if entry["op"] == "conv":
+            entry.update(w_scale=[1.0] * entry["out_shape"][0],
+                         pruning={"retained": 1.0, "upper_bound": 1.0, "patdnn": 1.0,
+                                  "permuted": False})
+    options = {"keep": 4, "patterns": 4, "period": 4, "permute": False, "prune_first": False,
+               "seed": seed, "calib_samples": 1}
     manifest = {"format": images.FORMAT, "version": images.VERSION, "source": "test",
-                "options": {}, "input": {"name": "input", "shape": list(start), "scale": 1.0},
+                "source_sha256": None, "weights": None, "options": options,
+                "input": {"name": "input", "shape": list(start), "scale": 1.0},
                 "output": {"name": layers[-1]["name"], "shape": layers[-1]["out_shape"],
                            "scale": 1.0},
                 "layers": layers}
