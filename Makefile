@@ -3,7 +3,7 @@ PY      ?= .venv/bin/python
 PYTEST  ?= .venv/bin/pytest
 JOBS    ?= 2
 
-.PHONY: setup test test-slow bench lint demo clean
+.PHONY: setup test test-slow formal bench lint demo clean
 
 setup: ## venv with the package and its dev tools; Icarus Verilog from Debian if missing
 	python3 -m venv .venv
@@ -18,6 +18,9 @@ test: ## the default suite (slow tests excluded), in parallel
 
 test-slow: ## the slow tests (synthesis, whole networks)
 	$(PYTEST) -n $(JOBS) -m slow -q
+
+formal: ## prove the formal contracts (SymbiYosys, k-induction), ~2 min; work in build/formal
+	$(PY) -m sim_tests.formal -j $(JOBS)
 
 bench: ## benchmarks, JSON on stdout
 	$(PY) -m sps.bench

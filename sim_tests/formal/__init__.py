@@ -1,0 +1,2 @@
+"""Formal contracts: Amaranth harnesses proven by k-induction with SymbiYosys (``make formal``,
+``docs/reliability.md``)."""
