@@ -249,13 +249,16 @@ class Link:
             data += self.transport.read(n - len(data), remaining)
         return data
 
-    def _read_frame(self, timeout):
-        """One response frame: ``(cmd, payload)``; :class:`_Lost` if none arrives intact."""
+    def _read_frame(self, timeout, longest=0xFFFF):
+        """One response frame: ``(cmd, payload)``; :class:`_Lost` if none arrives intact, or
+        its LEN says more than ``longest`` bytes (a damaged LEN is not waited for)."""
         deadline = self.transport.now() + timeout
         while self._read_exact(1, deadline)[0] != SYNC:
             pass
         head = self._read_exact(3, deadline)
         cmd, length = head[0], int.from_bytes(head[1:], "little")
+        if length > longest:
+            raise _Lost(f"answer of {length} bytes, at most {longest} expected")
         deadline += (length + 2) * self.transport.byte_time
         rest = self._read_exact(length + 2, deadline)
         payload, check = rest[:length], int.from_bytes(rest[length:], "big")
@@ -268,11 +271,15 @@ class Link:
         self.transport.write(bytes(frame))
 
     def exchange(self, cmd, payload=b"", *, expect_bytes=64):
-        """Send one request and read its answer once; :class:`_Lost` when none arrives."""
+        """Send one request and read its answer (at most ``expect_bytes`` of payload) once;
+        :class:`_Lost` when none arrives."""
         self.stats["sent"] += 1
         self.transport.write(encode_frame(cmd, payload))
         rcmd, body = self._read_frame(self._deadline_for(len(payload) + OVERHEAD
-                                                         + expect_bytes))
+                                                         + expect_bytes), expect_bytes)
+        if not rcmd & RESPONSE:
+            raise _Lost(f"a request (0x{rcmd:02x}) came back, not an answer: is the line "
+                        f"looped back?")
         if not body:
             raise _Lost("empty response")
         try:
@@ -308,7 +315,10 @@ class Link:
                 last = f"no valid answer ({e})"
                 self._settle()
                 if confirm is not None:
-                    rsp = confirm()
+                    try:
+                        rsp = confirm()
+                    except LinkError as e:
+                        raise LinkError(f"{what}: {last}; then {e}", e.status, e.arg) from None
                     if rsp is not None:
                         return rsp
                 continue
@@ -379,10 +389,16 @@ class Link:
         return None
 
     def send_chunk(self, cmd, offset, piece, what):
-        """One offset-tagged chunk of LOAD_DATA or INPUT; a repeat of an accepted one is OK."""
+        """One offset-tagged chunk of LOAD_DATA or INPUT; a repeat of an accepted one is OK
+        (``ERR_SEQUENCE`` at the end of the chunk, or, for the input that ended the run,
+        ``ERR_NOT_RUNNING`` with STATUS counting the chunk)."""
+        end = offset + len(piece)
         rsp = self.request(cmd, struct.pack("<I", offset) + bytes(piece), what=what)
-        if rsp.status == Status.ERR_SEQUENCE and rsp.arg == offset + len(piece):
-            rsp = Response(rsp.cmd, Status.OK, rsp.body)        # an earlier copy got through
+        repeated = rsp.status == Status.ERR_SEQUENCE and rsp.arg == end
+        if not repeated and cmd == Cmd.INPUT and piece and rsp.status == Status.ERR_NOT_RUNNING:
+            repeated = self.status().in_count == end
+        if repeated:
+            rsp = Response(rsp.cmd, Status.OK, struct.pack("<I", end))  # a copy got through
         return self.check(rsp, f"{what} at byte {offset}")
 
     def send_data(self, cmd, data, what):
@@ -417,15 +433,45 @@ class Link:
             raise LinkError(f"model does not fit the board's image memories: {detail}",
                             Status.ERR_TOO_LARGE)
         tag = model_tag(images) if tag is None else tag
+        self.finish_run()                   # COMMIT would be refused while a run is active
         self.discard()
         for name in REGIONS:
             self.load_image(name, images.get(name, b""))
         self.commit(tag)
         return tag
 
+    def finish_run(self):
+        """A run that a host abandoned (after an error, or a host that went away) keeps the
+        core busy, and RUN and COMMIT refused, until it ends: feed it zeros and drop its
+        output until it is done. :class:`LinkError` if it stops making progress.
+
+        Returns the last :class:`BoardStatus` (not busy).
+        """
+        info = self.info()
+        chunk = min(self._chunk(), max(1, info.out_depth // 2))
+        patience = 20 * self.timeout + 2 * info.stall_timeout_s
+        progress, deadline = None, None
+        while True:
+            st = self.status()
+            if not st.busy:
+                return st
+            if (st.in_count, st.out_count) != progress:
+                progress, deadline = (st.in_count, st.out_count), self.transport.now() + patience
+            elif self.transport.now() > deadline:
+                raise LinkError(f"the board's previous run takes no input and produces no output "
+                                f"(after {st.in_count} and {st.out_count} bytes); reset the "
+                                f"board", Status.ERR_BUSY)
+            # Acknowledge all output so far, offer input; whatever the answers, STATUS says
+            # next whether that helped.
+            self.request(Cmd.OUTPUT, struct.pack("<IH", st.out_count, 0),
+                         what="OUTPUT (finishing the previous run)")
+            self.request(Cmd.INPUT, struct.pack("<I", st.in_count) + bytes(chunk),
+                         what="INPUT (finishing the previous run)")
+
     def start(self, segment=0):
-        """RUN: start the core on ``segment``; returns the run number."""
-        before = self.status().runs
+        """RUN: start the core on ``segment`` (after finishing a run left behind); returns
+        the run number."""
+        before = self.finish_run().runs
 
         def confirm():
             st = self.status()

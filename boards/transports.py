@@ -19,35 +19,44 @@ __all__ = ["SerialTransport", "open_transport", "register_sim_transport"]
 
 
 class SerialTransport:
-    """A serial port (pyserial), e.g. ``/dev/ttyUSB1`` at ``baud``."""
+    """A serial port (pyserial), e.g. ``/dev/ttyUSB1`` at ``baud``, or any URL pyserial opens
+    (``socket://host:port``, ``rfc2217://host:port``, ``loop://``). A port that fails on the way
+    (a USB adapter unplugged) is an :class:`~compiler.errors.SPSError` naming it."""
 
     def __init__(self, port, baud):
         try:
             import serial  # deferred: pyserial is only needed for a real board
         except ImportError:
             raise SPSError("--port needs pyserial (pip install pyserial)") from None
+        self.port = port
         try:
-            self.serial = serial.Serial(port, baud, timeout=0)
-        except (serial.SerialException, OSError) as e:
+            self.serial = serial.serial_for_url(port, baud, timeout=0)
+        except (serial.SerialException, OSError, ValueError) as e:
             raise SPSError(f"--port {port}: cannot open ({e})") from None
         self.byte_time = 10.0 / baud
+
+    def _io(self, what, call, *args):
+        try:
+            return call(*args)
+        except OSError as e:                # pyserial's SerialException is one
+            raise SPSError(f"--port {self.port}: {what} failed ({e})") from None
 
     def now(self):
         return time.monotonic()
 
     def write(self, data):
-        self.serial.write(data)
-        self.serial.flush()
+        self._io("writing", self.serial.write, data)
+        self._io("writing", self.serial.flush)
 
     def read(self, n, timeout):
         self.serial.timeout = max(timeout, 0)
-        return self.serial.read(n)
+        return self._io("reading", self.serial.read, n)
 
     def idle(self, seconds):
         time.sleep(seconds)
 
     def flush_input(self):
-        self.serial.reset_input_buffer()
+        self._io("flushing the input", self.serial.reset_input_buffer)
 
     def close(self):
         self.serial.close()
