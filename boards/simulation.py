@@ -89,9 +89,7 @@ class AmaranthTransport:
             elif kind == "byte":
                 value ^= self._corrupt.pop(self.written, 0)
                 self.written += 1
-                for bit in [0, *((value >> i) & 1 for i in range(8)), 1]:
-                    ctx.set(h.host_rx, bit)
-                    await ctx.delay(self.bit_time)
+                await self._send_byte(ctx, value)
             elif kind == "reset":
                 ctx.set(h.rst, 1)
                 await ctx.delay(value / self.clk_hz)
@@ -107,6 +105,17 @@ class AmaranthTransport:
                 exprs, result = value
                 result.extend(ctx.get(e) for e in exprs)
 
+    async def _send_byte(self, ctx, value):
+        """Drive one byte onto the line: start bit, 8 data bits LSB first, stop bit."""
+        for bit in [0, *((value >> i) & 1 for i in range(8)), 1]:
+            ctx.set(self.harness.host_rx, bit)
+            await ctx.delay(self.bit_time)
+
+    def _received(self, byte):
+        """A byte from the board arrived (with any fault injected on the way back)."""
+        self.from_board.append(byte ^ self._corrupt_rx.pop(self.received, 0))
+        self.received += 1
+
     async def _sample(self, ctx):
         h = self.harness
         while True:
@@ -117,8 +126,7 @@ class AmaranthTransport:
                 byte |= ctx.get(h.host_tx) << i
                 await ctx.delay(self.bit_time)
             if ctx.get(h.host_tx):
-                self.from_board.append(byte ^ self._corrupt_rx.pop(self.received, 0))
-                self.received += 1
+                self._received(byte)
             else:
                 self.line_errors += 1
 

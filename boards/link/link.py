@@ -73,11 +73,15 @@ class HostLink(wiring.Component):
         Whether the core's images hold a model at configuration (baked into block RAM).
     model_tag : int
         The tag of that model (see COMMIT).
+    uart : tuple
+        The receiver and transmitter, components with the signatures of :class:`~.uart.UARTRx`
+        and :class:`~.uart.UARTTx`: those at ``divisor`` unless given (a simulation may put
+        whole bytes in and take them out, ``sim_tests/support/byte_link.py``).
     """
 
     def __init__(self, memory_map, *, clk_hz, divisor, max_payload=512, out_depth=1024,
                  frame_timeout=None, stall_timeout=None, board_id=0, rows=0, cols=0,
-                 model_valid=False, model_tag=0):
+                 model_valid=False, model_tag=0, uart=None):
         if not isinstance(memory_map, MemoryMap):
             raise TypeError(f"memory_map must be a MemoryMap, not {memory_map!r}")
         check_int("clk_hz", clk_hz, minimum=0, maximum=U32)
@@ -107,7 +111,7 @@ class HostLink(wiring.Component):
         self.model_valid, self.model_tag = bool(model_valid), model_tag
 
         sizes = {"max_payload": max_payload}
-        self.uart_rx = UARTRx(divisor)
+        self.uart_rx, self.uart_tx = uart or (UARTRx(divisor), UARTTx(divisor))
         self.framer = FrameReceiver(timeout=frame_timeout, hold_timeout=stall_timeout, **sizes)
         self.dispatcher = CommandDispatcher(**sizes)
         self.loader = ImageLoader(memory_map, model_valid=model_valid, **sizes)
@@ -116,7 +120,6 @@ class HostLink(wiring.Component):
         self.sender = ResponseSender(**sizes)
         self.ledger = StatusLedger(self.ledger_words(), ring_bit=self.readback.ring_bit)
         self.words = WordShifter()
-        self.uart_tx = UARTTx(divisor)
         super().__init__({
             "rx": In(1, init=1),
             "tx": Out(1, init=1),

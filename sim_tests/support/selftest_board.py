@@ -28,9 +28,9 @@ def make_images(seed, n=N_IN):
             "layers": struct.pack("<I", n) + rand("layers", 1)}
 
 
-def words_of(image, region):
+def words_of(image, region, memory_map=MM):
     """The memory words an uploaded image becomes (little-endian, masked to the width)."""
-    spec = MM[region]
+    spec = memory_map[region]
     wb = spec.word_bytes
     return [int.from_bytes(image[i:i + wb], "little") & ((1 << spec.width) - 1)
             for i in range(0, len(image), wb)]
