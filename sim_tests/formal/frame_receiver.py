@@ -7,6 +7,8 @@ and its bytes (command, length, payload, CRC) go into a byte-parallel CRC-16 of 
 
 - ``good_crc``: a frame held with status OK has a zero CRC residue, ``length + 5`` bytes, and
   the command and length the monitor saw;
+- ``payload_intact``: the payload it then streams out is the bytes it took, the last flagged
+  (for an arbitrary byte ``j``, watched in the buffer through a read port of the harness);
 - ``back_to_idle``: after ``QUIET`` cycles with no byte offered and the consumer ready, the
   receiver is hunting, from any state (the induction starts anywhere);
 - what makes the first inductive: the receiver's CRC register equals the monitor's between
@@ -17,7 +19,7 @@ sender uses the CRC register only while a frame is held; everything else is free
 """
 
 from amaranth.hdl import Assert, Assume, Elaboratable, Module, Signal
-from amaranth.hdl._ast import AnySeq
+from amaranth.hdl._ast import AnyConst, AnySeq
 from amaranth.lib import crc
 
 from boards.link.framing import FrameReceiver
@@ -94,6 +96,15 @@ class FrameReceiverHarness(Elaboratable):
             m.d.comb += Assert(ref.match_detected & (n == length + 5) & (f.cmd == cmd)
                                & (f.length == length))
 
+        # payload_intact: byte j of the payload, as taken and as streamed out of the buffer.
+        j, byte_j = AnyConst(range(PARAMS["max_payload"])), Signal(8)
+        with m.If(ref.valid & state("PAYLOAD") & (n == j + 3)):
+            m.d.sync += byte_j.eq(byte)
+        out = dut.payload
+        with m.If(ok & out.valid & (sig["count"] == j)):
+            m.d.comb += Assert((out.payload.data == byte_j)
+                               & (out.payload.last == (j + 1 == length)))
+
         quiet = Signal(range(QUIET + 1))                # back_to_idle
         with m.If(offered | ~dut.frame.ready):
             m.d.sync += quiet.eq(0)
@@ -123,11 +134,18 @@ class FrameReceiverHarness(Elaboratable):
             m.d.comb += Assert(f.length[8:] == 0)
         with m.If(state("LEN1")):
             m.d.comb += Assert(f.length[:8] == length[:8])
-        with m.If(state("PAYLOAD", "CRC0", "CRC1", "CHECK")):
+        with m.If(state("PAYLOAD", "CRC0", "CRC1", "CHECK") | ok):
             m.d.comb += Assert((f.length == length) & (length <= PARAMS["max_payload"]))
         with m.If(state("PAYLOAD")):
             m.d.comb += Assert((n == count + 3) & (count < length))
         for name, extra in (("CRC0", 3), ("CRC1", 4), ("CHECK", 5)):
             with m.If(state(name)):
                 m.d.comb += Assert(n == length + extra)
+        with m.If(ok):                                  # the payload streamed so far
+            m.d.comb += Assert((count <= length) & (sig["replayed"] == (count == length)))
+        buffer = inside.submodules["mem"].read_port(domain="comb")
+        m.d.comb += buffer.addr.eq(j)
+        with m.If((state("PAYLOAD") & (count > j))
+                  | ((state("CRC0", "CRC1", "CHECK") | ok) & (j < length))):
+            m.d.comb += Assert(buffer.data == byte_j)
         return m

@@ -85,7 +85,8 @@ class Inside:
 def internals(component, platform=None):
     """The :class:`Inside` of ``component``, for a harness to state invariants about its
     registers: elaborates it now, once (later elaborations return the same module), so they
-    are the ones in the design."""
+    are the ones in the design. Reads Amaranth 0.5's ``Module`` internals (the project pins
+    amaranth < 0.6), as the harnesses take ``AnyConst``/``AnySeq`` from ``amaranth.hdl._ast``."""
     module = component.elaborate(platform)
     component.elaborate = lambda platform: module
     module._flush()                     # an FSM's state signal appears when it is closed
