@@ -17,7 +17,7 @@ import pytest
 from boards import transports
 from boards.host import Link, LinkError
 from boards.model_image import model_tag
-from boards.protocol import REGIONS
+from boards.protocol import REGIONS, Cmd
 from boards.selftest import selftest_reference
 from boards.transports import SerialTransport
 from compiler.errors import SPSError
@@ -105,6 +105,61 @@ def test_dead_line_is_one_clear_error():
         host.connect()
     assert line.now() < 4 * (TIMEOUT + 0.01)
 
+
+
+# --- regressions: each fault once, where it hurt ----------------------------------------------
+
+def clean_session():
+    """A session on a line without random faults (only planned ones)."""
+    return new_session(7, lose=0.0, flip=0.0, p=0.0)
+
+
+def test_abandoned_run_is_finished():
+    """A run left half fed (a failed inference, a host that went away) kept the core busy:
+    every later RUN and COMMIT was refused. The next session finishes it first."""
+    rng, model, line, host = clean_session()
+    host.start(0)
+    host.send_chunk(Cmd.INPUT, 0, b"\x01" * 5, "INPUT")
+    assert model.running
+    fresh = Link(line, timeout=TIMEOUT)
+    operate(fresh, model, rng, "infer")
+    operate(fresh, model, rng, "upload")
+
+
+def test_repeated_last_input_after_the_run_ended():
+    """The answer to the input chunk that ends the run is lost: the repeat is refused with
+    ERR_NOT_RUNNING (the run is over), which STATUS shows was a success."""
+    rng, model, line, host = clean_session()
+    host.connect()
+    # infer: STATUS, RUN, INPUT bytes 0-7, OUTPUT, INPUT bytes 8-11 (the last: answer lost)
+    line.plan("answer lost", request=line.writes + 4)
+    operate(host, model, rng, "infer")
+    assert host.stats["lost"] == 1 and model.done
+
+
+def test_damaged_length_is_not_waited_for():
+    """A bit flipped in an answer's LEN (here + 4096) is not waited for (41 ms of line
+    time): the answer is dropped at once and the request repeated."""
+    _rng, _model, line, host = clean_session()
+    host.connect()
+    line.plan("answer flipped", at=3, mask=0x10)
+    t0 = line.now()
+    host.status()
+    assert host.stats["lost"] == 1 and line.now() - t0 < 2 * EXCHANGE
+
+
+def test_failed_confirmation_names_the_request():
+    """COMMIT's answer is lost and so is every STATUS that would confirm it: the error names
+    COMMIT, then why the confirmation failed."""
+    _rng, _model, line, host = clean_session()
+    host.discard()
+    for region in REGIONS:
+        host.load_image(region, make_images(3)[region])
+    line.plan("answer lost")
+    line.lose = 1.0
+    with pytest.raises(LinkError, match=r"^COMMIT: no valid answer \(.*\); then STATUS: no "
+                                        r"valid answer .* after 4 attempts$"):
+        host.commit(5)
 
 @pytest.fixture(scope="module")
 def demo8(tmp_path_factory):

@@ -9,7 +9,7 @@ with a bit flipped, answers lost, with a bit flipped, or cut short.
 
 from .link_model import parse_frames
 
-__all__ = ["FlakyLine", "ModelBoard"]
+__all__ = ["ANSWER_FAULTS", "FlakyLine", "ModelBoard"]
 
 
 class ModelBoard:
@@ -68,51 +68,68 @@ class ModelBoard:
         pass
 
 
+#: The faults of an answer.
+ANSWER_FAULTS = ("answer lost", "answer flipped", "answer cut")
+
+
 class FlakyLine:
     """``transport`` with faults: each request is lost (``lose``) or gets a bit flipped
     (``flip``), each answer is lost, gets a bit flipped or is cut short (each with ``p``), all
-    drawn from ``rng``. ``faults`` counts them by kind."""
+    drawn from ``rng``; or as :meth:`plan` says. ``faults`` counts them by kind."""
 
     def __init__(self, transport, rng, *, lose=0.05, flip=0.05, p=0.05):
         self.inner, self.rng = transport, rng
         self.lose, self.flip, self.p = lose, flip, p
         self.byte_time = transport.byte_time
-        self.faults = {"request lost": 0, "request flipped": 0, "answer lost": 0,
-                       "answer flipped": 0, "answer cut": 0}
-        self._answer = None              # the fault of the answer being read, and its byte
+        self.faults = dict.fromkeys(("request lost", "request flipped", *ANSWER_FAULTS), 0)
+        self.writes = 0                  # requests written so far
+        self._planned = {}
+        self._answer = (None, 0, 0)      # the fault of the answer being read: kind, byte, mask
         self._index = 0
+
+    def plan(self, kind, at=0, mask=1, *, request=None):
+        """Give request number ``request`` (the next one by default) the fault ``kind``: at byte
+        ``at`` of the request or its answer, XOR ``mask`` for a flip."""
+        self._planned[self.writes if request is None else request] = (kind, at, mask)
+
+    def write(self, data):
+        rng, data = self.rng, bytearray(data)
+        planned = self._planned.pop(self.writes, None)
+        self.writes += 1
+        if planned is None:
+            r, a = rng.random(), rng.random()
+            request = ("request lost" if r < self.lose
+                       else "request flipped" if r < self.lose + self.flip else None)
+            answer = ANSWER_FAULTS[int(a / self.p)] if a < 3 * self.p else None
+            at, mask = int(rng.integers(0, 48)), 1 << int(rng.integers(8))
+        else:
+            kind, at, mask = planned
+            request, answer = (kind, None) if kind.startswith("request") else (None, kind)
+        self._answer = (answer and self._fault(answer), at, mask)
+        self._index = 0
+        if request == "request lost":
+            self._fault(request)
+            self.inner.idle(len(data) * self.byte_time)
+            return
+        if request == "request flipped":
+            self._fault(request)
+            data[at % len(data)] ^= mask
+        self.inner.write(bytes(data))
 
     def _fault(self, kind):
         self.faults[kind] += 1
         return kind
 
-    def write(self, data):
-        rng, data = self.rng, bytearray(data)
-        r = rng.random()
-        kinds = ("answer lost", "answer flipped", "answer cut")
-        a = rng.random()
-        self._answer = (self._fault(kinds[int(a / self.p)]) if a < 3 * self.p else None,
-                        int(rng.integers(0, 48)))
-        self._index = 0
-        if r < self.lose:
-            self._fault("request lost")
-            self.inner.idle(len(data) * self.byte_time)
-            return
-        if r < self.lose + self.flip and data:
-            self._fault("request flipped")
-            data[rng.integers(len(data))] ^= 1 << int(rng.integers(8))
-        self.inner.write(bytes(data))
-
     def read(self, n, timeout):
         data = bytearray(self.inner.read(n, timeout))
-        kind, at = self._answer or (None, 0)
+        kind, at, mask = self._answer
         start, self._index = self._index, self._index + len(data)
         if kind == "answer lost" or (kind == "answer cut" and start >= at):
             return b""
         if kind == "answer cut":
             return bytes(data[:at - start])
         if kind == "answer flipped" and start <= at < self._index:
-            data[at - start] ^= 1 << int(self.rng.integers(8))
+            data[at - start] ^= mask
         return bytes(data)
 
     def now(self):
