@@ -99,9 +99,12 @@ class Feeder(wiring.Component):
         read = delayed(m, self.issue, self.registered, "read")
         for b in range(banks):
             m.d.comb += [self.reads[b].addr.eq(addr[b]), self.reads[b].en.eq(read)]
-        # The pass's slot when its pixels arrive: the routes of that slot pick the banks.
-        arrive = delayed(m, slot, self.latency, "slot")
+        # The pass's slot when its pixels arrive: the routes of that slot pick the banks,
+        # looked up a cycle ahead so that each row's crossbar select is a register.
+        arrive = delayed(m, slot, self.latency - 1, "slot")
         bank_data = Array(self.reads[b].data for b in range(banks))
         for r in range(rows):
-            m.d.comb += self.pixels[r].eq(bank_data[route[r][arrive]])
+            select = Signal(range(banks), name=f"select_{r}")
+            m.d.sync += select.eq(route[r][arrive])
+            m.d.comb += self.pixels[r].eq(bank_data[select])
         return m
