@@ -19,7 +19,7 @@ test: ## the default suite (slow tests excluded), in parallel
 test-slow: ## the slow tests (synthesis, whole networks)
 	$(PYTEST) -n $(JOBS) -m slow -q
 
-formal: ## prove the formal contracts (SymbiYosys, k-induction), ~2 min; work in build/formal
+formal: ## prove the formal contracts (SymbiYosys, k-induction), ~2-3 min; work in build/formal
 	$(PY) -m sim_tests.formal -j $(JOBS)
 
 bench: ## benchmarks, JSON on stdout

@@ -23,6 +23,8 @@ class Task:
 PROOFS = [
     Task("staged_images", StagedImagesHarness, 5),
     Task("staged_images_latency1", lambda: StagedImagesHarness(read_latency=1), 5),
+    Task("staged_images_single_port",
+         lambda: StagedImagesHarness(single_port={"weights", "index"}), 5),
     Task("frame_receiver", FrameReceiverHarness, 10),
     Task("stream_drainer", TensorDrainerHarness, 8),
     Task("stream_drainer_latency1", lambda: TensorDrainerHarness(read_latency=1), 8),

@@ -13,14 +13,19 @@ banks through a read port of its own on the memory, and asserts, every cycle:
 - ``core_reads_active``: a core read of ``a`` returns, ``read_latency`` cycles later, the word
   that was active when the address was given.
 
-Every input (writes, COMMIT, the core's reads, reset) is free in every cycle.
+Every input (writes, COMMIT, the core's reads, reset) is free in every cycle, but for one
+contract of the single-port variant (each bank a memory of its own, the accelerator's weights):
+there a read issued in COMMIT's own cycle returns the other bank's word, so the core must not
+read in that cycle (the link commits only while no run is active).
 """
 
-from amaranth.hdl import Assert, Cat, Const, Elaboratable, Module, Mux, Signal, unsigned
+from amaranth.hdl import Assert, Assume, Cat, Const, Elaboratable, Module, Mux, Signal, unsigned
 from amaranth.hdl._ast import AnyConst, AnySeq
 
 from sps_hw.config import ROM_NAMES
 from sps_hw.memories import StagedImages
+
+from .sby import internals
 
 __all__ = ["SHAPES", "PartialCommit", "StagedImagesHarness", "WriteCommits"]
 
@@ -58,10 +63,11 @@ def _past(m, value, name, cycles=1):
 
 
 class StagedImagesHarness(Elaboratable):
-    """The properties above on ``dut_class(SHAPES, read_latency=...)``."""
+    """The properties above on ``dut_class(SHAPES, read_latency=..., single_port=...)``
+    (single-port memories keep each bank in a memory of its own)."""
 
-    def __init__(self, dut_class=StagedImages, read_latency=2):
-        self.dut = dut_class(SHAPES, read_latency=read_latency)
+    def __init__(self, dut_class=StagedImages, read_latency=2, single_port=()):
+        self.dut = dut_class(SHAPES, read_latency=read_latency, single_port=single_port)
         self.read_latency = read_latency
 
     def elaborate(self, platform):
@@ -84,10 +90,17 @@ class StagedImagesHarness(Elaboratable):
         a = AnyConst(bank.addr_width)
         m.d.comb += [bank_read.eq(AnySeq(len(bank_read))) for bank_read in
                      (getattr(dut, f"read_{name}").addr, getattr(dut, f"read_{name}").en)]
-        ports = [bank.memory.read_port(domain="comb") for _ in range(2)]
-        active_word, staging_word = (p.data for p in ports)
-        m.d.comb += [ports[0].addr.eq(Mux(bank.active, a + depth, a)),
-                     ports[1].addr.eq(Mux(bank.active, a, a + depth))]
+        if bank.single_port:            # word a of each bank's own memory
+            mems = [internals(bank).submodules[f"bank{b}"] for b in range(2)]
+            words = [mem.read_port(domain="comb") for mem in mems]
+            m.d.comb += [port.addr.eq(a) for port in words]
+            active_word = Mux(bank.active, words[1].data, words[0].data)
+            staging_word = Mux(bank.active, words[0].data, words[1].data)
+        else:                           # word a and word a + depth of the one memory
+            ports = [bank.memory.read_port(domain="comb") for _ in range(2)]
+            active_word, staging_word = (p.data for p in ports)
+            m.d.comb += [ports[0].addr.eq(Mux(bank.active, a + depth, a)),
+                         ports[1].addr.eq(Mux(bank.active, a, a + depth))]
         # The staging word after this cycle's write.
         w = dut.write.payload
         hit = dut.write.valid & (w.region == ROM_NAMES.index(name)) & (w.addr == a)
@@ -104,6 +117,8 @@ class StagedImagesHarness(Elaboratable):
             m.d.comb += [Assert(active_word == staged_p), Assert(staging_word == active_p)]
         # The core's read: data now is the word that was active read_latency cycles ago.
         read = getattr(dut, f"read_{name}")
+        if bank.single_port:            # its bank multiplexer follows the bank bit a cycle late
+            m.d.comb += Assume(~(read.en & dut.commit))
         lat = self.read_latency
         asked = _past(m, read.en & (read.addr == a), f"{name}_asked", lat)
         word = _past(m, active_word[:bank.width], f"{name}_word", lat)
