@@ -6,6 +6,7 @@ bits LSB first, stop bit) by an async testbench, and another testbench decodes `
 sampling each bit in its middle. Simulated time advances only inside ``read``/``idle``, so the
 host code of :mod:`boards.host` runs unchanged against the simulated board and its timeouts are
 in simulated seconds. Faults are injected with :meth:`AmaranthTransport.corrupt_next`,
+:meth:`~AmaranthTransport.drive_line` (noise, glitches, breaks),
 :meth:`~AmaranthTransport.reset_board` and a host baud-rate error.
 """
 
@@ -57,7 +58,7 @@ class AmaranthTransport:
         self.clk_hz = clk_hz
         self.bit_time = divisor / clk_hz * (1 + baud_error)
         self.byte_time = 10 * self.bit_time
-        self.to_board = deque()          # (kind, value): byte, reset, gap, break, peek
+        self.to_board = deque()          # (kind, value): byte, reset, gap, levels, peek
         self.from_board = deque()
         self.line_errors = 0             # board bytes with a bad stop bit
         self.written = 0                 # bytes driven onto the line so far
@@ -96,11 +97,10 @@ class AmaranthTransport:
                 ctx.set(h.rst, 0)
             elif kind == "gap":
                 await ctx.delay(value)
-            elif kind == "break":
-                ctx.set(h.host_rx, 0)
-                await ctx.delay(value)
-                ctx.set(h.host_rx, 1)
-                await ctx.delay(2 * self.bit_time)
+            elif kind == "levels":
+                for level, seconds in value:
+                    ctx.set(h.host_rx, level)
+                    await ctx.delay(seconds)
             elif kind == "peek":
                 exprs, result = value
                 result.extend(ctx.get(e) for e in exprs)
@@ -153,7 +153,12 @@ class AmaranthTransport:
 
     def send_break(self, seconds):
         """Hold the line low for ``seconds`` (after the bytes written so far)."""
-        self.to_board.append(("break", seconds))
+        self.drive_line([(0, seconds), (1, 2 * self.bit_time)])
+
+    def drive_line(self, levels):
+        """Drive the line to each ``(level, seconds)`` in turn, after the bytes written so far
+        (glitches, breaks, noise); it stays at the last level."""
+        self.to_board.append(("levels", list(levels)))
 
     def peek(self, *exprs):
         """Values of ``exprs`` (signals, memory rows) once everything queued has been sent."""

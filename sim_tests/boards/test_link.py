@@ -28,53 +28,10 @@ from boards.link.loader import IMAGE_CRC
 from boards.link.serial import SerialCRC, gt_const
 from boards.model_image import model_tag
 from boards.protocol import Cmd, Status, encode_frame
-from boards.selftest import SelfTestCore, selftest_reference
+from boards.selftest import selftest_reference
 from boards.simulation import AmaranthTransport
-from boards.top import LinkedCore
 
-from ..support.selftest_board import CLK, DIV, LINK, MM, N_IN, make_images, words_of
-
-
-class Board:
-    """A simulated board: link + self-test core, its transport and a host session."""
-
-    def __init__(self, *, init=None, baud_error=0.0, timeout=0.002, **link_args):
-        self.core = SelfTestCore(MM, init=init)
-        self.top = LinkedCore(self.core, **{**LINK, **link_args})
-        self.transport = AmaranthTransport(self.top, rx=self.top.rx, tx=self.top.tx,
-                                           clk_hz=CLK, divisor=DIV, baud_error=baud_error)
-        self.host = Link(self.transport, timeout=timeout)
-
-    def active(self, region):
-        """Words of the active bank of ``region`` (read from the simulated memory)."""
-        bank = self.core.images.banks[region]
-        active, = self.transport.peek(bank.active)
-        base = bank.depth if active else 0
-        words = self.transport.peek(*(bank.memory.data[base + i] for i in range(bank.depth)))
-        return [w & ((1 << bank.width) - 1) for w in words]     # the read port's bits
-
-    def assert_model(self, images, tag, *, run=False):
-        """The board holds exactly ``images`` under ``tag`` (and, with ``run``, runs them)."""
-        st = self.host.status()
-        assert st.model_valid and st.model_tag == tag
-        for region, image in images.items():
-            words = words_of(image, region)
-            assert self.active(region)[:len(words)] == words, f"{region} image changed"
-        if not run:
-            return
-        x = np.random.default_rng(tag).integers(-128, 128, N_IN).astype(np.int8)
-        n = int.from_bytes(images["layers"][:2], "little")
-        y = self.host.infer(x, n + 4, segment=5)
-        want = selftest_reference(images["weights"], images["layers"], x, 5,
-                                  depth=MM["weights"].depth, weight_bytes=2)
-        np.testing.assert_array_equal(y, want)
-
-    def raw(self, frame, *, expect=Status.OK):
-        """Send raw bytes, read one answer, check its status; returns the Response."""
-        self.host.send_raw(frame)
-        _cmd, body = self.host._read_frame(0.01)
-        assert body[0] == expect, f"got {Status(body[0]).name}, expected {expect.name}"
-        return body
+from ..support.selftest_board import CLK, LINK, MM, N_IN, Board, make_images, words_of
 
 
 @pytest.fixture
