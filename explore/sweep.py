@@ -115,9 +115,10 @@ class ProgressBar:
             if self.done == self.total:
                 print(file=self.stream)
             return
-        print(f"sps: explore [{self.done}/{self.total}] {row['board']} {row['rows']}x"
-              f"{row['cols']} keep {row['keep']} patterns {row['patterns']} period "
-              f"{row['period']}: {row['status']} on {row.get('worker')} ({elapsed:.1f} s)",
+        reason = f" ({row['reason']})" if row.get("reason") else ""
+        print(f"sps: explore [{self.done}/{self.total}, {elapsed:.1f} s] {row['board']} "
+              f"{row['rows']}x{row['cols']} keep {row['keep']} patterns {row['patterns']} "
+              f"period {row['period']}: {row['status']}{reason} on {row.get('worker')}",
               file=self.stream, flush=True)
 
 
