@@ -110,7 +110,9 @@ class IndexingUnit(wiring.Component):
     :class:`PassWalker`); for the pixel on ``windows`` (one 3x3 window per row) in pass slot
     ``slot`` it outputs, one cycle later on ``acts`` (a register), the window value at the
     row's tap, or 0 if the tap is outside the image (``inside`` bit clear) or the row is
-    unused. ``bank``, the pixel's weight bank, travels along.
+    unused. ``slot`` and ``inside`` come a cycle ahead of the pixel's ``windows``: each row
+    registers its pick (the tap, or none) so that only the 9-way multiplexer lies between
+    the windows and ``acts``. ``bank``, the pixel's weight bank, travels along.
     """
 
     def __init__(self, rows):
@@ -132,13 +134,19 @@ class IndexingUnit(wiring.Component):
             taps = Array(Signal(4, init=ZERO_TAP, name=f"tap_{r}_{s}") for s in range(SLOTS))
             with m.If(cfg.en & (cfg.row == r)):
                 m.d.sync += taps[cfg.slot].eq(cfg.tap)
+            # The tap of the slot, or the one being written to it (the walker may write a
+            # pass's last tap in the cycle its first pixel's pick is made).
             tap = Signal(4, name=f"tap_{r}")
-            m.d.comb += tap.eq(taps[self.slot])
+            writing = cfg.en & (cfg.row == r) & (cfg.slot == self.slot)
+            m.d.comb += tap.eq(Mux(writing, cfg.tap, taps[self.slot]))
+            pick = Signal(4, init=ZERO_TAP, name=f"pick_{r}")     # the tap, or ZERO_TAP
+            inside = Array(self.inside[t] for t in range(9))[tap]
+            m.d.sync += pick.eq(Mux((tap < 9) & inside, tap, ZERO_TAP))
             value = Signal(signed(8), name=f"value_{r}")
-            with m.Switch(tap):
+            with m.Switch(pick):
                 for t in range(9):
                     with m.Case(t):
-                        m.d.comb += value.eq(Mux(self.inside[t], self.windows[r][t], 0))
+                        m.d.comb += value.eq(self.windows[r][t])
             act = Signal(Activation, name=f"act_{r}", reset_less=True)   # data: no reset
             m.d.sync += [act.value.eq(value), act.bank.eq(self.bank)]
             m.d.comb += self.acts[r].eq(act)

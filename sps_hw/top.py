@@ -257,9 +257,11 @@ class Accelerator(wiring.Component):
                          window.pixel.eq(b.feeder.pixels[r]),
                          b.indexing.windows[r].eq(window.window)]
         m.d.comb += [
-            b.indexing.slot.eq(delayed(m, ctrl.slot, stages.window, "slot", reset_less=True)),
+            # The slot and the inside mask a cycle ahead of the windows (IndexingUnit).
+            b.indexing.slot.eq(delayed(m, ctrl.slot, stages.window - 1, "slot",
+                                       reset_less=True)),
             b.indexing.bank.eq(delayed(m, ctrl.bank, stages.window, "bank", reset_less=True)),
-            b.indexing.inside.eq(delayed(m, ctrl.inside, stages.window, "inside",
+            b.indexing.inside.eq(delayed(m, ctrl.inside, stages.window - 1, "inside",
                                          reset_less=True)),
             b.array.acts.eq(b.indexing.acts),
         ]

@@ -36,18 +36,23 @@ def test_indexing_unit_selects_masked_taps(rows):
                 ctx.set(dut.config.tap, int(taps[slot, r]))
                 await ctx.tick()
         ctx.set(dut.config.en, 0)
-        for _ in range(40):
+        # Pixel i's slot and inside mask are set a cycle ahead of its windows.
+        n = 40
+        slots, insides = rng.integers(0, SLOTS, n + 1), rng.integers(0, 512, n + 1)
+        ctx.set(dut.slot, int(slots[0]))
+        ctx.set(dut.inside, int(insides[0]))
+        await ctx.tick()
+        for i in range(n):
             win = rng.integers(-128, 128, size=(rows, 9))
-            inside = int(rng.integers(0, 512))
-            slot, bank = int(rng.integers(0, SLOTS)), int(rng.integers(0, 2))
+            bank = int(rng.integers(0, 2))
             ctx.set(dut.windows, [[int(v) for v in w] for w in win])
-            ctx.set(dut.inside, inside)
-            ctx.set(dut.slot, slot)
             ctx.set(dut.bank, bank)
+            ctx.set(dut.slot, int(slots[i + 1]))
+            ctx.set(dut.inside, int(insides[i + 1]))
             await ctx.tick()
             for r in range(rows):
-                t = taps[slot, r]
-                want = win[r, t] if t < 9 and inside >> t & 1 else 0
+                t = taps[slots[i], r]
+                want = win[r, t] if t < 9 and insides[i] >> t & 1 else 0
                 assert ctx.get(dut.acts[r].value) == want
                 assert ctx.get(dut.acts[r].bank) == bank
 
