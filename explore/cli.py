@@ -28,7 +28,6 @@ def cmd_explore(args):
     from boards.platforms import BOARDS
 
     from . import grid, pareto, sweep
-    from .store import Store
     if args.workers is not None and (args.workers < 1 or args.scheduler):
         raise SPSError(f"--workers {args.workers}: expected a count of at least 1 for the "
                        f"local cluster" + (", not with --scheduler (the cluster is used as it "
@@ -40,11 +39,7 @@ def cmd_explore(args):
                                 scheduler=args.scheduler, workers=args.workers,
                                 retry_failed=args.retry_failed)
     results = Path(args.output)
-    store = Store(results / sweep.STORE_NAME)
-    try:
-        rows = store.rows(keys)
-    finally:
-        store.close()
+    rows = sweep.stored_rows(results, keys)
     counts = {}
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1

@@ -25,7 +25,8 @@ from . import point as point_module
 from .point import Model
 from .store import Store, point_key, versions
 
-__all__ = ["ProgressBar", "check_results_dir", "load_model", "open_client", "run"]
+__all__ = ["ProgressBar", "check_results_dir", "load_model", "open_client", "run",
+           "stored_rows"]
 
 STORE_NAME = "results.sqlite"
 #: How long to try to reach a scheduler.
@@ -73,6 +74,15 @@ def _open_store(results):
         return Store(results / STORE_NAME)
     except sqlite3.DatabaseError as e:
         raise SPSError(f"{results / STORE_NAME}: not a results store ({e})") from None
+
+
+def stored_rows(results, keys):
+    """The rows of ``keys`` held in the store at ``results``, in that order."""
+    store = _open_store(Path(results))
+    try:
+        return store.rows(keys)
+    finally:
+        store.close()
 
 
 @contextlib.contextmanager

@@ -65,8 +65,11 @@ def test_results_must_be_a_results_directory(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("x")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "results.sqlite").write_text("not SQLite " * 100)
     for target, message in (("file", "exists and is not a directory"),
-                            ("other", "without results.sqlite")):
+                            ("other", "without results.sqlite"),
+                            ("bad", "results.sqlite: not a results store")):
         line = one_error_line(capsys, ["explore", "demo", "-o", tmp_path / target,
                                        "--grid", "board=icebreaker"])
         assert message in line, line
