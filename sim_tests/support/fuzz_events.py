@@ -13,7 +13,7 @@ import struct
 
 import numpy as np
 
-from boards.protocol import REGIONS, Cmd, Status, crc16, crc32, encode_frame
+from boards.protocol import REGIONS, SYNC, Cmd, Status, crc16, crc32, encode_frame
 from boards.selftest import selftest_reference
 
 __all__ = ["KINDS", "Fuzzer"]
@@ -81,7 +81,7 @@ class Fuzzer:
         rng = self.rng
         n = int(rng.integers(1, 41))
         data = rng.integers(0, 256, n, dtype=np.uint8)
-        data[rng.random(n) < 0.2] = 0xA5
+        data[rng.random(n) < 0.2] = SYNC
         spacing = None if rng.random() < 0.5 else self.gaps(n)
         self.board.event(bytes(data), spacing, what="noise")
 
@@ -197,6 +197,8 @@ class Fuzzer:
             if answer is None or answer.status != Status.OK:
                 return
         run, images = model.run, {r: model.committed(r) for r in ("weights", "layers")}
+        if run is None:                     # a reset since RUN (events come between frames)
+            return
         x = bytes(rng.integers(0, 256, run.n, dtype=np.uint8))
         got, whole = bytearray(), True
         for _ in range(SCRIPT_FRAMES):
