@@ -63,9 +63,15 @@ class SPSCore(wiring.Component):
             m.d.sync += cycles.eq(cycles + 1)
         m.d.comb += [acc.segment.eq(segment), link.busy.eq(busy), link.cycles.eq(cycles)]
 
-        # Images: the link's regions are the accelerator's ROMs, numbered alike.
-        wiring.connect(m, wiring.flipped(link.write), acc.image_write)
-        m.d.comb += acc.image_commit.eq(link.commit)
+        # Images: the link's regions are the accelerator's ROMs, numbered alike. The write
+        # stream (always ready) and the commit cross into the core through a register each,
+        # in order: the link's decisions reach the memories' enables across the die.
+        write = Signal.like(acc.image_write.payload, reset_less=True)
+        write_valid, commit = Signal(), Signal()
+        m.d.sync += [write.eq(link.write.payload), write_valid.eq(link.write.valid),
+                     commit.eq(link.commit)]
+        m.d.comb += [link.write.ready.eq(1), acc.image_write.valid.eq(write_valid),
+                     acc.image_write.payload.eq(write), acc.image_commit.eq(commit)]
 
         # Activations; the run ends when the last output byte is taken.
         m.d.comb += [
