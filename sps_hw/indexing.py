@@ -111,8 +111,8 @@ class IndexingUnit(wiring.Component):
     ``slot`` it outputs, one cycle later on ``acts`` (a register), the window value at the
     row's tap, or 0 if the tap is outside the image (``inside`` bit clear) or the row is
     unused. ``slot`` and ``inside`` come a cycle ahead of the pixel's ``windows``: each row
-    registers its pick (the tap, or none) so that only the 9-way multiplexer lies between
-    the windows and ``acts``. ``bank``, the pixel's weight bank, travels along.
+    registers its tap and the mask, so that only the 9-way multiplexer (beside the mask's)
+    lies between the windows and ``acts``. ``bank``, the pixel's weight bank, travels along.
     """
 
     def __init__(self, rows):
@@ -130,6 +130,8 @@ class IndexingUnit(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
+        inside = Signal(9)                  # the mask of the pixel on `windows`
+        m.d.sync += inside.eq(self.inside)
         for r in range(self.rows):
             taps = Array(Signal(4, init=ZERO_TAP, name=f"tap_{r}_{s}") for s in range(SLOTS))
             with m.If(cfg.en & (cfg.row == r)):
@@ -139,14 +141,13 @@ class IndexingUnit(wiring.Component):
             tap = Signal(4, name=f"tap_{r}")
             writing = cfg.en & (cfg.row == r) & (cfg.slot == self.slot)
             m.d.comb += tap.eq(Mux(writing, cfg.tap, taps[self.slot]))
-            pick = Signal(4, init=ZERO_TAP, name=f"pick_{r}")     # the tap, or ZERO_TAP
-            inside = Array(self.inside[t] for t in range(9))[tap]
-            m.d.sync += pick.eq(Mux((tap < 9) & inside, tap, ZERO_TAP))
+            pick = Signal(4, init=ZERO_TAP, name=f"pick_{r}")
+            m.d.sync += pick.eq(tap)
             value = Signal(signed(8), name=f"value_{r}")
             with m.Switch(pick):
                 for t in range(9):
                     with m.Case(t):
-                        m.d.comb += value.eq(self.windows[r][t])
+                        m.d.comb += value.eq(Mux(inside[t], self.windows[r][t], 0))
             act = Signal(Activation, name=f"act_{r}", reset_less=True)   # data: no reset
             m.d.sync += [act.value.eq(value), act.bank.eq(self.bank)]
             m.d.comb += self.acts[r].eq(act)
