@@ -235,8 +235,12 @@ class StagedMemory(wiring.Component):
                              wp.data.eq(w.data.replicate(self.word_bytes)),
                              rp.en.eq(~staging & self.read.en), out.eq(rp.data)]
             data_out.append(out)
-        m.d.comb += self.read.data.eq(_read_data(
-            m, Mux(active, data_out[1], data_out[0])[:self.width], self.read_latency, "data"))
+        # Each bank's data is registered before the choice of bank (the register can be the
+        # block RAM's own output register), which follows with the bank a read was issued to.
+        data_out = [_read_data(m, out[:self.width], self.read_latency, f"data{bank}")
+                    for bank, out in enumerate(data_out)]
+        read_bank = delayed(m, active, self.read_latency - 1, "read_bank", reset_less=True)
+        m.d.comb += self.read.data.eq(Mux(read_bank, data_out[1], data_out[0]))
         return m
 
 
