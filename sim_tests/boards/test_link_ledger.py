@@ -123,6 +123,15 @@ class Caller:
         return await self.call(ctx, SLOT, {}, check=check)
 
 
+def reset_ledger(rng, avoid=()):
+    """A board with a random ledger image, its model after the reset program, and a caller."""
+    words = image_with_area(rng, avoid)
+    board = Board(words)
+    model = LedgerModel(words, ring_bit=RING_BIT)
+    model.run(Program.RESET, None)
+    return board, model, Caller(board.ledger, model, rng)
+
+
 def test_constructor_checks():
     with pytest.raises(ValueError, match=f"at most {LEDGER_DEPTH} words"):
         StatusLedger([0] * (LEDGER_DEPTH + 1), ring_bit=5)
@@ -141,11 +150,7 @@ def test_programs(seed):
     scripts (as the sender runs them), with random sources; every result, carry, zero and
     last as the model's, held afterwards; at the end every word as the model's."""
     rng = np.random.default_rng(seed)
-    words = image_with_area(rng)
-    board = Board(words)
-    model = LedgerModel(words, ring_bit=RING_BIT)
-    model.run(Program.RESET, None)
-    caller = Caller(board.ledger, model, rng)
+    board, model, caller = reset_ledger(rng)
     programs = [*Program, *(Program.CHECK_CAPACITY + r for r in range(1, len(REGIONS)))]
 
     async def testbench(ctx):
@@ -171,12 +176,8 @@ def test_counters(seed):
     output count (levels held until acknowledged) at random, beside random programs: each
     update is made once, soon, and the counters hold their sums."""
     rng = np.random.default_rng(seed)
-    words = image_with_area(rng, avoid=COUNTED)
-    board = Board(words)
+    board, model, caller = reset_ledger(rng, avoid=COUNTED)
     ledger = board.ledger
-    model = LedgerModel(words, ring_bit=RING_BIT)
-    model.run(Program.RESET, None)
-    caller = Caller(ledger, model, rng)
     counts = {name: 0 for name, *_ in COUNTERS}
     latency = []
     state = {"on": True}
@@ -237,12 +238,8 @@ def test_counters(seed):
 def test_error_counters_saturate():
     """Each half of the error word stops at 0xFFFF without touching the other."""
     rng = np.random.default_rng(7)
-    words = image_with_area(rng)
-    board = Board(words)
+    board, _, caller = reset_ledger(rng)
     ledger = board.ledger
-    model = LedgerModel(words, ring_bit=RING_BIT)
-    model.run(Program.RESET, None)
-    caller = Caller(ledger, model, rng)
 
     async def strobe(ctx, name, n):
         for _ in range(n):
@@ -267,12 +264,8 @@ def test_reset():
     """A reset in the middle of a program: the ledger runs its reset program first (programs
     wait), which clears the counters; the tag and every other word survive."""
     rng = np.random.default_rng(11)
-    words = image_with_area(rng)
-    board = Board(words)
+    board, model, caller = reset_ledger(rng)
     ledger = board.ledger
-    model = LedgerModel(words, ring_bit=RING_BIT)
-    model.run(Program.RESET, None)
-    caller = Caller(ledger, model, rng)
     cleared = (Data.RUNS, Data.RUN_CYCLES, Data.ERRORS, Data.WRITTEN, Data.RELEASED,
                Data.IN_COUNT)
 
