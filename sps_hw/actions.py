@@ -1,0 +1,53 @@
+"""The actions of a hardware layer: how often each block does its work, counted exactly.
+
+:func:`predict` gives, for a :class:`~sps_hw.model.LayerPlan`, the count of every kind in
+:data:`ACTION_KINDS` from the plan's numbers alone (no simulation): the RTL's event counters
+are to report the same counts for every layer, as its cycle counter reports the model's
+cycles. Each kind is defined in ``docs/hardware.md``, section 10.
+"""
+
+from .config import Config
+from .model import LayerPlan
+from .top import rom_widths
+
+__all__ = ["ACTION_KINDS", "predict"]
+
+#: The kinds of action counted per layer, in the order the counters report them.
+ACTION_KINDS = (
+    "mac_useful", "mac_padding",
+    "weight_reads", "weight_read_bits", "index_reads", "library_reads", "param_reads",
+    "feature_reads", "feature_writes", "acc_reads", "acc_writes", "requant_ops",
+    "dram_read_bytes", "dram_write_bytes",
+    "active_cycles", "idle_cycles",
+)
+
+
+def predict(cfg, plan):
+    """``{kind: count}`` for every kind of :data:`ACTION_KINDS`: what hardware layer
+    ``plan`` (a :class:`~sps_hw.model.LayerPlan`) does on accelerator ``cfg`` (a
+    :class:`~sps_hw.config.Config`), from the fetch of its descriptor to its last result."""
+    if not isinstance(cfg, Config):
+        raise TypeError(f"cfg must be a sps_hw.config.Config, not {cfg!r}")
+    if not isinstance(plan, LayerPlan):
+        raise TypeError(f"plan must be a sps_hw.model.LayerPlan, not {plan!r}")
+    rows, cols = cfg.rows, cfg.cols
+    pixels = plan.total * plan.hw               # pixels issued to the array, all passes
+    row_visits = plan.total * rows
+    return {
+        "mac_useful": plan.macs,
+        "mac_padding": rows * cols * pixels - plan.macs,
+        "weight_reads": row_visits,
+        "weight_read_bits": row_visits * rom_widths(cfg)["weights"][0],
+        "index_reads": row_visits,
+        "library_reads": row_visits,
+        "param_reads": pixels,
+        "feature_reads": cfg.banks * (plan.lead + pixels),
+        "feature_writes": plan.out_channels * plan.out_hw,
+        "acc_reads": pixels,
+        "acc_writes": (plan.total - plan.groups) * plan.hw,
+        "requant_ops": plan.groups * plan.hw * cols,
+        "dram_read_bytes": 0,
+        "dram_write_bytes": 0,
+        "active_cycles": pixels,
+        "idle_cycles": plan.cycles - pixels,
+    }
