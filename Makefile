@@ -26,7 +26,7 @@ bench: ## benchmarks, JSON on stdout
 	$(PY) -m sps.bench
 
 lint:
-	.venv/bin/ruff check compiler sps_hw boards explore sps sim_tests
+	.venv/bin/ruff check compiler sps_hw boards energy explore sps sim_tests
 
 demo: ## the main job on the built-in demo network
 	rm -rf out/demo && mkdir -p out

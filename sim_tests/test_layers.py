@@ -1,18 +1,20 @@
 """The layering of the code: ``compiler`` imports neither ``sps_hw`` nor ``boards``, ``sps_hw``
-not ``boards``, none of them ``explore`` (the sweeps, above the boards) and none of the four
-``sps`` (the command line on top); and no module imports itself back through others. Imports
-are read with ``ast`` at any depth, so an import inside a function counts as much as one at
-the top, as does ``importlib.import_module("name")``."""
+not ``boards``, none of them ``energy`` (the pricing, above the boards) or ``explore`` (the
+sweeps, above the boards), ``energy`` not ``explore``, and none of them ``sps`` (the command
+line on top); and no module imports itself back through others. Imports are read with ``ast``
+at any depth, so an import inside a function counts as much as one at the top, as does
+``importlib.import_module("name")``."""
 
 import ast
 from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("compiler", "sps_hw", "boards", "explore", "sps")
+PACKAGES = ("compiler", "sps_hw", "boards", "energy", "explore", "sps")
 #: The packages each package must not import.
-FORBIDDEN = {"compiler": {"sps_hw", "boards", "explore", "sps"},
-             "sps_hw": {"boards", "explore", "sps"}, "boards": {"explore", "sps"},
+FORBIDDEN = {"compiler": {"sps_hw", "boards", "energy", "explore", "sps"},
+             "sps_hw": {"boards", "energy", "explore", "sps"},
+             "boards": {"energy", "explore", "sps"}, "energy": {"explore", "sps"},
              "explore": {"sps"}}
 
 
@@ -98,14 +100,14 @@ def test_lower_layers_do_not_import_higher_ones():
         for target, line in imports(path.read_text(), name, path.name == "__init__.py"):
             if target.split(".")[0] in forbidden:
                 bad.append(f"{path.relative_to(ROOT)}:{line} imports {target}")
-    assert not bad, "imports against the layering (compiler < sps_hw < boards < explore < " \
-        "sps):\n" + "\n".join(bad)
+    assert not bad, "imports against the layering (compiler < sps_hw < boards < energy, " \
+        "explore < sps):\n" + "\n".join(bad)
 
 
 def test_no_import_cycle():
     graph = import_graph()
-    assert {"compiler.cli", "sps_hw.top", "boards.host", "explore.sweep", "sps.cli"} <= \
-        set(graph)
+    assert {"compiler.cli", "sps_hw.top", "boards.host", "energy.report", "explore.sweep",
+            "sps.cli"} <= set(graph)
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(
         f"{a} (line {graph[a][b]})" for a, b in pairwise(cycle)) + f" -> {cycle[-1]}"

@@ -2,9 +2,9 @@
 
 :mod:`compiler.cli` adds ``compile``, ``golden``, ``train-digits`` and ``report storage``,
 :mod:`sps_hw.cli` ``generate``, ``sim`` and ``report cycles``, :mod:`boards.cli` ``build`` and
-``run``, :mod:`explore.cli` ``explore``; ``generate`` also writes a FuseSoC core file
-(:mod:`sps.corefile`). A :class:`~compiler.errors.SPSError`, or a missing optional extra
-(:mod:`sps.extras`), becomes one line on stderr and exit status 2.
+``run``, :mod:`explore.cli` ``explore``, :mod:`energy.cli` ``report energy``; ``generate``
+also writes a FuseSoC core file (:mod:`sps.corefile`). A :class:`~compiler.errors.SPSError`,
+or a missing optional extra (:mod:`sps.extras`), becomes one line on stderr and exit status 2.
 """
 
 import argparse
@@ -12,6 +12,7 @@ import sys
 
 import boards.cli
 import compiler.cli
+import energy.cli
 import explore.cli
 import sps_hw.cli
 from compiler.errors import SPSError
@@ -31,6 +32,7 @@ def build_parser():
     generate.set_defaults(func=corefile.with_core_file(generate.get_default("func")))
     boards.cli.add_commands(sub, report_sub)
     explore.cli.add_commands(sub)
+    energy.cli.add_commands(sub, report_sub)
     return parser
 
 
