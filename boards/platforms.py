@@ -146,8 +146,9 @@ class BoardSpec:
 
     @property
     def config(self):
-        """The :class:`sps_hw.config.Config` of the SPS core built for this board."""
-        return Config(rows=self.rows, cols=self.cols, **self.core)
+        """The :class:`sps_hw.config.Config` of the SPS core built for this board (without
+        the action counters, which would cost timing and logic)."""
+        return Config(rows=self.rows, cols=self.cols, counters=False, **self.core)
 
     def make_platform(self):
         return self.platform()

@@ -7,19 +7,11 @@ cycles. Each kind is defined in ``docs/hardware.md``, section 10.
 """
 
 from .config import Config
+from .counters import ACTION_KINDS
 from .model import LayerPlan
 from .top import rom_widths
 
 __all__ = ["ACTION_KINDS", "predict"]
-
-#: The kinds of action counted per layer, in the order the counters report them.
-ACTION_KINDS = (
-    "mac_useful", "mac_padding",
-    "weight_reads", "weight_read_bits", "index_reads", "library_reads", "param_reads",
-    "feature_reads", "feature_writes", "acc_reads", "acc_writes", "requant_ops",
-    "dram_read_bytes", "dram_write_bytes",
-    "active_cycles", "idle_cycles",
-)
 
 
 def predict(cfg, plan):

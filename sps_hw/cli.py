@@ -110,7 +110,8 @@ def add_commands(subparsers, report_subparsers=None):
     p.add_argument("-o", "--output", required=True, metavar="Y.npy", help="int8 output")
     _array_options(p)
     p.add_argument("--simulator", default="verilator", choices=("verilator", "icarus"))
-    p.add_argument("--stats", metavar="STATS.json", help="per-layer cycles and utilization")
+    p.add_argument("--stats", metavar="STATS.json", help="per-layer cycles, utilization "
+                   "and action counts (RTL and model)")
     p.add_argument("--waves", action="store_true", help="record a waveform")
     p.add_argument("--build-dir", metavar="DIR",
                    help="simulator build directory (default: a cache per accelerator)")

@@ -12,7 +12,9 @@ Started by :func:`sps_hw.simulation.run`; the job (see :mod:`sps_hw.sim.job`) ho
     timeout_cycles
 
 Outputs: ``segment<i>``, the output tensor of the ``i``-th segment (named in
-``segment_outputs``), ``stats`` = ``[[layer name, cycles], ...]`` and ``io_cycles``.
+``segment_outputs``), ``stats`` = ``[[layer name, cycles], ...]``, ``io_cycles`` and, when
+the accelerator has an ``actions`` port, ``actions`` = ``[[layer name, {kind: count}],
+...]``.
 """
 
 import cocotb
@@ -20,28 +22,39 @@ import numpy as np
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from compiler import golden, images
+from sps_hw.counters import Actions
 from sps_hw.sim.job import read_job
-from sps_hw.sim.streams import TB
+from sps_hw.sim.streams import TB, unpack_payload
 
 
 class AcceleratorTB(TB):
-    """Clock, reset, the two activation streams and the stats monitor of ``sps_top``."""
+    """Clock, reset, the two activation streams and the stats (and actions) monitors of
+    ``sps_top``."""
 
     def __init__(self, dut, *, valid_prob=1.0, ready_prob=1.0, seed=None):
         super().__init__(dut)
         self.act_in = self.source("act_in", valid_prob=valid_prob, seed=seed)
         self.act_out = self.sink("act_out", ready_prob=ready_prob,
                               seed=None if seed is None else seed + 1)
-        self.stats = []
-        self._monitor = cocotb.start_soon(self._watch_stats())
+        self.stats, self.actions = [], []
+        self._monitors = [cocotb.start_soon(self._watch("stats", self._stats))]
+        if hasattr(dut, "actions__valid"):
+            self._monitors.append(cocotb.start_soon(self._watch("actions", self._actions)))
 
-    async def _watch_stats(self):
-        dut = self.dut
+    def _stats(self, word):
+        self.stats.append((word & 0xFFFF, word >> 16))
+
+    def _actions(self, word):
+        counts = unpack_payload(Actions, word)
+        self.actions.append((counts.pop("layer"), counts))
+
+    async def _watch(self, port, record):
+        """Record the payload of every cycle ``port`` is valid (always ready)."""
+        valid, payload = getattr(self.dut, f"{port}__valid"), getattr(self.dut, f"{port}__payload")
         while True:
-            await RisingEdge(dut.stats__valid)
+            await RisingEdge(valid)
             await ReadOnly()
-            word = int(dut.stats__payload.value)
-            self.stats.append((word & 0xFFFF, word >> 16))
+            record(int(payload.value))
 
     async def run_segment(self, tensor, count, timeout_cycles):
         """Send one segment's input, return its ``count`` output bytes (and last flags)."""
@@ -86,6 +99,7 @@ async def run_network(dut):
             assert not tb.act_out.items, "output arrived before the reset"
             await tb.reset(3)
             tb.stats.clear()
+            tb.actions.clear()
 
     acts = {"input": np.asarray(job["x"]).astype(np.int8)}
     outputs, start = {}, tb.cycle
@@ -105,5 +119,6 @@ async def run_network(dut):
     assert len(tb.act_out.items) == sum(int(np.prod(by_name[s["layers"][-1]]["out_shape"]))
                                      for s in segments), "act_out: extra bytes"
     stats = [[hw_layers[i], int(c)] for i, c in tb.stats]
-    job.put(**outputs, stats=stats, io_cycles=int(tb.cycle - start),
+    actions = [[hw_layers[i], counts] for i, counts in tb.actions]
+    job.put(**outputs, stats=stats, actions=actions, io_cycles=int(tb.cycle - start),
             segment_outputs=[seg["layers"][-1] for seg in segments])

@@ -62,6 +62,9 @@ class Config:
         Cycles of every block-RAM read: 2 puts a register behind each RAM output and the
         feeder's addresses (a 100 MHz ECP5), 1 reads into logic (fewer registers, for a small
         part at a low clock: the iCE40). The cycle model follows (``sps_hw.model``).
+    counters : bool
+        Whether the accelerator counts every layer's actions (``sps_hw.actions``) and reports
+        them on its ``actions`` stream; the board builds leave the counters out.
     """
 
     rows: int = 8
@@ -80,11 +83,16 @@ class Config:
     mult_bits: int = 32
     layer_words: int = 1
     read_latency: int = 2
+    counters: bool = True
 
     def __post_init__(self):
         for f in fields(self):
             value = getattr(self, f.name)
-            check_int(f.name, value, minimum=1)
+            if f.type is bool:
+                if not isinstance(value, bool):
+                    raise TypeError(f"{f.name} must be a bool, not {value!r}")
+            else:
+                check_int(f.name, value, minimum=1)
         if self.rows > 256 or self.cols > 256:
             raise ValueError(f"rows and cols must be at most 256, not {self.rows} x {self.cols}")
         if self.max_width > self.max_hw:

@@ -113,10 +113,14 @@ class IndexingUnit(wiring.Component):
     unused. ``slot`` and ``inside`` come a cycle ahead of the pixel's ``windows``: each row
     registers its tap and the mask, so that only the 9-way multiplexer (beside the mask's)
     lies between the windows and ``acts``. ``bank``, the pixel's weight bank, travels along.
+    With ``used``, an output ``used`` flags, with ``acts``, the rows whose activation is a
+    tap (not a row past the reduction): the strobes of the action counters.
     """
 
-    def __init__(self, rows):
+    def __init__(self, rows, *, used=False):
         check_int("rows", rows, minimum=1)
+        if not isinstance(used, bool):
+            raise TypeError(f"used must be a bool, not {used!r}")
         self.rows = rows
         super().__init__({
             "windows": In(data.ArrayLayout(Window, rows)),
@@ -125,6 +129,7 @@ class IndexingUnit(wiring.Component):
             "bank": In(1),
             "config": In(TapConfig(rows)),
             "acts": Out(data.ArrayLayout(Activation, rows)),
+            **({"used": Out(rows)} if used else {}),
         })
 
     def elaborate(self, platform):
@@ -151,6 +156,8 @@ class IndexingUnit(wiring.Component):
             act = Signal(Activation, name=f"act_{r}", reset_less=True)   # data: no reset
             m.d.sync += [act.value.eq(value), act.bank.eq(self.bank)]
             m.d.comb += self.acts[r].eq(act)
+            if "used" in self.signature.members:
+                m.d.sync += self.used[r].eq(pick != ZERO_TAP)
         return m
 
 

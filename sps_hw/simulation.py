@@ -20,6 +20,7 @@ from compiler import golden, images
 from compiler.errors import SPSError
 
 from . import verilog
+from .actions import ACTION_KINDS, predict
 from .config import Config
 from .program import build, fit_config, write_images
 from .top import Accelerator
@@ -73,8 +74,8 @@ def _rtl_key(cfg):
     return h.hexdigest()
 
 
-_RTL_SOURCES = ("config", "controller", "feeder", "indexing", "memories", "output", "pe",
-                "tensor_io", "top", "verilog", "window")
+_RTL_SOURCES = ("config", "controller", "counters", "feeder", "indexing", "memories", "output",
+                "pe", "registers", "schedule", "tensor_io", "top", "verilog", "window")
 
 
 def port_config(component, name="sps_top"):
@@ -103,26 +104,32 @@ def _model_path(model, scratch):
     return images.load(path), path
 
 
-def stats_json(program, rtl_stats, cfg):
+def stats_json(program, rtl_stats, cfg, rtl_actions=()):
     """The ``--stats`` document: per layer where it ran, RTL and model cycles, MACs,
-    multipliers and utilization; ``total_cycles`` sums the hardware layers."""
-    measured = dict(rtl_stats)
+    multipliers and utilization, the RTL's and the model's action counts (``actions`` and
+    ``model_actions``, ``{kind: count}`` with the kinds of :data:`~sps_hw.actions.ACTION_KINDS`;
+    ``actions`` is None without ``cfg.counters``); ``total_cycles`` sums the hardware layers."""
+    measured, counted = dict(rtl_stats), dict(rtl_actions)
     layers, total = [], 0
     for name in program.order:
         plan = program.plans.get(name)
         if plan is None:
             layers.append({"name": name, "ran": "host", "reason": program.host[name],
                            "cycles": None, "model_cycles": None, "macs": None,
-                           "multipliers": None, "utilization": None})
+                           "multipliers": None, "utilization": None, "actions": None,
+                           "model_actions": None})
             continue
         cycles = measured.get(name)
         total += cycles or 0
+        actions = counted.get(name)
         layers.append({
             "name": name, "ran": "hardware", "kind": plan.kind, "cycles": cycles,
             "model_cycles": plan.cycles, "macs": plan.macs,
             "multipliers": cfg.rows * cfg.cols,
             "utilization": None if not cycles else
-            round(plan.macs / (cfg.rows * cfg.cols * cycles), 6)})
+            round(plan.macs / (cfg.rows * cfg.cols * cycles), 6),
+            "actions": None if actions is None else {k: actions[k] for k in ACTION_KINDS},
+            "model_actions": predict(cfg, plan)})
     return {"rows": cfg.rows, "cols": cfg.cols, "layers": layers, "total_cycles": total,
             "model_total_cycles": sum(p.cycles for p in program.plans.values())}
 
@@ -186,7 +193,7 @@ def run(model, x, *, rows=8, cols=8, cfg=None, simulator="verilator", build_dir=
         out = read_outputs(job)
     tensors = {name: np.asarray(out[f"segment{i}"]).astype(np.int8)
                for i, name in enumerate(out.get("segment_outputs", []))}
-    stats = stats_json(program, out.get("stats", []), cfg)
+    stats = stats_json(program, out.get("stats", []), cfg, out.get("actions", []))
     stats["io_cycles"] = out.get("io_cycles")
     stats["simulator"] = simulator
     stats["sim_seconds"] = round(result.run_s, 3)

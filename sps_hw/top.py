@@ -3,12 +3,13 @@
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-from amaranth.hdl import Module, Mux, Shape, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Shape, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import ROM_NAMES, Config
 from .controller import Controller, Descriptor, Stats
+from .counters import ActionCounters, Actions
 from .feeder import Feeder
 from .indexing import TAP_LIST_BITS, IndexingUnit, PassWalker
 from .memories import ROM, FeatureBuffer, StagedImages, image_write_layout
@@ -104,7 +105,8 @@ class Accelerator(wiring.Component):
 
     Ports: ``act_in`` takes each segment's input tensor (int8, C, H, W order), ``act_out``
     gives each segment's output tensor (``last`` on its final byte), ``stats`` reports every
-    finished layer's index and cycle count.
+    finished layer's index and cycle count and, with ``cfg.counters``, ``actions`` its
+    index and action counts (:mod:`sps_hw.counters`) a cycle later.
 
     With ``writable=True`` (the accelerator behind a board's host link) the ROMs are
     :class:`~sps_hw.memories.StagedImages` (``images`` fill their active banks) and three
@@ -139,6 +141,8 @@ class Accelerator(wiring.Component):
             "act_out": Out(stream.Signature(OutputWord)),
             "stats": Out(stream.Signature(Stats, always_ready=True)),
         }
+        if cfg.counters:
+            ports["actions"] = Out(stream.Signature(Actions, always_ready=True))
         if writable:
             ports.update(image_write=In(stream.Signature(image_write_layout(rom_widths(cfg)))),
                          image_commit=In(1), segment=In(8))
@@ -182,7 +186,7 @@ class Accelerator(wiring.Component):
                                  count_bits=cfg.count_bits, **latency),
             "feeder": Feeder(rows=rows, banks=banks, addr_bits=fmap_bits, hw_bits=hw_bits,
                              **latency),
-            "indexing": IndexingUnit(rows),
+            "indexing": IndexingUnit(rows, used=cfg.counters),
             "array": SystolicArray(rows, cols, multiplier=self.multiplier),
             "sequencer": OutputSequencer(hw_bits=hw_bits, count_bits=cfg.count_bits),
             "accumulator": Accumulator(cols=cols, depth=cfg.max_hw, **latency),
@@ -234,6 +238,8 @@ class Accelerator(wiring.Component):
         self._input_side(m, ctrl, b, windows, roms)
         self._output_side(m, ctrl, b, roms)
         self._feature_buffers(m, ctrl, b)
+        if cfg.counters:
+            self._counters(m, ctrl, b, roms)
         return m
 
     def _input_side(self, m, ctrl, b, windows, roms):
@@ -319,3 +325,25 @@ class Accelerator(wiring.Component):
             data_out = Mux(ctrl.buffer, buffers[1].read[bank].data, buffers[0].read[bank].data)
             m.d.comb += [b.feeder.reads[bank].data.eq(data_out),
                          b.drainer.reads[bank].data.eq(data_out)]
+
+    def _counters(self, m, ctrl, b, roms):
+        """The action counters, fed with the strobes of the blocks."""
+        cfg, stages = self.cfg, Stages.of(self.cfg)
+        m.submodules.counters = counters = ActionCounters(
+            cfg, lag=stages.sums - cfg.read_latency - stages.array_input,
+            weight_bits=rom_widths(cfg)["weights"][0])
+        wiring.connect(m, ctrl.stats, counters.stats)
+        wiring.connect(m, wiring.flipped(self.actions), counters.actions)
+        ev, acc = counters.events, b.accumulator
+        m.d.comb += [
+            ev.array_in.eq(delayed(m, ctrl.issue_out, stages.array_input, "array_in")),
+            ev.rows_used.eq(b.indexing.used),
+            ev.acc_read.eq(acc.valid), ev.acc_last.eq(acc.last),
+            ev.group.eq(b.sequencer.group), ev.out_channels.eq(ctrl.descriptor.out_channels),
+            ev.weight_read.eq(roms["weights"].en), ev.index_read.eq(ctrl.walk_start),
+            ev.library_read.eq(b.walker.taps.en), ev.param_read.eq(roms["params"].en),
+            ev.feature_reads.eq(Cat(read.en for read in b.feeder.reads)),
+            ev.feature_writes.eq(Cat(write.en for write in b.writer.write) &
+                                 ctrl.run.running.replicate(cfg.banks)),
+            ev.requant.eq(b.requantizer.valid),
+        ]

@@ -1,12 +1,26 @@
-"""Action counts (``sps_hw.actions``): the model's invariants on any plan."""
+"""Action counts: the model's invariants on any plan (``sps_hw.actions``), and the RTL's
+event counters (``sps_hw.counters``) equal to it on every layer they run, in amaranth.sim
+and through ``sps sim --stats``."""
 
+import json
+
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from compiler import golden, images
+from sps import cli
+from sps_hw import program as prog
 from sps_hw.actions import ACTION_KINDS, predict
 from sps_hw.config import Config
+from sps_hw.indexing import IndexingUnit
 from sps_hw.model import plan_layer
+from sps_hw.top import Accelerator
+
+from ..support.accelerator import run_accelerator
+from ..support.layers import layer, random_model, random_specs, sample_input
+from ..support.simulators import require_simulator
 
 BIG = {"max_hw": 2**16, "max_width": 2**10, "fmap_depth": 2**24}
 
@@ -85,3 +99,81 @@ def test_rejects_what_is_not_a_config_and_a_plan():
         predict({"rows": 2}, plan)
     with pytest.raises(TypeError, match="plan must be"):
         predict(cfg, "host")
+
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_counters_are_a_generator_option():
+    """``Config.counters`` (a bool) adds the ``actions`` port; the boards leave it out."""
+    with pytest.raises(TypeError, match="counters must be a bool"):
+        Config(counters=1)
+    assert "actions" in Accelerator(Config()).signature.members
+    assert "actions" not in Accelerator(Config(counters=False)).signature.members
+    with pytest.raises(TypeError, match="used must be a bool"):
+        IndexingUnit(2, used=1)
+    pytest.importorskip("amaranth_boards")           # the [boards] extra
+    from boards.platforms import BOARDS
+    assert all(not spec.config.counters for spec in BOARDS.values())
+
+# --- the RTL's counters against the model ---------------------------------------------------
+
+#: A chain with every kind of layer: PPS keep 4 with a pool, dense keep 9, 1x1, FC; channel
+#: counts that are not multiples of any array here.
+CHAIN = [layer("conv3", ci=3, h=5, w=6, co=5, keep=4, patterns=3, period=2, pool=True),
+         layer("conv3", co=7, keep=9), layer("conv1", co=4), layer("fc", co=3, relu=False)]
+
+
+def check_counters(model, cfg, seed, read_latency=2):
+    """Run ``model`` (one segment) in amaranth.sim with random stalls; every layer's
+    action counts (and cycles) equal the model's."""
+    cfg = prog.fit_config(model, rows=cfg[0], cols=cfg[1], read_latency=read_latency)
+    program = prog.build(model, cfg)
+    assert not program.host and len(program.segments) == 1
+    x = sample_input(model, seed)
+    got, _, stats, actions = run_accelerator(cfg, program, x, seed=seed, valid_prob=0.6,
+                                             ready_prob=0.5)
+    np.testing.assert_array_equal(got, golden.infer(model, x))
+    plans = [program.plans[entry["name"]] for entry in model.layers]
+    assert stats == [(i, plan.cycles) for i, plan in enumerate(plans)]
+    assert actions == [(i, predict(cfg, plan)) for i, plan in enumerate(plans)]
+
+
+@pytest.mark.parametrize("array", [(2, 2), (4, 3), (8, 8), (1, 1), (3, 5)], ids=str)
+def test_every_kind_of_layer(array):
+    check_counters(random_model(CHAIN, seed=sum(array)), array, seed=sum(array))
+
+
+@pytest.mark.parametrize("array, seed, read_latency", [
+    ((2, 2), 0, 2), ((2, 2), 1, 1), ((4, 3), 2, 2), ((4, 3), 3, 1), ((8, 8), 4, 2),
+    ((5, 2), 5, 2)], ids=str)
+def test_random_layers_with_stalls(array, seed, read_latency):
+    model = random_model(random_specs(np.random.default_rng(seed)), seed=seed)
+    check_counters(model, array, seed, read_latency)
+
+
+def test_held_out_layers_through_sps_sim_stats(tmp_path, sim_build_root):
+    """Layers of shapes no other test runs, compiled to a directory and run by ``sps sim
+    --stats`` on the Verilog (Verilator): every hardware layer's ``actions`` equal its
+    ``model_actions`` (every kind, in order); the host layer has null for both."""
+    require_simulator("verilator")
+    specs = [layer("conv3", ci=6, h=7, w=5, co=9, keep=5, patterns=3, period=5, name="a"),
+             layer("conv3", co=6, stride=2, name="down"),
+             layer("conv3", co=10, keep=3, patterns=2, period=4, pool=True, name="b"),
+             layer("fc", co=4, relu=False, name="fc")]
+    model = random_model(specs, seed=23)
+    out, x_path, stats_path = tmp_path / "model", tmp_path / "x.npy", tmp_path / "s.json"
+    images.write(model, out)
+    x = sample_input(model, 23)
+    np.save(x_path, x)
+    assert cli.main(["sim", str(out), "--input", str(x_path), "-o", str(tmp_path / "y.npy"),
+                     "--rows", "4", "--cols", "3", "--stats", str(stats_path),
+                     "--build-dir", str(sim_build_root / "actions-cli")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), golden.infer(model, x))
+    layers = {row["name"]: row for row in json.loads(stats_path.read_text())["layers"]}
+    assert layers["down"]["ran"] == "host"
+    assert layers["down"]["actions"] is layers["down"]["model_actions"] is None
+    for name in ("a", "b", "fc"):
+        row = layers[name]
+        assert row["ran"] == "hardware" and list(row["actions"]) == list(ACTION_KINDS)
+        assert row["actions"] == row["model_actions"], name
+        assert row["actions"]["mac_useful"] == row["macs"]

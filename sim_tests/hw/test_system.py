@@ -1,7 +1,7 @@
 """cocotb system tests: compiled networks on the emitted Verilog against ``compiler.golden``.
 
 Every run compares each tensor the RTL produced, and the network output, with the golden
-model, and every layer's RTL cycle counter with the analytical model. Accelerator
+model, and every layer's RTL cycle and action counters with the analytical model. Accelerator
 configurations are fixed so that a simulator build serves every network that fits; adding
 one is one line in ``CONFIGS``.
 """
@@ -13,7 +13,8 @@ from compiler import golden
 from sps_hw import simulation
 from sps_hw.config import Config
 
-from ..support.layers import layer, random_model
+from ..support.accelerator import check_run
+from ..support.layers import layer, random_model, random_specs, sample_input
 from ..support.simulators import require_simulator
 
 _SIZES = {"max_hw": 64, "max_width": 8, "fmap_depth": 256, "weight_depth": 4096,
@@ -25,41 +26,6 @@ CONFIGS = {
     "1x1": Config(rows=1, cols=1, **_SIZES),
     "8x8": Config(rows=8, cols=8, **_SIZES),
 }
-
-
-def random_specs(rng):
-    """A short chain of layers of awkward shapes: odd sizes, channel counts that are not
-    multiples of the array, several keeps, pools, a final 1x1 or FC."""
-    h, w = int(rng.integers(2, 8)), int(rng.integers(2, 9))
-    specs = [layer("conv3", ci=int(rng.integers(1, 6)), h=h, w=w,
-                  co=int(rng.integers(1, 8)), keep=int(rng.choice([9, 4, 2, 5])),
-                  pool=bool(rng.random() < 0.4), patterns=int(rng.integers(1, 5)),
-                  period=int(rng.integers(1, 6)), relu=bool(rng.random() < 0.7))]
-    if specs[0]["pool"] and (h < 4 or w < 4):
-        specs[0]["pool"] = False
-    specs += [layer(str(rng.choice(["conv3", "conv1"])), co=int(rng.integers(1, 9)),
-                    keep=int(rng.choice([4, 9, 3])), relu=bool(rng.random() < 0.7))
-              for _ in range(int(rng.integers(1, 3)))]
-    specs.append(layer(str(rng.choice(["fc", "conv1"])), co=int(rng.integers(1, 7)),
-                       relu=False))
-    return specs
-
-
-def check_run(model, x, run):
-    """The RTL's tensors and output equal golden's; its cycle counts equal the model's."""
-    acts = golden.run(model, x)
-    for name, tensor in run.tensors.items():
-        np.testing.assert_array_equal(tensor, acts[name], err_msg=f"tensor {name}")
-    np.testing.assert_array_equal(run.output, acts[model.manifest["output"]["name"]])
-    hardware = [layer for layer in run.stats["layers"] if layer["ran"] == "hardware"]
-    assert hardware and all(layer["cycles"] == layer["model_cycles"] for layer in hardware), \
-        run.stats["layers"]
-    assert run.stats["total_cycles"] == run.stats["model_total_cycles"]
-
-
-def sample_input(model, seed):
-    shape = tuple(model.manifest["input"]["shape"])
-    return np.random.default_rng(seed).integers(-128, 128, size=shape).astype(np.int8)
 
 
 @pytest.mark.parametrize("config, seed", [

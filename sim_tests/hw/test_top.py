@@ -5,56 +5,14 @@ import gc
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from compiler import golden
 from sps_hw import program as prog
 from sps_hw.config import Config
 from sps_hw.top import Accelerator
 
-from ..support.layers import layer, random_model, stats_monitor
-
-
-def run_accelerator(cfg, program, x, *, seed=0, valid_prob=1.0, ready_prob=1.0,
-                    max_cycles=200_000):
-    """Feed ``x`` (one segment), return ``(output bytes, last flags, stats)``."""
-    dut = Accelerator(cfg, program.images)
-    rng = np.random.default_rng(seed)
-    seg = program.segments[0]
-    n_out = int(np.prod(seg.out_shape))
-    out, last, stats = [], [], []
-
-    async def source(ctx):
-        for v in x.reshape(-1):
-            while rng.random() >= valid_prob:
-                ctx.set(dut.act_in.valid, 0)
-                await ctx.tick()
-            ctx.set(dut.act_in.valid, 1)
-            ctx.set(dut.act_in.payload, int(v))
-            await ctx.tick().until(dut.act_in.ready)
-        ctx.set(dut.act_in.valid, 0)
-
-    async def sink(ctx):
-        cycles = 0
-        while len(out) < n_out and cycles < max_cycles:
-            ready = rng.random() < ready_prob
-            ctx.set(dut.act_out.ready, ready)
-            if ready and ctx.get(dut.act_out.valid):       # a transfer at this edge
-                out.append(ctx.get(dut.act_out.payload.data))
-                last.append(ctx.get(dut.act_out.payload.last))
-            await ctx.tick()
-            cycles += 1
-
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(source, background=True)
-    sim.add_testbench(sink)
-    sim.add_process(stats_monitor(dut, stats))
-    sim.run()
-    assert len(out) == n_out, f"{len(out)} of {n_out} outputs arrived; stats {stats}"
-    return np.array(out, np.int8).reshape(seg.out_shape), last, stats
-
+from ..support.accelerator import run_accelerator
+from ..support.layers import layer, random_model
 
 CASES = {
     # name: (rows, cols, layer specs)
@@ -82,7 +40,7 @@ def test_network_matches_golden(case, read_latency):
     rng = np.random.default_rng(3)
     x = rng.integers(-128, 128, size=tuple(model.manifest["input"]["shape"])).astype(np.int8)
     want = golden.infer(model, x)
-    got, last, stats = run_accelerator(cfg, program, x, seed=1, valid_prob=0.7, ready_prob=0.6)
+    got, last, stats, _ = run_accelerator(cfg, program, x, seed=1, valid_prob=0.7, ready_prob=0.6)
     np.testing.assert_array_equal(got, want)
     assert last == [0] * (want.size - 1) + [1]
     assert stats == [(i, program.plans[entry["name"]].cycles)
@@ -98,7 +56,7 @@ def test_saturating_corners():
     program = prog.build(model, cfg)
     for v in (-128, 127):
         x = np.full(tuple(model.manifest["input"]["shape"]), v, np.int8)
-        got, _, _ = run_accelerator(cfg, program, x)
+        got, *_ = run_accelerator(cfg, program, x)
         np.testing.assert_array_equal(got, golden.infer(model, x))
 
 

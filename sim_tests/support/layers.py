@@ -13,6 +13,7 @@ pattern; biases respect the int32 headroom the compiler guarantees.
 import numpy as np
 
 from compiler import images, pps
+from sps_hw.actions import ACTION_KINDS
 
 POOL2 = {"k": 2, "s": 2, "p": 0}
 
@@ -124,6 +125,31 @@ def random_model(specs, seed=0, extreme=False, input_shape=None):
     return images.CompiledModel(manifest, weights)
 
 
+def random_specs(rng):
+    """A short chain of layers of awkward shapes: odd sizes, channel counts that are not
+    multiples of the array, several keeps, pools, a final 1x1 or FC (``rng``: a numpy
+    Generator)."""
+    h, w = int(rng.integers(2, 8)), int(rng.integers(2, 9))
+    specs = [layer("conv3", ci=int(rng.integers(1, 6)), h=h, w=w,
+                   co=int(rng.integers(1, 8)), keep=int(rng.choice([9, 4, 2, 5])),
+                   pool=bool(rng.random() < 0.4), patterns=int(rng.integers(1, 5)),
+                   period=int(rng.integers(1, 6)), relu=bool(rng.random() < 0.7))]
+    if specs[0]["pool"] and (h < 4 or w < 4):
+        specs[0]["pool"] = False
+    specs += [layer(str(rng.choice(["conv3", "conv1"])), co=int(rng.integers(1, 9)),
+                    keep=int(rng.choice([4, 9, 3])), relu=bool(rng.random() < 0.7))
+              for _ in range(int(rng.integers(1, 3)))]
+    specs.append(layer(str(rng.choice(["fc", "conv1"])), co=int(rng.integers(1, 7)),
+                       relu=False))
+    return specs
+
+
+def sample_input(model, seed):
+    """A random int8 input of compiled ``model``."""
+    shape = tuple(model.manifest["input"]["shape"])
+    return np.random.default_rng(seed).integers(-128, 128, size=shape).astype(np.int8)
+
+
 def stats_monitor(dut, stats):
     """An amaranth.sim process appending ``(layer, cycles)`` of every ``dut.stats`` item."""
     async def monitor(ctx):
@@ -131,4 +157,15 @@ def stats_monitor(dut, stats):
                 dut.stats.valid, dut.stats.payload.layer, dut.stats.payload.cycles):
             if valid:
                 stats.append((index, cycles))
+    return monitor
+
+
+def actions_monitor(dut, actions):
+    """An amaranth.sim process appending ``(layer, {kind: count})`` of every ``dut.actions``
+    item."""
+    async def monitor(ctx):
+        async for _, _, valid, payload in ctx.tick().sample(dut.actions.valid,
+                                                            dut.actions.payload):
+            if valid:
+                actions.append((payload.layer, {kind: payload[kind] for kind in ACTION_KINDS}))
     return monitor
