@@ -1,0 +1,185 @@
+"""Layers larger than the core, cut into *jobs*: a tile of the output by a chunk of its
+output channels, each a layer the core runs as it is (``docs/tiling.md``).
+
+A job reads its tile's input with the halo its windows reach (every input channel) and
+computes every position of that input, like any layer with zero padding around its map; the
+outputs whose windows crossed into that padding (the halo ring, where the tile is not at the
+map's border) are dropped when the job's output is placed. A tile whose output is pooled 2x2
+starts its input on an even row and column, so the job's pooling pairs are the layer's.
+:func:`run_jobs` stitches the jobs' outputs into the layer's output; it is bit-exact with
+the layer (``sim_tests/hw/test_jobs.py``), which is what the tile engine does in hardware.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from compiler.errors import SPSError
+
+from .config import Config
+from .model import LayerPlan, plan_layer
+
+__all__ = ["Job", "plan_jobs", "run_jobs"]
+
+#: The manifest fields of a conv layer with one value per output channel.
+PER_OUTPUT_CHANNEL = ("bias", "mult", "shift", "w_scale")
+
+
+@dataclass
+class Job:
+    """One job: ``layer`` (a manifest layer dict) with ``weight`` reads ``rows x cols`` of the
+    source tensor (a tensor of shape ``source``: the tile, or for FC the whole source);
+    ``keep_rows x keep_cols`` of its output are the layer's output at ``out_rows x
+    out_cols``, channels ``channels``."""
+
+    layer: dict
+    weight: np.ndarray
+    plan: LayerPlan
+    source: tuple
+    rows: slice
+    cols: slice
+    channels: slice
+    keep_rows: slice
+    keep_cols: slice
+    out_rows: slice
+    out_cols: slice
+
+    @property
+    def tile(self):
+        """The input it reads, as ``(row, column)`` of its first pixel."""
+        return self.rows.start, self.cols.start
+
+    @property
+    def chunk(self):
+        """Its first output channel (the chunk's weights and parameters)."""
+        return self.channels.start
+
+
+def _spans(n, tile, halo, pooled):
+    """``[(input lo, hi, kept lo, hi, output lo, hi)]`` of one dimension of ``n`` positions in
+    tiles of ``tile`` outputs (pre-pool), in the job's and in the layer's output."""
+    spans = []
+    for start in range(0, n, tile):
+        end = min(n, start + tile)
+        lo, hi = max(0, start - halo), min(n, end + halo)
+        if pooled:
+            lo -= (start - lo) % 2                   # an even offset: the layer's pairs
+            end -= end % 2                           # the pool drops an odd last position
+            if end <= start:
+                continue
+            spans.append((lo, hi, (start - lo) // 2, (end - lo) // 2, start // 2, end // 2))
+        else:
+            spans.append((lo, hi, start - lo, end - lo, start, end))
+    return spans
+
+
+def _sub_layer(layer, name, in_shape, out_shape, channels):
+    """``layer`` restricted to output ``channels`` on an input of ``in_shape``."""
+    sub = dict(layer, name=name, inputs=["input"], in_shape=list(in_shape),
+               out_shape=list(out_shape))
+    for key in PER_OUTPUT_CHANNEL:
+        if key in layer:
+            sub[key] = list(layer[key])[channels]
+    return sub
+
+
+def plan_jobs(layer, weight, source_shape, cfg):
+    """The jobs of a manifest conv layer (with its int8 ``weight``, or None to plan only)
+    reading a tensor of ``source_shape`` on accelerator ``cfg``: the largest tiles and
+    channel chunks the core's buffers and ROMs hold, tile by tile: a tile's input is loaded
+    once, which stalls the core, while the chunks' images are staged during the previous
+    job's computation. Raises :class:`SPSError` when no tile fits."""
+    if not isinstance(cfg, Config):
+        raise TypeError(f"cfg must be a sps_hw.config.Config, not {cfg!r}")
+    if layer["op"] != "conv":
+        raise SPSError(f"layer {layer['name']!r}: {layer['op']} is not a job of the array")
+    ci, h, w = (int(v) for v in layer["in_shape"])
+    co = int(layer["out_shape"][0])
+    source = tuple(int(v) for v in source_shape)
+    fc = source != (ci, h, w)
+    pooled = bool(layer.get("pool"))
+    halo = 1 if layer["kernel"] == 3 else 0
+    # The channel chunk: its weights, parameters and output fit the ROMs and a buffer.
+    per_group_words = cfg.rows * math.ceil(
+        (source[0] if fc else ci) * (layer.get("keep") or 1) / cfg.rows) * \
+        (source[1] * source[2] if fc else 1)
+    chunk_groups = min(math.ceil(co / cfg.cols), cfg.param_depth,
+                       cfg.weight_depth // max(1, per_group_words))
+    if chunk_groups < 1:
+        raise SPSError(f"layer {layer['name']!r}: one output group needs {per_group_words} "
+                       f"weight words, the accelerator has {cfg.weight_depth}")
+    tiles = _tiles(layer, source, cfg, h, w, halo, pooled, fc, chunk_groups)
+    jobs = []
+    for (ylo, yhi, ky0, ky1, oy0, oy1) in tiles[0]:
+        for (xlo, xhi, kx0, kx1, ox0, ox1) in tiles[1]:
+            for c0 in range(0, co, chunk_groups * cfg.cols):
+                channels = slice(c0, min(co, c0 + chunk_groups * cfg.cols))
+                if fc:
+                    in_shape, out_hw = [ci, 1, 1], (1, 1)
+                else:
+                    in_shape = [ci, yhi - ylo, xhi - xlo]
+                    out_hw = ((yhi - ylo) // 2, (xhi - xlo) // 2) if pooled else \
+                        (yhi - ylo, xhi - xlo)
+                name = f"{layer['name']}.y{oy0}x{ox0}c{c0}"
+                sub = _sub_layer(layer, name, in_shape,
+                                 [channels.stop - channels.start, *out_hw], channels)
+                job_source = source if fc else tuple(in_shape)
+                plan = plan_layer(sub, job_source, cfg)
+                if not isinstance(plan, LayerPlan):
+                    raise SPSError(f"layer {layer['name']!r}: job {name}: {plan}")
+                jobs.append(Job(sub, None if weight is None else np.asarray(weight)[channels],
+                                plan, job_source, slice(ylo, yhi), slice(xlo, xhi), channels,
+                                slice(ky0, ky1), slice(kx0, kx1), slice(oy0, oy1),
+                                slice(ox0, ox1)))
+    return jobs
+
+
+def _tiles(layer, source, cfg, h, w, halo, pooled, fc, chunk_groups):
+    """The spans (:func:`_spans`) of the rows and columns: of the tilings whose largest job
+    the core runs (:func:`~sps_hw.model.plan_layer`), the one that streams the fewest pixels,
+    then has the fewest jobs."""
+    if fc:
+        return [(0, 1, 0, 1, 0, 1)], [(0, 1, 0, 1, 0, 1)]
+    ci = int(layer["in_shape"][0])
+    channels = slice(0, min(int(layer["out_shape"][0]), chunk_groups * cfg.cols))
+    step = 2 if pooled else 1
+
+    def sizes(n):
+        return sorted({-(-n // k) + (-(-n // k)) % step for k in range(1, n + 1)})
+
+    best = smallest = None
+    for th in sizes(h):
+        for tw in sizes(w):
+            rows, cols = _spans(h, th, halo, pooled), _spans(w, tw, halo, pooled)
+            in_h = max(hi - lo for lo, hi, *_ in rows)
+            in_w = max(hi - lo for lo, hi, *_ in cols)
+            out = [in_h // 2, in_w // 2] if pooled else [in_h, in_w]
+            sub = _sub_layer(layer, layer["name"], [ci, in_h, in_w],
+                             [channels.stop, *out], channels)
+            plan = plan_layer(sub, (ci, in_h, in_w), cfg)
+            if not isinstance(plan, LayerPlan):
+                smallest = smallest or plan
+                continue
+            streamed = sum((hi - lo) * (xhi - xlo) for lo, hi, *_ in rows
+                           for xlo, xhi, *_ in cols)
+            key = (streamed, len(rows) * len(cols))
+            if best is None or key < best[0]:
+                best = key, (rows, cols)
+    if best is None:
+        raise SPSError(f"layer {layer['name']!r}: no tile of its {ci} x {h} x {w} input runs "
+                       f"on the accelerator (the smallest: {smallest})")
+    return best[1]
+
+
+def run_jobs(layer, jobs, x, run_job):
+    """The output of ``layer`` on its int8 input ``x`` from its ``jobs``: each through
+    ``run_job(job, tile)`` (the job's input tensor; returns its output), the kept part of
+    each placed in the layer's output."""
+    y = np.zeros(layer["out_shape"], np.int8)
+    for job in jobs:
+        tile = x if job.plan.kind == "fc" else x[:, job.rows, job.cols]
+        out = np.asarray(run_job(job, np.ascontiguousarray(tile)), np.int8)
+        out = out.reshape(job.layer["out_shape"])
+        y[job.channels, job.out_rows, job.out_cols] = out[:, job.keep_rows, job.keep_cols]
+    return y
