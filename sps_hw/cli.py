@@ -89,10 +89,22 @@ def cmd_report_cycles(args):
     if not Path(args.model).exists() and args.model not in BUILTIN:
         raise SPSError(f"{args.model}: not a compiled model directory, a model file or one "
                        f"of {', '.join(BUILTIN)}")
-    sizes = {"max_hw": 2**20, "max_width": 2**16, "fmap_depth": 2**30}
-    cfg = make_config(None, args.rows, args.cols, **sizes)
-    report = cycle_report(args.model, cfg)
-    print(json.dumps(report, indent=1) if args.json else format_report(report))
+    if args.dram_bytes_per_cycle is None:
+        if args.dram_latency is not None:
+            raise SPSError("--dram-latency needs --dram-bytes-per-cycle")
+        sizes = {"max_hw": 2**20, "max_width": 2**16, "fmap_depth": 2**30}
+        cfg = make_config(None, args.rows, args.cols, **sizes)
+        report = cycle_report(args.model, cfg)
+        print(json.dumps(report, indent=1) if args.json else format_report(report))
+        return
+    from .tiling import DRAM_SIZES, Memory, format_memory_report, memory_report
+    try:
+        memory = Memory(args.dram_bytes_per_cycle, args.dram_latency or 0, "external memory")
+    except ValueError as e:
+        raise SPSError(f"--dram-bytes-per-cycle/--dram-latency: {e}") from None
+    cfg = make_config(None, args.rows, args.cols, **DRAM_SIZES)
+    report = memory_report(args.model, cfg, memory)
+    print(json.dumps(report, indent=1) if args.json else format_memory_report(report))
 
 
 def add_commands(subparsers, report_subparsers=None):
@@ -124,4 +136,9 @@ def add_commands(subparsers, report_subparsers=None):
                        "name (vgg16, resnet50, ...)")
         _array_options(p)
         p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        p.add_argument("--dram-bytes-per-cycle", type=float, metavar="B",
+                       help="run every layer job by job from an external memory of B bytes "
+                       "per core cycle (docs/tiling.md): bytes, compute and stall cycles")
+        p.add_argument("--dram-latency", type=int, metavar="N",
+                       help="the external memory's read latency in cycles (0)")
         p.set_defaults(func=cmd_report_cycles)

@@ -30,7 +30,14 @@ from .jobs import plan_jobs
 from .model import network_layers
 from .top import rom_bits, rom_shapes
 
-__all__ = ["LayerTraffic", "Memory", "layer_traffic", "memory_report", "sdram_memory"]
+__all__ = ["DRAM_SIZES", "LayerTraffic", "Memory", "format_memory_report", "layer_traffic",
+           "memory_report", "sdram_memory"]
+
+#: Buffer and memory sizes of a core that runs from external memory (``docs/tiling.md``):
+#: two 64 KiB feature buffers of 8 banks, a 4096-pixel accumulator, 256-wide line buffers,
+#: 8192 weight words.
+DRAM_SIZES = {"max_hw": 4096, "max_width": 256, "fmap_depth": 8192, "weight_depth": 8192,
+              "param_depth": 64}
 
 
 @dataclass(frozen=True)
@@ -181,3 +188,28 @@ def memory_report(model, cfg, memory, keep=None):
     totals["cycles"] = totals["compute_cycles"] + totals["stall_cycles"]
     return {"rows": cfg.rows, "cols": cfg.cols, "memory": asdict(memory), "layers": out,
             "totals": totals}
+
+
+def format_memory_report(report):
+    """A text table of :func:`memory_report`."""
+    mem = report["memory"]
+    head = (f"{'layer':<22} {'runs':<9} {'jobs':>5} {'tile':>9} {'compute':>12} "
+            f"{'stall':>12} {'read B':>12} {'written B':>10} {'bound':>8}")
+    lines = [f"array {report['rows']} x {report['cols']}, {mem['name']}: "
+             f"{mem['bytes_per_cycle']:g} B/cycle, latency {mem['latency']}", head,
+             "-" * len(head)]
+    for r in report["layers"]:
+        if r["runs"] == "host":
+            lines.append(f"{r['name']:<22} {'host':<9} {r['reason']}")
+            continue
+        tile = f"{r['tile'][0]}x{r['tile'][1]}"
+        lines.append(f"{r['name']:<22} {'hardware':<9} {r['jobs']:>5} {tile:>9} "
+                     f"{r['compute_cycles']:>12} {r['stall_cycles']:>12} "
+                     f"{sum(r['read_bytes'].values()):>12} {r['write_bytes']:>10} "
+                     f"{r['bound']:>8}")
+    t = report["totals"]
+    if t["cycles"]:
+        lines.append(f"{'total':<22} {'':<9} {'':>5} {'':>9} {t['compute_cycles']:>12} "
+                     f"{t['stall_cycles']:>12} {t['read_bytes']:>12} {t['write_bytes']:>10} "
+                     f"{t['stall_cycles'] / t['cycles']:>7.1%}")
+    return "\n".join(lines)

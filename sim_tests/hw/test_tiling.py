@@ -1,5 +1,6 @@
 """The memory model of job-by-job execution (``sps_hw.tiling``)."""
 
+import json
 import math
 
 import numpy as np
@@ -105,3 +106,17 @@ def test_bad_arguments():
         tiling.layer_traffic(conv(8, 8, 8, 8), [8, 8, 8], CFG, 2)
     with pytest.raises(ValueError, match="memory kind"):
         tiling.sdram_memory("hbm", 90)
+
+
+def test_report_cycles_from_external_memory(capsys):
+    from sps.cli import main
+    assert main(["report", "cycles", "vgg16", "--dram-bytes-per-cycle", "2",
+                 "--dram-latency", "10", "--json"]) in (0, None)
+    report = json.loads(capsys.readouterr().out)
+    assert report["memory"]["bytes_per_cycle"] == 2 and report["memory"]["latency"] == 10
+    conv = next(r for r in report["layers"] if r["name"] == "conv3_1")
+    assert conv["runs"] == "hardware" and conv["stall_cycles"] > 0
+    assert main(["report", "cycles", "vgg16", "--dram-bytes-per-cycle", "-1"]) == 2
+    assert "bytes_per_cycle must be a positive number" in capsys.readouterr().err
+    assert main(["report", "cycles", "vgg16", "--dram-latency", "3"]) == 2
+    assert "--dram-latency needs --dram-bytes-per-cycle" in capsys.readouterr().err
