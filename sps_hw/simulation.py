@@ -4,7 +4,7 @@
 ROM images, and runs :mod:`sps_hw.cocotb_tb` under Verilator or Icarus Verilog: hardware
 segments on the RTL, the layers in between on the host through ``compiler.golden``. It
 returns every tensor the hardware produced, the network output and per-layer statistics,
-including the analytical model's cycle count next to the RTL's.
+including the analytical model's cycle and action counts next to the RTL's.
 """
 
 import hashlib
