@@ -25,6 +25,8 @@ def predict(cfg, plan):
     rows, cols = cfg.rows, cfg.cols
     pixels = plan.total * plan.hw               # pixels issued to the array, all passes
     row_visits = plan.total * rows
+    # The parameters are read in a group's first pass (bias) and last (mult, shift).
+    group_passes = plan.total // plan.groups
     return {
         "mac_useful": plan.macs,
         "mac_padding": rows * cols * pixels - plan.macs,
@@ -32,7 +34,7 @@ def predict(cfg, plan):
         "weight_read_bits": row_visits * rom_widths(cfg)["weights"][0],
         "index_reads": row_visits,
         "library_reads": row_visits,
-        "param_reads": pixels,
+        "param_reads": plan.groups * plan.hw * min(2, group_passes),
         "feature_reads": cfg.banks * (plan.lead + pixels),
         "feature_writes": plan.out_channels * plan.out_hw,
         "acc_reads": pixels,

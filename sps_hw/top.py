@@ -283,7 +283,10 @@ class Accelerator(wiring.Component):
         params = roms["params"]
         m.d.comb += [
             seq.restart.eq(ctrl.run.restart), seq.valid.eq(valid),
-            params.addr.eq(layer.param_base + seq.group), params.en.eq(valid),
+            # Bias in a group's first pass, mult and shift in its last: the ROM's output
+            # holds them in between.
+            params.addr.eq(layer.param_base + seq.group),
+            params.en.eq(valid & (seq.first | seq.last)),
             acc.valid.eq(valid), acc.pixel.eq(seq.pixel), acc.first.eq(seq.first),
             acc.last.eq(seq.last), acc.sums.eq(b.array.sums), acc.bias.eq(params.data.bias),
             rq.valid.eq(acc.result_valid), rq.acc.eq(acc.result), rq.relu.eq(layer.relu),
