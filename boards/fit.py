@@ -28,10 +28,12 @@ def _shapes(manifest):
 
 
 def hardware_layers(manifest):
-    """The conv layers the array runs: 3x3 (pad 1) and 1x1/FC (pad 0), stride 1."""
+    """The conv layers the array runs: 3x3 (pad 1) and 1x1/FC (pad 0), stride 1, or stride
+    2 without a pool."""
     out = []
     for layer in manifest["layers"]:
-        if layer["op"] != "conv" or layer["stride"] != 1:
+        if layer["op"] != "conv" or layer["stride"] not in (1, 2) or \
+                (layer["stride"] == 2 and layer.get("pool")):
             continue
         if (layer["kernel"], layer["pad"]) in ((3, 1), (1, 0)):
             out.append(layer)

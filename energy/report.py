@@ -9,9 +9,9 @@ beyond the weights) for seven designs on the same work:
 ``dense``   every 3x3 layer at keep 9 on the same generator (its plans, its actions);
 ``csr`` ... ``rlc``  the same array fed from that format (:mod:`energy.formats`).
 
-Layers the RTL does not run are priced analytically when they are convolutions (a stride-2
-or 7x7 conv as the 1x1 conv of its im2col tensor of ``Ci * keep`` channels: the same MACs on
-the same array) and left out of every design otherwise (residual adds and pools: no MACs,
+Layers the RTL does not run are priced analytically when they are convolutions (a 7x7 conv
+as the 1x1 conv of its im2col tensor of ``Ci * keep`` channels: the same MACs on the same
+array) and left out of every design otherwise (residual adds and pools: no MACs,
 the same work in every design); the report lists both. ``weights_from`` says where the
 weights come from: ``"dram"`` (default: VGG16 and ResNet-50 do not fit any of the boards'
 block RAM) or ``"bram"`` (held on chip, as the boards do for small models).
@@ -274,7 +274,7 @@ def assumptions(weights_from, masks):
         "format_masks": {"pps": "the formats store the model's PPS masks",
                          "random": "the formats store a random mask of the same density per "
                                    "pruned layer (unstructured pruning)"}[masks],
-        "analytic_layers": "convs the RTL does not run (stride 2, 7x7) priced as the 1x1 conv "
+        "analytic_layers": "convs the RTL does not run (7x7) priced as the 1x1 conv "
                            "of their im2col tensor (Ci x keep channels) on the same array",
         "host_layers": "adds and pools have no MACs and are left out of every design",
         "padding": "padding MACs priced as useful ones (the DSP is clocked either way)",

@@ -23,7 +23,7 @@ def predict(cfg, plan):
     if not isinstance(plan, LayerPlan):
         raise TypeError(f"plan must be a sps_hw.model.LayerPlan, not {plan!r}")
     rows, cols = cfg.rows, cfg.cols
-    pixels = plan.total * plan.hw               # pixels issued to the array, all passes
+    pixels = plan.total * plan.acc_hw           # pixels issued to the array, all passes
     row_visits = plan.total * rows
     # The parameters are read in a group's first pass (bias) and last (mult, shift).
     group_passes = plan.total // plan.groups
@@ -34,12 +34,12 @@ def predict(cfg, plan):
         "weight_read_bits": row_visits * rom_widths(cfg)["weights"][0],
         "index_reads": row_visits,
         "library_reads": row_visits,
-        "param_reads": plan.groups * plan.hw * min(2, group_passes),
-        "feature_reads": cfg.banks * (plan.lead + pixels),
+        "param_reads": plan.groups * plan.acc_hw * min(2, group_passes),
+        "feature_reads": cfg.banks * (plan.lead + plan.total * plan.hw),
         "feature_writes": plan.out_channels * plan.out_hw,
         "acc_reads": pixels,
-        "acc_writes": (plan.total - plan.groups) * plan.hw,
-        "requant_ops": plan.groups * plan.hw * cols,
+        "acc_writes": (plan.total - plan.groups) * plan.acc_hw,
+        "requant_ops": plan.groups * plan.acc_hw * cols,
         "dram_read_bytes": 0,
         "dram_write_bytes": 0,
         "active_cycles": pixels,

@@ -49,8 +49,10 @@ def Descriptor(cfg, weight_bits, index_bits, library_bits, param_bits):
         "conv3": 1,             # 3x3 window (mask at the borders) rather than 1x1
         "relu": 1,
         "pool": 1,              # fused 2x2 stride-2 max-pool
+        "stride2": 1,           # outputs at even rows and columns of the input only
         "height": hw, "width": hw,
-        "hw": hw,               # output pixels per pass (pre-pool; 1 for FC)
+        "hw": hw,               # pixel slots per pass (pre-pool; 1 for FC)
+        "acc_hw": hw,           # output pixels per pass: hw, or its stride-2 positions
         "in_hw": hw,            # pixels per channel of the input tensor
         "out_hw": hw,           # pixels per channel of the output tensor
         "in_channels": cfg.channel_bits, "out_channels": cfg.channel_bits,

@@ -5,7 +5,8 @@ A job reads its tile's input with the halo its windows reach (every input channe
 computes every position of that input, like any layer with zero padding around its map; the
 outputs whose windows crossed into that padding (the halo ring, where the tile is not at the
 map's border) are dropped when the job's output is placed. A tile whose output is pooled 2x2
-starts its input on an even row and column, so the job's pooling pairs are the layer's.
+or strided 2 starts its input on an even row and column, so the job's pooling pairs or
+output positions are the layer's.
 :func:`run_jobs` stitches the jobs' outputs into the layer's output; it is bit-exact with
 the layer (``sim_tests/hw/test_jobs.py``), which is what the tile engine does in hardware.
 """
@@ -56,22 +57,28 @@ class Job:
         return self.channels.start
 
 
-def _spans(n, tile, halo, pooled):
+def _spans(n, tile, halo, halve):
     """``[(input lo, hi, kept lo, hi, output lo, hi)]`` of one dimension of ``n`` positions in
-    tiles of ``tile`` outputs (pre-pool), in the job's and in the layer's output."""
+    tiles of ``tile`` positions, in the job's and in the layer's output. ``halve`` is None,
+    ``"pool"`` (2x2 pool: pairs of positions) or ``"stride"`` (stride 2: even positions)."""
     spans = []
     for start in range(0, n, tile):
         end = min(n, start + tile)
         lo, hi = max(0, start - halo), min(n, end + halo)
-        if pooled:
-            lo -= (start - lo) % 2                   # an even offset: the layer's pairs
-            end -= end % 2                           # the pool drops an odd last position
-            if end <= start:
-                continue
-            spans.append((lo, hi, (start - lo) // 2, (end - lo) // 2, start // 2, end // 2))
-        else:
+        if halve is None:
             spans.append((lo, hi, start - lo, end - lo, start, end))
+            continue
+        lo -= (start - lo) % 2             # an even offset: the layer's pairs or positions
+        count = (end - start) // 2 if halve == "pool" else (end - start + 1) // 2
+        if count:
+            first = (start - lo) // 2
+            spans.append((lo, hi, first, first + count, start // 2, start // 2 + count))
     return spans
+
+
+def _halved(n, halve):
+    """Outputs of ``n`` positions (:func:`_spans`' ``halve``)."""
+    return n if halve is None else n // 2 if halve == "pool" else (n + 1) // 2
 
 
 def _sub_layer(layer, name, in_shape, out_shape, channels):
@@ -98,7 +105,7 @@ def plan_jobs(layer, weight, source_shape, cfg):
     co = int(layer["out_shape"][0])
     source = tuple(int(v) for v in source_shape)
     fc = source != (ci, h, w)
-    pooled = bool(layer.get("pool"))
+    halve = "pool" if layer.get("pool") else "stride" if layer["stride"] == 2 else None
     halo = 1 if layer["kernel"] == 3 else 0
     # The channel chunk: its weights, parameters and output fit the ROMs and a buffer.
     per_group_words = cfg.rows * math.ceil(
@@ -109,7 +116,7 @@ def plan_jobs(layer, weight, source_shape, cfg):
     if chunk_groups < 1:
         raise SPSError(f"layer {layer['name']!r}: one output group needs {per_group_words} "
                        f"weight words, the accelerator has {cfg.weight_depth}")
-    tiles = _tiles(layer, source, cfg, h, w, halo, pooled, fc, chunk_groups)
+    tiles = _tiles(layer, source, cfg, h, w, halo, halve, fc, chunk_groups)
     jobs = []
     for (ylo, yhi, ky0, ky1, oy0, oy1) in tiles[0]:
         for (xlo, xhi, kx0, kx1, ox0, ox1) in tiles[1]:
@@ -119,8 +126,7 @@ def plan_jobs(layer, weight, source_shape, cfg):
                     in_shape, out_hw = [ci, 1, 1], (1, 1)
                 else:
                     in_shape = [ci, yhi - ylo, xhi - xlo]
-                    out_hw = ((yhi - ylo) // 2, (xhi - xlo) // 2) if pooled else \
-                        (yhi - ylo, xhi - xlo)
+                    out_hw = (_halved(yhi - ylo, halve), _halved(xhi - xlo, halve))
                 name = f"{layer['name']}.y{oy0}x{ox0}c{c0}"
                 sub = _sub_layer(layer, name, in_shape,
                                  [channels.stop - channels.start, *out_hw], channels)
@@ -135,7 +141,7 @@ def plan_jobs(layer, weight, source_shape, cfg):
     return jobs
 
 
-def _tiles(layer, source, cfg, h, w, halo, pooled, fc, chunk_groups):
+def _tiles(layer, source, cfg, h, w, halo, halve, fc, chunk_groups):
     """The spans (:func:`_spans`) of the rows and columns: of the tilings whose largest job
     the core runs (:func:`~sps_hw.model.plan_layer`), the one that streams the fewest pixels,
     then has the fewest jobs."""
@@ -143,7 +149,7 @@ def _tiles(layer, source, cfg, h, w, halo, pooled, fc, chunk_groups):
         return [(0, 1, 0, 1, 0, 1)], [(0, 1, 0, 1, 0, 1)]
     ci = int(layer["in_shape"][0])
     channels = slice(0, min(int(layer["out_shape"][0]), chunk_groups * cfg.cols))
-    step = 2 if pooled else 1
+    step = 1 if halve is None else 2
 
     def sizes(n):
         return sorted({-(-n // k) + (-(-n // k)) % step for k in range(1, n + 1)})
@@ -151,10 +157,10 @@ def _tiles(layer, source, cfg, h, w, halo, pooled, fc, chunk_groups):
     best = smallest = None
     for th in sizes(h):
         for tw in sizes(w):
-            rows, cols = _spans(h, th, halo, pooled), _spans(w, tw, halo, pooled)
+            rows, cols = _spans(h, th, halo, halve), _spans(w, tw, halo, halve)
             in_h = max(hi - lo for lo, hi, *_ in rows)
             in_w = max(hi - lo for lo, hi, *_ in cols)
-            out = [in_h // 2, in_w // 2] if pooled else [in_h, in_w]
+            out = [_halved(in_h, halve), _halved(in_w, halve)]
             sub = _sub_layer(layer, layer["name"], [ci, in_h, in_w],
                              [channels.stop, *out], channels)
             plan = plan_layer(sub, (ci, in_h, in_w), cfg)

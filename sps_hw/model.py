@@ -47,7 +47,8 @@ class LayerPlan:
     keep: int
     height: int
     width: int
-    hw: int                # output pixels per pass, pre-pool (1 for FC)
+    hw: int                # pixel slots per pass: the input pixels (1 for FC)
+    acc_hw: int            # output pixels per pass, pre-pool: hw, or stride 2's quarter
     in_hw: int             # pixels per channel of the input tensor
     out_hw: int            # pixels per channel of the output tensor (after the pool)
     subs: int              # FC: one sub-pass per input pixel; else 1
@@ -65,6 +66,7 @@ class LayerPlan:
     dense_macs: int        # multiply-accumulates of the same layer unpruned
     relu: bool
     pool: bool
+    stride: int = 1
 
     @property
     def conv3(self):
@@ -77,14 +79,16 @@ class LayerPlan:
         return asdict(self)
 
 
-def layer_cycles(cfg, *, hw, lead, total):
-    """``(S, t_feed, t_walk, cycles)`` of a layer of ``total`` passes on accelerator
-    ``cfg``."""
+def layer_cycles(cfg, *, hw, lead, total, tail=None):
+    """``(S, t_feed, t_walk, cycles)`` of a layer of ``total`` passes of ``hw`` pixel slots
+    on accelerator ``cfg``, whose last output is issued in slot ``tail - 1`` of the last pass
+    (default ``hw``: the last slot)."""
     rows, cols = cfg.rows, cfg.cols
     cycle = max(hw, rows, cols - 1, min_pass_cycles(cfg))
     t_feed = max(0, rows + lead - hw)
     t_walk = t_feed + hw - lead - rows
-    cycles = fetch_cycles(cfg) + t_feed + total * cycle + hw + Stages.of(cfg).latency
+    cycles = fetch_cycles(cfg) + t_feed + total * cycle + (hw if tail is None else tail) + \
+        Stages.of(cfg).latency
     return cycle, t_feed, t_walk, cycles
 
 
@@ -102,13 +106,15 @@ def plan_layer(layer, source_shape, cfg):
     if op != "conv":
         return f"{op} runs on the host"
     k, stride, pad = layer["kernel"], layer["stride"], layer["pad"]
-    if stride != 1:
+    if stride not in (1, 2):
         return f"stride {stride}"
     if not ((k == 3 and pad == 1) or (k == 1 and pad == 0)):
         return f"{k}x{k} kernel with padding {pad}"
     pool = layer.get("pool")
     if pool and dict(pool) != POOL2:
         return f"fused pool {pool} (the hardware pools 2x2, stride 2)"
+    if pool and stride == 2:
+        return "stride 2 with a fused pool"
     ci, h, w = (int(v) for v in layer["in_shape"])
     co = int(layer["out_shape"][0])
     source = tuple(int(v) for v in source_shape)
@@ -132,7 +138,14 @@ def plan_layer(layer, source_shape, cfg):
         lead, ring, reduction = 0, 1, in_channels
     if hw > cfg.max_hw or in_hw > cfg.max_hw:
         return f"{max(hw, in_hw)} pixels > max_hw {cfg.max_hw}"
-    out_hw = (h // 2) * (w // 2) if (pool and kind != "fc") else hw
+    if stride == 2 and kind == "fc":
+        return "stride 2 on a flattened input"
+    # Stride 2 issues the outputs at the even rows and columns of every pass's pixel slots.
+    acc_hw, tail = hw, hw
+    if stride == 2:
+        acc_hw = ((h + 1) // 2) * ((w + 1) // 2)
+        tail = (h - 1) // 2 * 2 * w + (w - 1) // 2 * 2 + 1
+    out_hw = (h // 2) * (w // 2) if (pool and kind != "fc") else acc_hw
     if pool and out_hw == 0:
         return "pool of a map smaller than 2x2"
     for what, channels, pixels in (("input", in_channels, in_hw), ("output", co, out_hw)):
@@ -145,19 +158,21 @@ def plan_layer(layer, source_shape, cfg):
     passes = math.ceil(reduction / rows)
     groups = math.ceil(co / cols)
     total = groups * subs * passes
-    cycle, t_feed, t_walk, cycles = layer_cycles(cfg, hw=hw, lead=lead, total=total)
+    cycle, t_feed, t_walk, cycles = layer_cycles(cfg, hw=hw, lead=lead, total=total,
+                                                 tail=tail)
     if max(total, reduction) >= 2 ** cfg.count_bits or \
             max(cycle - 1, t_feed, t_walk) >= 2 ** cfg.slot_bits:
         return (f"{total} passes of {cycle} cycles, reduction {reduction} (the counters "
                 f"hold 2**{cfg.count_bits}, the slots 2**{cfg.slot_bits})")
-    macs = co * reduction * subs * hw
+    macs = co * reduction * subs * acc_hw
     return LayerPlan(
         name=layer["name"], kind=kind, in_channels=in_channels, out_channels=co, keep=keep,
-        height=1 if kind == "fc" else h, width=1 if kind == "fc" else w, hw=hw, in_hw=in_hw,
-        out_hw=out_hw, subs=subs, reduction=reduction, passes=passes, groups=groups,
-        total=total, lead=lead, ring=ring, cycle=cycle, t_feed=t_feed, t_walk=t_walk,
-        cycles=cycles, macs=macs, dense_macs=co * ci * k * k * h * w,
-        relu=bool(layer["relu"]), pool=bool(pool) and kind != "fc")
+        height=1 if kind == "fc" else h, width=1 if kind == "fc" else w, hw=hw,
+        acc_hw=acc_hw, in_hw=in_hw, out_hw=out_hw, subs=subs, reduction=reduction,
+        passes=passes, groups=groups, total=total, lead=lead, ring=ring, cycle=cycle,
+        t_feed=t_feed, t_walk=t_walk, cycles=cycles, macs=macs,
+        dense_macs=co * ci * k * k * acc_hw, relu=bool(layer["relu"]),
+        pool=bool(pool) and kind != "fc", stride=stride)
 
 
 def network_layers(model, keep=None):

@@ -208,7 +208,8 @@ def _pack(program, by_name, weights, cfg):
                     "bias": [int(v) for v in bias[sl]], "mult": [int(v) for v in mult[sl]],
                     "shift": [int(v) for v in shift[sl]]}).as_value().value)
             fields = {f: getattr(plan, f) for f in (
-                "height", "width", "hw", "in_hw", "out_hw", "in_channels", "out_channels",
+                "height", "width", "hw", "acc_hw", "in_hw", "out_hw", "in_channels",
+                "out_channels",
                 "keep", "reduction", "passes", "subs", "groups", "ring", "t_feed", "t_walk")}
             # The schedule in the form the controller compares it in (controller.Descriptor).
             fields.update(last_pass=plan.total - 1, last_slot=plan.cycle - 1,
@@ -216,7 +217,8 @@ def _pack(program, by_name, weights, cfg):
             images["layers"] += _descriptor_words(cfg, desc_layout.const({
                 "valid": 1, "seg_first": int(name == seg.layers[0]),
                 "seg_last": int(name == seg.layers[-1]), "conv3": int(plan.conv3),
-                "relu": int(plan.relu), "pool": int(plan.pool), "period": len(assignment),
+                "relu": int(plan.relu), "pool": int(plan.pool), "stride2": int(plan.stride == 2),
+                "period": len(assignment),
                 **fields, **bases}).as_value().value)
     images["layers"] += _descriptor_words(cfg, 0)               # terminator
     for name, (_, depth) in shapes.items():

@@ -44,6 +44,7 @@ class FeedLayer(wiring.Signature):
         super().__init__({
             "t_feed": Out(slot), "last_slot": Out(slot), "hw": Out(hw), "lead_from": Out(hw),
             "last_pass": Out(count), "width": Out(hw), "height": Out(hw), "conv3": Out(1),
+            "stride2": Out(1),
         })
 
 
@@ -81,7 +82,8 @@ class FeedSchedule(wiring.Component):
 
     ``issue_in`` reads an input pixel, ``issue_out`` issues an output pixel (with its pass's
     ``slot`` = pass mod 3, weight ``bank`` = pass mod 2, and the 3x3 taps ``inside`` the
-    image); ``due`` names row ``r`` of pass ``n`` in slot ``r`` of pass ``n``.
+    image): every pixel position of a pass, or with ``stride2`` those at even rows and
+    columns; ``due`` names row ``r`` of pass ``n`` in slot ``r`` of pass ``n``.
     """
 
     def __init__(self, cfg):
@@ -108,8 +110,11 @@ class FeedSchedule(wiring.Component):
         passes = Signal(cfg.count_bits)
         last = Signal()                     # passes == N - 1
         slot3, bank2 = Signal(range(3)), Signal()
+        position = Signal()                 # a pixel position of passes 0..N-1
+        even = Signal()                     # at an even row and column (_inside)
         m.d.comb += [
-            self.issue_out.eq(active & pixel & ~virtual),
+            position.eq(active & pixel & ~virtual),
+            self.issue_out.eq(position & (~layer.stride2 | even)),
             self.issue_in.eq(active & pixel & (~virtual | lead)),
             self.slot.eq(slot3), self.bank.eq(bank2),
             self.due.en.eq(real & low), self.due.row.eq(slot), self.due.bank.eq(bank2),
@@ -123,7 +128,7 @@ class FeedSchedule(wiring.Component):
         with m.Elif(run.running):
             with m.If(start.zero & ~started):
                 m.d.sync += [active.eq(1), started.eq(1), counting.eq(1)]
-            with m.If(active & self.issue_out & last & pixel_last):
+            with m.If(position & last & pixel_last):
                 m.d.sync += active.eq(0)
             with m.If(counting & wrap):
                 m.d.sync += [*first_slot, virtual.eq(0)]
@@ -141,20 +146,22 @@ class FeedSchedule(wiring.Component):
                     m.d.sync += pixel.eq(0)
                 with m.If(slot + 1 == layer.lead_from):
                     m.d.sync += lead.eq(1)
-        self._inside(m, run)
+        self._inside(m, run, position, even)
         return m
 
-    def _inside(self, m, run):
-        """The 3x3 taps inside the image (padding 1) at the issued output pixel, from the
-        pixel's column and row flags; 1x1 layers use the newest pixel, tap 8."""
+    def _inside(self, m, run, position, even):
+        """The 3x3 taps inside the image (padding 1) at the pixel ``position``, from its
+        column and row flags, and whether it is ``even`` (row and column); 1x1 layers use the
+        newest pixel, tap 8."""
         layer, hw_bits = self.layer, self.cfg.hw_bits
         x, y = Signal(hw_bits), Signal(hw_bits)
         x_first, x_last, y_first, y_last = (Signal(name=n) for n in (
             "x_first", "x_last", "y_first", "y_last"))
+        m.d.comb += even.eq(~x[0] & ~y[0])
         with m.If(run.restart):
             m.d.sync += [x.eq(0), y.eq(0), x_first.eq(1), y_first.eq(1),
                          x_last.eq(layer.width == 1), y_last.eq(layer.height == 1)]
-        with m.Elif(run.running & self.issue_out):
+        with m.Elif(run.running & position):
             with m.If(x_last):
                 m.d.sync += [x.eq(0), x_first.eq(1), x_last.eq(layer.width == 1)]
                 with m.If(y_last):

@@ -200,7 +200,8 @@ class Accelerator(wiring.Component):
         fields = {"loader": {"channels": "in_channels", "hw": "in_hw"},
                   "drainer": {"channels": "out_channels", "hw": "out_hw"},
                   "walker": {"hw": "in_hw"}, "feeder": {"stride": "in_hw"},
-                  "window_0": {"length": "ring"}, "sequencer": {}, "pool": {},
+                  "window_0": {"length": "ring"}, "sequencer": {"hw": "acc_hw"},
+                  "pool": {"hw": "acc_hw"},
                   "writer": {"channels": "out_channels"}}
         return blocks, fields
 

@@ -122,10 +122,11 @@ def test_counters_are_a_generator_option():
 
 # --- the RTL's counters against the model ---------------------------------------------------
 
-#: A chain with every kind of layer: PPS keep 4 with a pool, dense keep 9, 1x1, FC; channel
-#: counts that are not multiples of any array here.
-CHAIN = [layer("conv3", ci=3, h=5, w=6, co=5, keep=4, patterns=3, period=2, pool=True),
-         layer("conv3", co=7, keep=9), layer("conv1", co=4), layer("fc", co=3, relu=False)]
+#: A chain with every kind of layer: PPS keep 4 with a pool, dense keep 9, 3x3 and 1x1 at
+#: stride 2, FC; channel counts that are not multiples of any array here.
+CHAIN = [layer("conv3", ci=3, h=10, w=12, co=5, keep=4, patterns=3, period=2, pool=True),
+         layer("conv3", co=7, keep=9), layer("conv3", co=6, keep=4, stride=2),
+         layer("conv1", co=4, stride=2), layer("fc", co=3, relu=False)]
 
 
 def check_counters(model, cfg, seed, read_latency=2):
@@ -162,7 +163,7 @@ def test_held_out_layers_through_sps_sim_stats(tmp_path, sim_build_root):
     ``model_actions`` (every kind, in order); the host layer has null for both."""
     require_simulator("verilator")
     specs = [layer("conv3", ci=6, h=7, w=5, co=9, keep=5, patterns=3, period=5, name="a"),
-             layer("conv3", co=6, stride=2, name="down"),
+             layer("maxpool", name="down"),
              layer("conv3", co=10, keep=3, patterns=2, period=4, pool=True, name="b"),
              layer("fc", co=4, relu=False, name="fc")]
     model = random_model(specs, seed=23)

@@ -13,7 +13,7 @@ from sps_hw import jobs, simulation
 from sps_hw.config import Config
 
 #: A core far smaller than the layers below: many tiles, channel chunks, halos.
-SMALL = Config(rows=4, cols=3, max_hw=64, max_width=12, fmap_depth=96, weight_depth=2048,
+SMALL = Config(rows=4, cols=3, max_hw=64, max_width=12, fmap_depth=128, weight_depth=2048,
                param_depth=2, layer_depth=2)
 
 
@@ -28,20 +28,25 @@ def golden_job(job, tile):
     return golden.run_layer(job.layer, job.weight, [tile])
 
 
-@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("seed", range(16))
 def test_stitched_jobs_equal_the_layer(seed):
     rng = np.random.default_rng(seed)
     h, w = int(rng.integers(5, 23)), int(rng.integers(5, 23))
-    pools = [bool(rng.random() < 0.5), bool(rng.random() < 0.5)]
+    # Each of the first two layers halves the map by a pool, by stride 2, or not at all.
+    halve = [str(rng.choice(["pool", "stride", "none"])) for _ in range(2)]
     specs = [layer("conv3", ci=int(rng.integers(1, 10)), h=h, w=w, co=int(rng.integers(2, 14)),
-                   keep=int(rng.choice([4, 9, 2])), pool=pools[0],
-                   period=int(rng.integers(1, 6))),
+                   keep=int(rng.choice([4, 9, 2])), pool=halve[0] == "pool",
+                   stride=2 if halve[0] == "stride" else 1, period=int(rng.integers(1, 6))),
              layer(str(rng.choice(["conv3", "conv1"])), co=int(rng.integers(2, 11)),
-                   keep=int(rng.choice([4, 9])), pool=pools[1])]
+                   keep=int(rng.choice([4, 9])), pool=halve[1] == "pool",
+                   stride=2 if halve[1] == "stride" else 1)]
     # FC reads its whole source, which must fit the core (it is not tiled); else a 1x1.
-    side = (h >> sum(pools)) * (w >> sum(pools))
-    specs.append(layer("fc" if side <= SMALL.max_hw else "conv1", co=int(rng.integers(2, 9)),
-                       relu=False))
+    for how in halve:
+        h, w = ((h // 2, w // 2) if how == "pool" else
+                ((h + 1) // 2, (w + 1) // 2) if how == "stride" else (h, w))
+    fits = h * w <= SMALL.max_hw and -(-specs[1]["co"] // SMALL.banks) * h * w <= \
+        SMALL.fmap_depth
+    specs.append(layer("fc" if fits else "conv1", co=int(rng.integers(2, 9)), relu=False))
     model = random_model(specs, seed=seed)
     x = sample_input(model, seed)
     for entry, weight, source in model_inputs(model, x):
@@ -84,11 +89,11 @@ def job_model(model, job):
 
 
 def test_jobs_on_the_rtl():
-    """A 3x3 layer (pooled) and a 1x1 layer, each too large for the core, run job by job on
-    the Verilog of the small core; stitched, equal to the golden layer."""
+    """A 3x3 layer (pooled) and a 1x1 stride-2 layer, each too large for the core, run job by
+    job on the Verilog of the small core; stitched, equal to the golden layer."""
     require_simulator("verilator")
     model = random_model([layer("conv3", ci=5, h=14, w=10, co=7, pool=True, period=3),
-                          layer("conv1", co=8)], seed=3)
+                          layer("conv1", co=8, stride=2)], seed=3)
     x = sample_input(model, 3)
     runs = []
 

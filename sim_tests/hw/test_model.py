@@ -25,7 +25,9 @@ def conv(ci, co, h, w, keep=4, k=3, stride=1, pad=None, pool=None, name="l"):
 
 
 @pytest.mark.parametrize("layer, source, reason", [
-    (conv(8, 8, 16, 16, stride=2), None, "stride 2"),
+    (conv(8, 8, 16, 16, stride=3), None, "stride 3"),
+    (conv(8, 8, 16, 16, stride=2, pool={"k": 2, "s": 2, "p": 0}), None,
+     "stride 2 with a fused pool"),
     (conv(3, 64, 32, 32, k=7, pad=3, keep=49), None, "7x7 kernel"),
     (conv(8, 8, 1, 16), None, "needs at least 2 rows"),
     (conv(8, 8, 16, 40), None, "width 40 > max_width 32"),
@@ -38,6 +40,23 @@ def test_host_layers_and_reasons(layer, source, reason):
     source = source or tuple(layer.get("in_shape", (1, 1, 1)))
     plan = plan_layer(layer, source, cfg)
     assert isinstance(plan, str) and reason in plan
+
+
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("h, w", [(8, 8), (7, 5), (2, 9)])
+def test_stride_two_issues_the_even_positions(k, h, w):
+    """Stride 2 streams every input pixel and issues the outputs at even rows and columns:
+    the layer ends with the last of them, not with the pass."""
+    cfg = Config(rows=4, cols=4, **BIG)
+    layer = conv(6, 5, h, w, k=k, keep=4 if k == 3 else 1, stride=2)
+    layer["out_shape"] = [5, (h + 1) // 2, (w + 1) // 2]
+    plan = plan_layer(layer, (6, h, w), cfg)
+    one = plan_layer(conv(6, 5, h, w, k=k, keep=4 if k == 3 else 1), (6, h, w), cfg)
+    assert (plan.hw, plan.acc_hw, plan.out_hw) == (h * w, ((h + 1) // 2) * ((w + 1) // 2),
+                                                   ((h + 1) // 2) * ((w + 1) // 2))
+    last = ((h - 1) // 2 * 2) * w + (w - 1) // 2 * 2       # the last even position
+    assert plan.cycles == one.cycles - (h * w - 1 - last)
+    assert plan.macs * h * w == one.macs * plan.acc_hw
 
 
 def test_fc_on_a_flattened_tensor():
@@ -101,7 +120,7 @@ def test_report_on_resnet18(capsys):
     report = cycle_report("resnet18", Config(rows=16, cols=16, **BIG))
     runs = {layer["name"]: layer["runs"] for layer in report["layers"]}
     assert runs["conv1"] == "host" and runs["layer1.0.conv1"] == "hardware"
-    assert runs["layer2.0.conv1"] == "host" and runs["layer1.0.add"] == "host"
+    assert runs["layer2.0.conv1"] == "hardware" and runs["layer1.0.add"] == "host"  # stride 2
     assert runs["fc"] == "hardware"
     assert report["total_cycles"] == sum(layer["cycles"] for layer in report["layers"]
                                          if layer["runs"] == "hardware")

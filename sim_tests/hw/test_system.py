@@ -64,8 +64,8 @@ def test_saturation_corners():
 
 
 def test_network_with_host_layers():
-    """Stride-2 convolution, residual add, max-pool and average pool run on the host;
-    four hardware segments run on the RTL in between."""
+    """Residual add, max-pool and average pool run on the host; four hardware segments (one
+    ending in a stride-2 convolution that the add also reads) run on the RTL in between."""
     specs = [layer("conv3", ci=2, h=8, w=6, co=4, keep=9, name="a"),
              layer("conv3", co=4, stride=2, name="down"),
              layer("conv1", co=5, name="b"), layer("conv1", co=4, relu=False, name="c"),
@@ -76,10 +76,11 @@ def test_network_with_host_layers():
     x = sample_input(model, 4)
     run = simulation.run(model, x, cfg=CONFIGS["3x2"], valid_prob=0.7, ready_prob=0.7, seed=4)
     where = {layer["name"]: layer["ran"] for layer in run.stats["layers"]}
-    assert where == {"a": "hardware", "down": "host", "b": "hardware", "c": "hardware",
+    assert where == {"a": "hardware", "down": "hardware", "b": "hardware", "c": "hardware",
                      "add": "host", "mp": "host", "d": "hardware", "gap": "host",
                      "fc": "hardware"}
-    assert [s.layers for s in run.program.segments] == [["a"], ["b", "c"], ["d"], ["fc"]]
+    assert [s.layers for s in run.program.segments] == [["a", "down"], ["b", "c"], ["d"],
+                                                        ["fc"]]
     check_run(model, x, run)
 
 
@@ -126,8 +127,8 @@ def test_icarus():
 
 @pytest.mark.slow
 def test_resnet18_with_host_layers(tmp_path):
-    """The whole of ResNet-18 (224x224): its stride-1 3x3 and 1x1 layers and the FC on an
-    8x8 array, the 7x7 and stride-2 convolutions, pools and residual adds on the host."""
+    """The whole of ResNet-18 (224x224): its 3x3 and 1x1 layers (stride 1 and 2) and the FC
+    on an 8x8 array, the 7x7 convolution, pools and residual adds on the host."""
     from compiler import images
     from sps import cli
     out = tmp_path / "resnet18"
@@ -136,6 +137,7 @@ def test_resnet18_with_host_layers(tmp_path):
     x = sample_input(model, 1)
     run = simulation.run(model, x, rows=8, cols=8)
     runs = {layer["name"]: layer["ran"] for layer in run.stats["layers"]}
-    assert runs["conv1"] == runs["layer2.0.downsample"] == runs["layer1.0.add"] == "host"
+    assert runs["conv1"] == runs["maxpool"] == runs["layer1.0.add"] == "host"
     assert runs["layer1.0.conv1"] == runs["layer4.1.conv2"] == runs["fc"] == "hardware"
+    assert runs["layer2.0.conv1"] == runs["layer2.0.downsample"] == "hardware"    # stride 2
     check_run(model, x, run)

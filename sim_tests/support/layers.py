@@ -127,8 +127,8 @@ def random_model(specs, seed=0, extreme=False, input_shape=None):
 
 def random_specs(rng):
     """A short chain of layers of awkward shapes: odd sizes, channel counts that are not
-    multiples of the array, several keeps, pools, a final 1x1 or FC (``rng``: a numpy
-    Generator)."""
+    multiples of the array, several keeps, pools, stride 2, a final 1x1 or FC (``rng``: a
+    numpy Generator)."""
     h, w = int(rng.integers(2, 8)), int(rng.integers(2, 9))
     specs = [layer("conv3", ci=int(rng.integers(1, 6)), h=h, w=w,
                    co=int(rng.integers(1, 8)), keep=int(rng.choice([9, 4, 2, 5])),
@@ -137,7 +137,8 @@ def random_specs(rng):
     if specs[0]["pool"] and (h < 4 or w < 4):
         specs[0]["pool"] = False
     specs += [layer(str(rng.choice(["conv3", "conv1"])), co=int(rng.integers(1, 9)),
-                    keep=int(rng.choice([4, 9, 3])), relu=bool(rng.random() < 0.7))
+                    keep=int(rng.choice([4, 9, 3])), relu=bool(rng.random() < 0.7),
+                    stride=2 if rng.random() < 0.3 else 1)
               for _ in range(int(rng.integers(1, 3)))]
     specs.append(layer(str(rng.choice(["fc", "conv1"])), co=int(rng.integers(1, 7)),
                        relu=False))
