@@ -105,6 +105,11 @@ def plan_jobs(layer, weight, source_shape, cfg):
     co = int(layer["out_shape"][0])
     source = tuple(int(v) for v in source_shape)
     fc = source != (ci, h, w)
+    if not fc:          # what no tile changes (the kernel, stride, pool) refuses at once
+        probe = plan_layer(_sub_layer(layer, layer["name"], [1, 4, 4], [1, 4, 4],
+                                      slice(0, 1)), (1, 4, 4), cfg)
+        if not isinstance(probe, LayerPlan):
+            raise SPSError(f"layer {layer['name']!r}: {probe}")
     halve = "pool" if layer.get("pool") else "stride" if layer["stride"] == 2 else None
     halo = 1 if layer["kernel"] == 3 else 0
     # The channel chunk: its weights, parameters and output fit the ROMs and a buffer.
