@@ -35,7 +35,7 @@ def predict(cfg, plan):
         "index_reads": row_visits,
         "library_reads": row_visits,
         "param_reads": plan.groups * plan.acc_hw * min(2, group_passes),
-        "feature_reads": cfg.banks * (plan.lead + plan.total * plan.hw),
+        "feature_reads": cfg.banks * (plan.lead + (plan.total - 1) * plan.hw + plan.tail),
         "feature_writes": plan.out_channels * plan.out_hw,
         "acc_reads": pixels,
         "acc_writes": (plan.total - plan.groups) * plan.acc_hw,

@@ -49,6 +49,7 @@ class LayerPlan:
     width: int
     hw: int                # pixel slots per pass: the input pixels (1 for FC)
     acc_hw: int            # output pixels per pass, pre-pool: hw, or stride 2's quarter
+    tail: int              # slots of the last pass up to its last output (hw at stride 1)
     in_hw: int             # pixels per channel of the input tensor
     out_hw: int            # pixels per channel of the output tensor (after the pool)
     subs: int              # FC: one sub-pass per input pixel; else 1
@@ -168,7 +169,7 @@ def plan_layer(layer, source_shape, cfg):
     return LayerPlan(
         name=layer["name"], kind=kind, in_channels=in_channels, out_channels=co, keep=keep,
         height=1 if kind == "fc" else h, width=1 if kind == "fc" else w, hw=hw,
-        acc_hw=acc_hw, in_hw=in_hw, out_hw=out_hw, subs=subs, reduction=reduction,
+        acc_hw=acc_hw, tail=tail, in_hw=in_hw, out_hw=out_hw, subs=subs, reduction=reduction,
         passes=passes, groups=groups, total=total, lead=lead, ring=ring, cycle=cycle,
         t_feed=t_feed, t_walk=t_walk, cycles=cycles, macs=macs,
         dense_macs=co * ci * k * k * acc_hw, relu=bool(layer["relu"]),

@@ -112,6 +112,7 @@ class FeedSchedule(wiring.Component):
         slot3, bank2 = Signal(range(3)), Signal()
         position = Signal()                 # a pixel position of passes 0..N-1
         even = Signal()                     # at an even row and column (_inside)
+        final = Signal()                    # at the pass's last output position (_inside)
         m.d.comb += [
             position.eq(active & pixel & ~virtual),
             self.issue_out.eq(position & (~layer.stride2 | even)),
@@ -128,7 +129,9 @@ class FeedSchedule(wiring.Component):
         with m.Elif(run.running):
             with m.If(start.zero & ~started):
                 m.d.sync += [active.eq(1), started.eq(1), counting.eq(1)]
-            with m.If(position & last & pixel_last):
+            # Nothing is issued after the last output: the input a stride-2 layer would
+            # still stream to the end of its pass belongs to no window of this layer.
+            with m.If(self.issue_out & last & final):
                 m.d.sync += active.eq(0)
             with m.If(counting & wrap):
                 m.d.sync += [*first_slot, virtual.eq(0)]
@@ -146,30 +149,39 @@ class FeedSchedule(wiring.Component):
                     m.d.sync += pixel.eq(0)
                 with m.If(slot + 1 == layer.lead_from):
                     m.d.sync += lead.eq(1)
-        self._inside(m, run, position, even)
+        self._inside(m, run, position, even, final)
         return m
 
-    def _inside(self, m, run, position, even):
+    def _inside(self, m, run, position, even, final):
         """The 3x3 taps inside the image (padding 1) at the pixel ``position``, from its
-        column and row flags, and whether it is ``even`` (row and column); 1x1 layers use the
-        newest pixel, tap 8."""
+        column and row flags; whether it is ``even`` (row and column) and the ``final``
+        output position of a pass (the last pixel, or with stride 2 the last even one); 1x1
+        layers use the newest pixel, tap 8."""
         layer, hw_bits = self.layer, self.cfg.hw_bits
         x, y = Signal(hw_bits), Signal(hw_bits)
         x_first, x_last, y_first, y_last = (Signal(name=n) for n in (
             "x_first", "x_last", "y_first", "y_last"))
-        m.d.comb += even.eq(~x[0] & ~y[0])
+        # x >= width - 2 and y >= height - 2: at an even position, the last even column/row.
+        x_near, y_near = Signal(name="x_near"), Signal(name="y_near")
+        m.d.comb += [even.eq(~x[0] & ~y[0]),
+                     final.eq(Mux(layer.stride2, x_near & y_near, x_last & y_last))]
         with m.If(run.restart):
             m.d.sync += [x.eq(0), y.eq(0), x_first.eq(1), y_first.eq(1),
-                         x_last.eq(layer.width == 1), y_last.eq(layer.height == 1)]
+                         x_last.eq(layer.width == 1), y_last.eq(layer.height == 1),
+                         x_near.eq(layer.width <= 2), y_near.eq(layer.height <= 2)]
         with m.Elif(run.running & position):
             with m.If(x_last):
-                m.d.sync += [x.eq(0), x_first.eq(1), x_last.eq(layer.width == 1)]
+                m.d.sync += [x.eq(0), x_first.eq(1), x_last.eq(layer.width == 1),
+                             x_near.eq(layer.width <= 2)]
                 with m.If(y_last):
-                    m.d.sync += [y.eq(0), y_first.eq(1), y_last.eq(layer.height == 1)]
+                    m.d.sync += [y.eq(0), y_first.eq(1), y_last.eq(layer.height == 1),
+                                 y_near.eq(layer.height <= 2)]
                 with m.Else():
-                    m.d.sync += [y.eq(y + 1), y_first.eq(0), y_last.eq(y + 2 == layer.height)]
+                    m.d.sync += [y.eq(y + 1), y_first.eq(0), y_last.eq(y + 2 == layer.height),
+                                 y_near.eq(y + 3 >= layer.height)]
             with m.Else():
-                m.d.sync += [x.eq(x + 1), x_first.eq(0), x_last.eq(x + 2 == layer.width)]
+                m.d.sync += [x.eq(x + 1), x_first.eq(0), x_last.eq(x + 2 == layer.width),
+                             x_near.eq(x + 3 >= layer.width)]
         ok_row = [~y_first, Const(1), ~y_last]
         ok_col = [~x_first, Const(1), ~x_last]
         m.d.comb += self.inside.eq(Mux(layer.conv3, Cat(*(ok_row[t // 3] & ok_col[t % 3]

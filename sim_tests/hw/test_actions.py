@@ -183,3 +183,14 @@ def test_held_out_layers_through_sps_sim_stats(tmp_path, sim_build_root):
         assert row["ran"] == "hardware" and list(row["actions"]) == list(ACTION_KINDS)
         assert row["actions"] == row["model_actions"], name
         assert row["actions"]["mac_useful"] == row["macs"]
+
+
+def test_stride_two_on_a_wide_map_mid_segment():
+    """A stride-2 layer whose pass goes on for more slots after its last output than the
+    pipeline is long (W + 1 = 41 on a 2 x 2 array): it stops issuing at its last output, so
+    the layers after it in the segment start clean (a stride-2 layer that streamed to the end
+    of its pass ran into the next layer on ResNet-18's 56-wide maps)."""
+    model = random_model([layer("conv3", ci=2, h=12, w=40, co=3, keep=4, stride=2),
+                          layer("conv3", co=3, keep=4), layer("conv1", co=2, stride=2),
+                          layer("conv3", co=2)], seed=5)
+    check_counters(model, (2, 2), seed=5)
