@@ -33,7 +33,8 @@ class Watch:
     Checks: AR/AW/W valid stays high, with the same payload, until taken; no burst is longer
     than ``max_burst`` or crosses 4 KiB; bursts in flight (read: address taken to last beat;
     write: address presented to response) never exceed ``max_outstanding``; W beats per burst
-    match AWLEN, with WLAST on the last. Records the bursts ``(cycle, addr, beats)`` at their
+    match AWLEN, with WLAST on the last; ``wstrb`` all ones, or with ``job["strobes"]`` not
+    all zeros. Records the bursts ``(cycle, addr, beats)`` at their
     address handshakes, the cycles of R and W beats and B responses, the last cycle each
     DMA was busy, and counts the cycles in which each stalled, as the RTL should.
     """
@@ -42,6 +43,7 @@ class Watch:
         self.dut, self.tb = dut, tb
         self.beat_bytes = job["data_width"] // 8
         self.max_burst, self.max_outstanding = job["max_burst"], job["max_outstanding"]
+        self.strobes = job.get("strobes", False)
         self.ar, self.aw = [], []          # (cycle, addr, beats) at the address handshake
         self.r, self.w, self.b = [], [], []   # cycles of R beats, W beats, B responses
         self.stalls = {"rd": 0, "wr": 0}
@@ -111,8 +113,9 @@ class Watch:
             if "w" in taken:
                 self.w.append(cycle)
                 _, last, strb = taken["w"]
-                if strb != (1 << self.beat_bytes) - 1:
-                    self._fail(f"wstrb {strb:#x}, expected all ones")
+                full = (1 << self.beat_bytes) - 1
+                if (strb == 0) if self.strobes else (strb != full):
+                    self._fail(f"wstrb {strb:#x}")
                 if w_burst >= len(aw_beats):
                     self._fail("a W beat before its burst's address")
                 elif bool(last) != (w_beat == aw_beats[w_burst] - 1):
@@ -181,8 +184,6 @@ class Bench:
         self.wr_data = self.tb.source("wr_data", valid_prob=conf.get("valid", 1.0),
                                       seed=self.rng.random())
         self.watch = Watch(dut, self.tb, job)
-        from sps_hw.axi import command_layout  # amaranth: imported only where needed
-        self.layout = command_layout(job["addr_width"], job["beats_width"])
 
     async def reset(self):
         await self.tb.reset()
@@ -238,7 +239,9 @@ class Bench:
         self.ram.read_if._read, self.ram.write_if._write = faulty_read, faulty_write
 
     def commands(self, words):
-        return [pack_payload(self.layout, {"addr": a, "beats": n}) for a, n in words]
+        from sps_hw.axi import command_layout  # amaranth: imported only where needed
+        layout = command_layout(self.job["addr_width"], self.job["beats_width"])
+        return [pack_payload(layout, {"addr": a, "beats": n}) for a, n in words]
 
     def random_commands(self, count, lo, hi, max_beats):
         """``count`` commands ``(addr, beats)`` inside bytes ``lo..hi`` of the RAM; a third

@@ -1,9 +1,9 @@
-"""The designs the cocotb tests run: a reader and a writer on one AXI4 port, and a register
-file."""
+"""The designs the cocotb tests run: a reader and a writer on one AXI4 port (the burst DMAs
+or the tensor movers), and a register file."""
 
 from amaranth.hdl import Module
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import wiring
+from amaranth.lib.wiring import Out
 
 from sps_hw.axi import (
     AXI4Signature,
@@ -11,11 +11,12 @@ from sps_hw.axi import (
     BurstWriter,
     Register,
     RegisterFile,
-    command_layout,
+    TensorReader,
+    TensorWriter,
     join,
 )
 
-ADDR_WIDTH, BEATS_WIDTH = 32, 16
+ADDR_WIDTH, BEATS_WIDTH, SIZE_WIDTH = 32, 16, 16
 
 #: The register file of the cocotb test: the issue's control and status block in miniature.
 REGISTERS = [
@@ -28,37 +29,56 @@ REGISTERS = [
 ]
 
 
-class DmaPair(wiring.Component):
-    """A :class:`BurstReader` (``rd_*``) and a :class:`BurstWriter` (``wr_*``) sharing
-    ``m_axi``."""
+class Pair(wiring.Component):
+    """A reader (its ports ``rd_<name>``) and a writer (``wr_<name>``) sharing ``m_axi``."""
 
-    def __init__(self, *, data_width, max_burst, max_outstanding):
-        kwargs = {"addr_width": ADDR_WIDTH, "data_width": data_width,
-                  "beats_width": BEATS_WIDTH, "max_burst": max_burst,
-                  "max_outstanding": max_outstanding}
-        self.reader, self.writer = BurstReader(**kwargs), BurstWriter(**kwargs)
-        command = stream.Signature(command_layout(ADDR_WIDTH, BEATS_WIDTH))
-        super().__init__({
-            "m_axi": Out(AXI4Signature(addr_width=ADDR_WIDTH, data_width=data_width)),
-            "rd_cmd": In(command), "rd_data": Out(stream.Signature(data_width)),
-            "rd_busy": Out(1), "rd_error": Out(1), "rd_stalls": Out(32),
-            "wr_cmd": In(command), "wr_data": In(stream.Signature(data_width)),
-            "wr_busy": Out(1), "wr_error": Out(1), "wr_stalls": Out(32),
-        })
+    def __init__(self, reader, writer):
+        self.reader, self.writer = reader, writer
+        bus = reader.signature.members["m_axi"].signature
+        members = {"m_axi": Out(AXI4Signature(addr_width=bus.addr_width,
+                                              data_width=bus.data_width))}
+        for prefix, dma in (("rd", reader), ("wr", writer)):
+            for name, member in dma.signature.members.items():
+                if name != "m_axi":
+                    members[f"{prefix}_{name}"] = member
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.reader, m.submodules.writer = self.reader, self.writer
         join(m, self.m_axi, self.reader.m_axi, self.writer.m_axi)
         for prefix, dma in (("rd", self.reader), ("wr", self.writer)):
-            wiring.connect(m, wiring.flipped(getattr(self, f"{prefix}_cmd")), dma.cmd)
-            if prefix == "rd":
-                wiring.connect(m, dma.data, wiring.flipped(self.rd_data))
-            else:
-                wiring.connect(m, wiring.flipped(self.wr_data), dma.data)
-            for name in ("busy", "error", "stalls"):
-                m.d.comb += getattr(self, f"{prefix}_{name}").eq(getattr(dma, name))
+            for name, member in dma.signature.members.items():
+                if name == "m_axi":
+                    continue
+                outer, inner = getattr(self, f"{prefix}_{name}"), getattr(dma, name)
+                if member.is_signature:
+                    wiring.connect(m, wiring.flipped(outer), inner)
+                elif member.flow == Out:
+                    m.d.comb += outer.eq(inner)
+                else:
+                    m.d.comb += inner.eq(outer)
         return m
+
+
+class DmaPair(Pair):
+    """A :class:`BurstReader` and a :class:`BurstWriter`."""
+
+    def __init__(self, *, data_width, max_burst, max_outstanding):
+        kwargs = {"addr_width": ADDR_WIDTH, "data_width": data_width,
+                  "beats_width": BEATS_WIDTH, "max_burst": max_burst,
+                  "max_outstanding": max_outstanding}
+        super().__init__(BurstReader(**kwargs), BurstWriter(**kwargs))
+
+
+class TensorPair(Pair):
+    """A :class:`TensorReader` and a :class:`TensorWriter`."""
+
+    def __init__(self, *, data_width, max_burst, max_outstanding):
+        kwargs = {"addr_width": ADDR_WIDTH, "data_width": data_width,
+                  "size_width": SIZE_WIDTH, "max_burst": max_burst,
+                  "max_outstanding": max_outstanding}
+        super().__init__(TensorReader(**kwargs), TensorWriter(**kwargs))
 
 
 def register_file():

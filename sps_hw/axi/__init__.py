@@ -1,5 +1,6 @@
 """AXI4 building blocks: signatures with the standard Verilog port names, a burst read DMA, a
-burst write DMA and an AXI4-Lite register file. See ``docs/memory.md``."""
+burst write DMA, the tensor movers built on them and an AXI4-Lite register file. See
+``docs/memory.md``."""
 
 from .bursts import PAGE_BYTES, BurstSplitter, burst_layout, command_layout
 from .reader import AXI_CACHE, AXI_PROT, BurstReader
@@ -16,7 +17,8 @@ from .signature import (
     join,
     verilog_ports,
 )
-from .writer import BurstWriter
+from .tensors import TensorReader, TensorWriter, crop_layout, rectangle_layout
+from .writer import BurstWriter, strobed_layout
 
 __all__ = [
     "ACCESS",
@@ -36,8 +38,13 @@ __all__ = [
     "BurstWriter",
     "Register",
     "RegisterFile",
+    "TensorReader",
+    "TensorWriter",
     "burst_layout",
     "command_layout",
+    "crop_layout",
     "join",
+    "rectangle_layout",
+    "strobed_layout",
     "verilog_ports",
 ]

@@ -1,7 +1,7 @@
 """A burst write DMA: commands and a stream of words in, through an AXI4 write half."""
 
 from amaranth.hdl import Module, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
@@ -10,12 +10,19 @@ from .bursts import BurstSplitter, check_splitter, command_layout
 from .reader import AXI_CACHE, AXI_PROT
 from .signature import BURST_INCR, AXI4Signature
 
-__all__ = ["BurstWriter"]
+__all__ = ["BurstWriter", "strobed_layout"]
+
+
+def strobed_layout(data_width):
+    """A word to write and its byte strobes: ``data`` and ``strb`` (bit ``i`` set writes
+    byte ``i``, bits ``8 * i`` to ``8 * i + 7`` of ``data``)."""
+    return data.StructLayout({"data": data_width, "strb": data_width // 8})
 
 
 class BurstWriter(wiring.Component):
     """Writes the next ``cmd.beats`` words of ``data`` from ``cmd.addr`` on, for each command
-    in order; every byte of every beat is written (``wstrb`` all ones).
+    in order; every byte of every beat is written (``wstrb`` all ones), or with ``strobes``
+    the bytes each word's strobes select.
 
     Commands are split into INCR bursts (:class:`~sps_hw.axi.bursts.BurstSplitter`: at most
     ``max_burst`` beats, none crossing 4 KiB); up to ``max_outstanding`` bursts are in flight
@@ -29,13 +36,16 @@ class BurstWriter(wiring.Component):
     ----------
     addr_width, data_width, id_width, beats_width, max_burst, max_outstanding, counter_width
         As for :class:`~sps_hw.axi.reader.BurstReader`.
+    strobes : bool
+        Whether each word comes with its byte strobes (:func:`strobed_layout`).
 
     Members
     -------
     cmd : ``In(stream.Signature(command_layout(addr_width, beats_width)))``
         ``addr`` (aligned to ``data_width // 8`` bytes; low bits ignored) and ``beats``.
     data : ``In(stream.Signature(data_width))``
-        The words to write, in command order.
+        The words to write, in command order; with ``strobes``, their payload is
+        ``strobed_layout(data_width)``.
     m_axi : ``Out(AXI4Signature(..., read=False))``
         The write half of an AXI4 manager.
     busy : ``Out(1)``
@@ -48,7 +58,10 @@ class BurstWriter(wiring.Component):
     """
 
     def __init__(self, *, addr_width=32, data_width=64, id_width=1, beats_width=16,
-                 max_burst=256, max_outstanding=4, counter_width=32):
+                 max_burst=256, max_outstanding=4, counter_width=32, strobes=False):
+        if not isinstance(strobes, bool):
+            raise TypeError(f"strobes must be a bool, not {strobes!r}")
+        self.strobes = strobes
         self._splitter_params = {"addr_width": addr_width, "data_width": data_width,
                                  "beats_width": beats_width, "max_burst": max_burst}
         check_splitter(**self._splitter_params)
@@ -58,7 +71,8 @@ class BurstWriter(wiring.Component):
         check_int("counter_width", counter_width, minimum=1, maximum=64)
         super().__init__({
             "cmd": In(stream.Signature(command_layout(addr_width, beats_width))),
-            "data": In(stream.Signature(data_width)),
+            "data": In(stream.Signature(strobed_layout(data_width) if strobes else
+                                        data_width)),
             "m_axi": Out(AXI4Signature(addr_width=addr_width, data_width=data_width,
                                        id_width=id_width, read=False)),
             "busy": Out(1),
@@ -101,8 +115,9 @@ class BurstWriter(wiring.Component):
         m.d.comb += [
             bus.wvalid.eq(self.data.valid & lengths.r_rdy),
             self.data.ready.eq(bus.wready & lengths.r_rdy),
-            bus.wdata.eq(self.data.payload),
-            bus.wstrb.eq((1 << len(bus.wstrb)) - 1),
+            bus.wdata.eq(self.data.payload.data if self.strobes else self.data.payload),
+            bus.wstrb.eq(self.data.payload.strb if self.strobes else
+                         (1 << len(bus.wstrb)) - 1),
             bus.wlast.eq(beat == lengths.r_data),
             lengths.r_en.eq(bus.wvalid & bus.wready & bus.wlast),
         ]
