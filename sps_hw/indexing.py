@@ -231,6 +231,9 @@ class PassWalker(wiring.Component):
         rows, banks = self.rows, self.banks
         slot = Signal(range(SLOTS))
         row = Signal(range(rows))
+        # row == 0, a flag kept in step with `row`: the first row's test starts the pixel and
+        # base arithmetic of the feeder (two adders), so no comparator may precede it.
+        row_zero = Signal(init=1)
         # Walk state: the channel c (as c mod banks, (c // banks) * hw, c mod P), slot s, q.
         bank = Signal(range(banks))
         block = Signal(len(self.bases.block))
@@ -238,7 +241,7 @@ class PassWalker(wiring.Component):
         s = Signal(range(9))
         q = Signal(len(self.layer.reduction))
 
-        first_row = self.start & (row == 0)
+        first_row = self.start & row_zero
         begin = first_row & self.first
         # The row being visited, with the walk reset for a new reduction.
         cur_bank = Mux(begin, 0, bank)
@@ -253,7 +256,7 @@ class PassWalker(wiring.Component):
         with m.If(self.start):
             last_slot = Mux(row == rows - 1, 1, 0)
             m.d.sync += [
-                row.eq(Mux(row == rows - 1, 0, row + 1)),
+                row.eq(Mux(row == rows - 1, 0, row + 1)), row_zero.eq(row == rows - 1),
                 slot.eq(Mux(last_slot, Mux(slot == SLOTS - 1, 0, slot + 1), slot)),
                 q.eq(cur_q + 1),
             ]
@@ -268,8 +271,8 @@ class PassWalker(wiring.Component):
                 m.d.sync += [s.eq(cur_s + 1), bank.eq(cur_bank), block.eq(cur_block),
                              phase.eq(cur_phase)]
         with m.If(self.restart):
-            m.d.sync += [slot.eq(0), row.eq(0), s.eq(0), q.eq(0), bank.eq(0), block.eq(0),
-                         phase.eq(0)]
+            m.d.sync += [slot.eq(0), row.eq(0), row_zero.eq(1), s.eq(0), q.eq(0), bank.eq(0),
+                         block.eq(0), phase.eq(0)]
 
         m.d.comb += [
             self.bases.en.eq(first_row),
