@@ -13,7 +13,7 @@ import time
 from . import accuracy, golden, images, pipeline, storage_report, train
 from .fileio import load_npy, save_npy
 
-__all__ = ["add_commands"]
+__all__ = ["add_commands", "pps_options"]
 
 
 class Progress:
@@ -86,13 +86,15 @@ def cmd_report_storage(args):
     print(json.dumps(report, indent=1) if args.json else storage_report.format_table(report))
 
 
-def _pps_options(parser):
+def pps_options(parser):
+    """Add the PPS options (``--keep --patterns --period --seed``) of the reports."""
     parser.add_argument("--keep", type=int, default=4, help="taps kept per 3x3 kernel (4)")
     parser.add_argument("--patterns", type=int, default=4, metavar="K",
                         help="patterns in each layer's library (4)")
     parser.add_argument("--period", type=int, default=8, metavar="P",
                         help="assignment period in input channels (8)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of random weights/inputs (0)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of random weights, inputs and masks (0)")
 
 
 def add_commands(sub):
@@ -103,7 +105,7 @@ def add_commands(sub):
     p.add_argument("model", help="an .onnx or .npz file, or demo, demo8, digits, vgg16, "
                                  "resnet18, resnet50")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="new directory")
-    _pps_options(p)
+    pps_options(p)
     p.add_argument("--permute", action=argparse.BooleanOptionalAction, default=True,
                    help="permute input channels to group similar ones (on)")
     p.add_argument("--prune-first", action="store_true",
@@ -133,7 +135,7 @@ def add_commands(sub):
     p = report_sub.add_parser("storage", help="weight storage of dense, CSR, CSC, COO, "
                               "bitmap, RLC and SPS formats")
     p.add_argument("model", help="a compiled model directory, a model file or built-in name")
-    _pps_options(p)
+    pps_options(p)
     p.add_argument("--prune-first", action="store_true", help="prune the first 3x3 layer too")
     p.add_argument("--convention", default="minimal", choices=("minimal", "int16", "int32"),
                    help="index field widths: minimal per layer (default), or 16/32-bit words")

@@ -4,6 +4,7 @@
 import json
 
 from boards.cli import BOARD_NAMES
+from compiler.cli import pps_options
 from compiler.errors import SPSError
 
 __all__ = ["add_commands"]
@@ -44,12 +45,7 @@ def add_commands(sub, report_sub):
     p.add_argument("--format-masks", default="pps", choices=("pps", "random"),
                    help="masks the other formats store: the model's PPS masks (default) or a "
                    "random mask of the same density per layer")
-    p.add_argument("--keep", type=int, default=4, help="taps kept per 3x3 kernel (4)")
-    p.add_argument("--patterns", type=int, default=4, metavar="K",
-                   help="patterns in each layer's library (4)")
-    p.add_argument("--period", type=int, default=8, metavar="P",
-                   help="assignment period in input channels (8)")
-    p.add_argument("--seed", type=int, default=0, help="seed of random weights and masks (0)")
+    pps_options(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--plot", metavar="PNG", help="also write a bar chart")
     p.set_defaults(func=cmd_report_energy)

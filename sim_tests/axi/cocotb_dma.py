@@ -268,6 +268,18 @@ class Bench:
                 words.append(int.from_bytes(image[a:a + self.beat_bytes], "little"))
         return words
 
+    def check_memory(self, model):
+        """The RAM equals ``model`` (bytes) to the bit, no error flag is up, and the DMA's
+        stall counters equal the stalls the :class:`Watch` saw."""
+        ram = self.ram.read(0, RAM_BYTES)
+        diff = [a for a in range(RAM_BYTES) if ram[a] != model[a]]
+        assert not diff, f"{len(diff)} RAM bytes differ from the model, first at {diff[0]:#x}"
+        dut = self.dut
+        assert int(dut.rd_error.value) == 0 and int(dut.wr_error.value) == 0
+        counted = {"rd": int(dut.rd_stalls.value), "wr": int(dut.wr_stalls.value)}
+        assert counted == self.watch.stalls, f"stall counters {counted}, watched " \
+                                             f"{self.watch.stalls}"
+
     async def idle(self, timeout_cycles):
         """Wait until both DMAs are idle and every command was taken."""
         for _ in range(timeout_cycles):
@@ -310,13 +322,7 @@ async def traffic(dut):
     bad = [i for i, (g, w) in enumerate(zip(got, want_read)) if g != w]
     assert not bad, f"{len(bad)} words differ from the RAM, first {bad[0]}: " \
                     f"{got[bad[0]]:#x} != {want_read[bad[0]]:#x}"
-    ram = bench.ram.read(0, RAM_BYTES)
-    diff = [a for a in range(RAM_BYTES) if ram[a] != model[a]]
-    assert not diff, f"{len(diff)} RAM bytes differ from the model, first at {diff[0]:#x}"
-    assert int(dut.rd_error.value) == 0 and int(dut.wr_error.value) == 0
-    counted = {"rd": int(dut.rd_stalls.value), "wr": int(dut.wr_stalls.value)}
-    assert counted == bench.watch.stalls, f"stall counters {counted}, watched " \
-                                          f"{bench.watch.stalls}"
+    bench.check_memory(model)
     watch = bench.watch
     job.put(traffic={
         "read_words": len(want_read), "write_words": len(payload),
@@ -324,7 +330,7 @@ async def traffic(dut):
         "read_bursts_max": max(b for _, _, b in watch.ar),
         "write_bursts_max": max(b for _, _, b in watch.aw),
         "read_4k_cut": sum(1 for _, a, b in watch.ar if (a + b * bench.beat_bytes) % PAGE == 0),
-        "stalls": counted, "cycles": bench.tb.cycle,
+        "stalls": bench.watch.stalls, "cycles": bench.tb.cycle,   # = the counters
     })
 
 

@@ -6,9 +6,10 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..checks import check_int
-from .signature import DATA_WIDTHS, _check_data_width
+from .signature import DATA_WIDTHS, AXI4Signature, _check_data_width
 
-__all__ = ["PAGE_BYTES", "BurstSplitter", "burst_layout", "check_splitter", "command_layout"]
+__all__ = ["PAGE_BYTES", "BurstSplitter", "burst_layout", "check_dma", "check_splitter",
+           "command_layout", "dma_members"]
 
 #: No INCR burst crosses a boundary of this many bytes (the AXI rule).
 PAGE_BYTES = 4096
@@ -32,6 +33,31 @@ def check_splitter(*, addr_width, data_width, beats_width, max_burst):
     _check_data_width(data_width, DATA_WIDTHS)
     check_int("beats_width", beats_width, minimum=1, maximum=64)
     check_int("max_burst", max_burst, minimum=1, maximum=256)
+
+
+def check_dma(*, addr_width, data_width, beats_width, max_burst, max_outstanding,
+              counter_width):
+    """Check the parameters of a DMA (:class:`~sps_hw.axi.reader.BurstReader`,
+    :class:`~sps_hw.axi.writer.BurstWriter` and the movers built on them)."""
+    check_splitter(addr_width=addr_width, data_width=data_width, beats_width=beats_width,
+                   max_burst=max_burst)
+    check_int("max_outstanding", max_outstanding, minimum=1, maximum=64)
+    check_int("counter_width", counter_width, minimum=1, maximum=64)
+
+
+def dma_members(cmd, data, *, write, addr_width, data_width, id_width, counter_width):
+    """The members every DMA has: commands of layout ``cmd``, a ``data`` stream of that
+    shape (into a writer, out of a reader), the AXI4 half it drives, ``busy``, ``error`` and
+    ``stalls``."""
+    return {
+        "cmd": In(stream.Signature(cmd)),
+        "data": (In if write else Out)(stream.Signature(data)),
+        "m_axi": Out(AXI4Signature(addr_width=addr_width, data_width=data_width,
+                                   id_width=id_width, read=not write, write=write)),
+        "busy": Out(1),
+        "error": Out(1),
+        "stalls": Out(counter_width),
+    }
 
 
 class BurstSplitter(wiring.Component):

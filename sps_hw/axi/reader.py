@@ -1,12 +1,10 @@
 """A burst read DMA: commands in, the words they name out, through an AXI4 read half."""
 
 from amaranth.hdl import Module, Signal
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import wiring
 
-from ..checks import check_int
-from .bursts import BurstSplitter, check_splitter, command_layout
-from .signature import BURST_INCR, AXI4Signature
+from .bursts import BurstSplitter, check_dma, command_layout, dma_members
+from .signature import BURST_INCR
 
 __all__ = ["AXI_CACHE", "AXI_PROT", "BurstReader"]
 
@@ -63,20 +61,13 @@ class BurstReader(wiring.Component):
                  max_burst=256, max_outstanding=4, counter_width=32):
         self._splitter_params = {"addr_width": addr_width, "data_width": data_width,
                                  "beats_width": beats_width, "max_burst": max_burst}
-        check_splitter(**self._splitter_params)
-        self.max_burst = max_burst
-        self.max_outstanding = check_int("max_outstanding", max_outstanding, minimum=1,
-                                         maximum=64)
-        check_int("counter_width", counter_width, minimum=1, maximum=64)
-        super().__init__({
-            "cmd": In(stream.Signature(command_layout(addr_width, beats_width))),
-            "data": Out(stream.Signature(data_width)),
-            "m_axi": Out(AXI4Signature(addr_width=addr_width, data_width=data_width,
-                                       id_width=id_width, write=False)),
-            "busy": Out(1),
-            "error": Out(1),
-            "stalls": Out(counter_width),
-        })
+        check_dma(**self._splitter_params, max_outstanding=max_outstanding,
+                  counter_width=counter_width)
+        self.max_burst, self.max_outstanding = max_burst, max_outstanding
+        super().__init__(dma_members(
+            command_layout(addr_width, beats_width), data_width, write=False,
+            addr_width=addr_width, data_width=data_width, id_width=id_width,
+            counter_width=counter_width))
 
     def elaborate(self, platform):
         m = Module()

@@ -15,9 +15,9 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from ..checks import check_int
-from .bursts import check_splitter, command_layout
+from .bursts import check_dma, command_layout, dma_members
 from .reader import BurstReader
-from .signature import DATA_WIDTHS, AXI4Signature, _check_data_width
+from .signature import DATA_WIDTHS, _check_data_width
 from .writer import BurstWriter
 
 __all__ = ["TensorReader", "TensorWriter", "crop_layout", "rectangle_layout"]
@@ -59,17 +59,14 @@ def _beats_width(data_width, size_width):
 def _check(*, addr_width, data_width, id_width, size_width, max_burst, max_outstanding,
            counter_width):
     """Check a mover's parameters; the parameters of its DMA."""
-    check_int("addr_width", addr_width, minimum=12, maximum=64)
-    _check_data_width(data_width, DATA_WIDTHS)
+    _check_data_width(data_width, DATA_WIDTHS)         # before the beats are derived from it
     check_int("size_width", size_width, minimum=1, maximum=32)
-    dma = {"addr_width": addr_width, "data_width": data_width, "id_width": id_width,
-           "beats_width": _beats_width(data_width, size_width), "max_burst": max_burst,
-           "max_outstanding": max_outstanding, "counter_width": 1}
-    check_splitter(**{k: dma[k] for k in ("addr_width", "data_width", "beats_width",
-                                         "max_burst")})
-    check_int("max_outstanding", max_outstanding, minimum=1, maximum=64)
-    check_int("counter_width", counter_width, minimum=1, maximum=64)
-    return dma
+    beats_width = _beats_width(data_width, size_width)
+    check_dma(addr_width=addr_width, data_width=data_width, beats_width=beats_width,
+              max_burst=max_burst, max_outstanding=max_outstanding, counter_width=counter_width)
+    return {"addr_width": addr_width, "data_width": data_width, "id_width": id_width,
+            "beats_width": beats_width, "max_burst": max_burst,
+            "max_outstanding": max_outstanding, "counter_width": 1}
 
 
 class _Runs(wiring.Component):
@@ -173,15 +170,9 @@ class TensorReader(wiring.Component):
                                   max_burst=max_burst, max_outstanding=max_outstanding,
                                   counter_width=counter_width)
         self.size_width = size_width
-        super().__init__({
-            "cmd": In(stream.Signature(rectangle_layout(addr_width, size_width))),
-            "data": Out(stream.Signature(signed(8))),
-            "m_axi": Out(AXI4Signature(addr_width=addr_width, data_width=data_width,
-                                       id_width=id_width, write=False)),
-            "busy": Out(1),
-            "error": Out(1),
-            "stalls": Out(counter_width),
-        })
+        super().__init__(dma_members(
+            rectangle_layout(addr_width, size_width), signed(8), write=False, addr_width=addr_width,
+            data_width=data_width, id_width=id_width, counter_width=counter_width))
 
     def elaborate(self, platform):
         m = Module()
@@ -286,15 +277,9 @@ class TensorWriter(wiring.Component):
                                   max_burst=max_burst, max_outstanding=max_outstanding,
                                   counter_width=counter_width)
         self.size_width = size_width
-        super().__init__({
-            "cmd": In(stream.Signature(crop_layout(addr_width, size_width))),
-            "data": In(stream.Signature(signed(8))),
-            "m_axi": Out(AXI4Signature(addr_width=addr_width, data_width=data_width,
-                                       id_width=id_width, read=False)),
-            "busy": Out(1),
-            "error": Out(1),
-            "stalls": Out(counter_width),
-        })
+        super().__init__(dma_members(
+            crop_layout(addr_width, size_width), signed(8), write=True, addr_width=addr_width,
+            data_width=data_width, id_width=id_width, counter_width=counter_width))
 
     def elaborate(self, platform):
         m = Module()

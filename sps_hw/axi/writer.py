@@ -1,14 +1,12 @@
 """A burst write DMA: commands and a stream of words in, through an AXI4 write half."""
 
 from amaranth.hdl import Module, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFO
-from amaranth.lib.wiring import In, Out
 
-from ..checks import check_int
-from .bursts import BurstSplitter, check_splitter, command_layout
+from .bursts import BurstSplitter, check_dma, command_layout, dma_members
 from .reader import AXI_CACHE, AXI_PROT
-from .signature import BURST_INCR, AXI4Signature
+from .signature import BURST_INCR
 
 __all__ = ["BurstWriter", "strobed_layout"]
 
@@ -64,21 +62,14 @@ class BurstWriter(wiring.Component):
         self.strobes = strobes
         self._splitter_params = {"addr_width": addr_width, "data_width": data_width,
                                  "beats_width": beats_width, "max_burst": max_burst}
-        check_splitter(**self._splitter_params)
-        self.max_burst = max_burst
-        self.max_outstanding = check_int("max_outstanding", max_outstanding, minimum=1,
-                                         maximum=64)
-        check_int("counter_width", counter_width, minimum=1, maximum=64)
-        super().__init__({
-            "cmd": In(stream.Signature(command_layout(addr_width, beats_width))),
-            "data": In(stream.Signature(strobed_layout(data_width) if strobes else
-                                        data_width)),
-            "m_axi": Out(AXI4Signature(addr_width=addr_width, data_width=data_width,
-                                       id_width=id_width, read=False)),
-            "busy": Out(1),
-            "error": Out(1),
-            "stalls": Out(counter_width),
-        })
+        check_dma(**self._splitter_params, max_outstanding=max_outstanding,
+                  counter_width=counter_width)
+        self.max_burst, self.max_outstanding = max_burst, max_outstanding
+        super().__init__(dma_members(
+            command_layout(addr_width, beats_width),
+            strobed_layout(data_width) if strobes else data_width, write=True,
+            addr_width=addr_width, data_width=data_width, id_width=id_width,
+            counter_width=counter_width))
 
     def elaborate(self, platform):
         m = Module()
