@@ -128,7 +128,28 @@ class _Runs(wiring.Component):
         return m
 
 
-class TensorReader(wiring.Component):
+class _Mover(wiring.Component):
+    """What the movers share: their parameters (checked), and the members of a DMA
+    (:func:`~sps_hw.axi.bursts.dma_members`) with commands of ``command_layout`` and a byte
+    stream into memory (``writes``) or out of it."""
+
+    command_layout = None
+    writes = False
+
+    def __init__(self, *, addr_width=32, data_width=64, id_width=1, size_width=16,
+                 max_burst=256, max_outstanding=4, counter_width=32):
+        self._dma_params = _check(addr_width=addr_width, data_width=data_width,
+                                  id_width=id_width, size_width=size_width,
+                                  max_burst=max_burst, max_outstanding=max_outstanding,
+                                  counter_width=counter_width)
+        self.size_width = size_width
+        super().__init__(dma_members(
+            self.command_layout(addr_width, size_width), signed(8), write=self.writes,
+            addr_width=addr_width, data_width=data_width, id_width=id_width,
+            counter_width=counter_width))
+
+
+class TensorReader(_Mover):
     """Streams a sub-rectangle of an int8 tensor in memory in C, H, W order, one byte per
     cycle when the memory keeps up.
 
@@ -163,16 +184,7 @@ class TensorReader(wiring.Component):
         Cycles in which the reader was ``busy`` and ``data`` was ready but not valid.
     """
 
-    def __init__(self, *, addr_width=32, data_width=64, id_width=1, size_width=16,
-                 max_burst=256, max_outstanding=4, counter_width=32):
-        self._dma_params = _check(addr_width=addr_width, data_width=data_width,
-                                  id_width=id_width, size_width=size_width,
-                                  max_burst=max_burst, max_outstanding=max_outstanding,
-                                  counter_width=counter_width)
-        self.size_width = size_width
-        super().__init__(dma_members(
-            rectangle_layout(addr_width, size_width), signed(8), write=False, addr_width=addr_width,
-            data_width=data_width, id_width=id_width, counter_width=counter_width))
+    command_layout = staticmethod(rectangle_layout)
 
     def elaborate(self, platform):
         m = Module()
@@ -233,7 +245,7 @@ class TensorReader(wiring.Component):
         return m
 
 
-class TensorWriter(wiring.Component):
+class TensorWriter(_Mover):
     """Writes the kept part of a ``channels x rows x cols`` int8 tensor arriving in C, H, W
     order to a sub-rectangle of a tensor in memory; the other bytes are taken and dropped.
 
@@ -270,16 +282,8 @@ class TensorWriter(wiring.Component):
         Cycles in which the writer was ``busy`` and ``data`` was valid but not taken.
     """
 
-    def __init__(self, *, addr_width=32, data_width=64, id_width=1, size_width=16,
-                 max_burst=256, max_outstanding=4, counter_width=32):
-        self._dma_params = _check(addr_width=addr_width, data_width=data_width,
-                                  id_width=id_width, size_width=size_width,
-                                  max_burst=max_burst, max_outstanding=max_outstanding,
-                                  counter_width=counter_width)
-        self.size_width = size_width
-        super().__init__(dma_members(
-            crop_layout(addr_width, size_width), signed(8), write=True, addr_width=addr_width,
-            data_width=data_width, id_width=id_width, counter_width=counter_width))
+    command_layout = staticmethod(crop_layout)
+    writes = True
 
     def elaborate(self, platform):
         m = Module()
