@@ -45,6 +45,7 @@ def Descriptor(cfg, weight_bits, index_bits, library_bits, param_bits):
     return data.StructLayout({
         "valid": 1,             # 0: end of the program (the controller starts over)
         "seg_first": 1,         # load the input tensor from act_in first
+        "resident": 1,          # with seg_first: the input is already in feature buffer 0
         "seg_last": 1,          # stream the output tensor to act_out afterwards
         "conv3": 1,             # 3x3 window (mask at the borders) rather than 1x1
         "relu": 1,
@@ -76,8 +77,11 @@ class LayerSequencer(wiring.Component):
 
     ``layer`` holds the descriptor of the current layer. After a reset the layers before
     segment ``segment`` are passed over; after the last descriptor (``valid`` clear) it
-    starts over. ``stats`` reports each finished layer's index and its cycles: from its
-    fetch to its last result (``done``), the tensor loads and drains excepted.
+    starts over when ``go`` is high, else it waits (``idle``) until it is: a tile engine
+    holds ``go`` low and pulses it once per job. A segment's first layer with ``resident``
+    set finds its input in feature buffer 0 (left there by the previous job) and loads
+    nothing. ``stats`` reports each finished layer's index and its cycles: from its fetch to
+    its last result (``done``), the tensor loads and drains excepted.
     """
 
     def __init__(self, cfg, descriptor, *, layer_bits, word):
@@ -94,6 +98,7 @@ class LayerSequencer(wiring.Component):
             "stats": Out(stream.Signature(Stats, always_ready=True)),
             # The segment to start with after a reset (held steady); 0 normally.
             "segment": In(8),
+            "go": In(1), "idle": Out(1),
         })
 
     def elaborate(self, platform):
@@ -143,17 +148,28 @@ class LayerSequencer(wiring.Component):
                 m.d.sync += cycles.eq(cycles + 1)
                 with m.If(~fetched.valid):
                     m.d.sync += [index.eq(0), ptr.eq(0)]
-                    m.next = "FETCH"
+                    with m.If(self.go):
+                        m.next = "FETCH"
+                    with m.Else():
+                        m.next = "IDLE"
                 with m.Elif(~found & ~(fetched.seg_first & (skipped == self.segment))):
                     # Until the first layer of segment `segment`, layers are passed over.
                     m.d.sync += [index.eq(index + 1), skipped.eq(skipped + fetched.seg_first)]
                     m.next = "FETCH"
                 with m.Elif(fetched.seg_first):
                     m.d.sync += [found.eq(1), self.buffer.eq(0)]
-                    m.next = "LOAD_START"
+                    with m.If(fetched.resident):
+                        m.d.sync += restart.eq(1)
+                        m.next = "PREP"
+                    with m.Else():
+                        m.next = "LOAD_START"
                 with m.Else():
                     m.d.sync += restart.eq(1)
                     m.next = "PREP"
+            with m.State("IDLE"):
+                m.d.comb += self.idle.eq(1)
+                with m.If(self.go):
+                    m.next = "FETCH"
             with m.State("LOAD_START"):
                 m.d.comb += [self.load_start.eq(1), self.loading.eq(1)]
                 m.next = "LOAD"
@@ -237,6 +253,7 @@ class Controller(wiring.Component):
             "done": In(1),
             "stats": Out(stream.Signature(Stats, always_ready=True)),
             "segment": In(8),
+            "go": In(1), "idle": Out(1),
         })
 
     def elaborate(self, platform):
@@ -258,6 +275,7 @@ class Controller(wiring.Component):
         m.d.comb += [
             load.weight_base.eq(layer.weight_base), self.descriptor.eq(layer),
             seq.segment.eq(self.segment), seq.done.eq(self.done),
+            seq.go.eq(self.go), self.idle.eq(seq.idle),
             seq.load_done.eq(self.load_done), seq.drain_done.eq(self.drain_done),
             self.buffer.eq(seq.buffer), self.loading.eq(seq.loading),
             self.draining.eq(seq.draining), self.load_start.eq(seq.load_start),

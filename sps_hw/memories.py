@@ -248,8 +248,9 @@ class StagedImages(wiring.Component):
     """Image memories as :class:`StagedMemory`, all fed by one image write stream.
 
     ``write`` (:func:`image_write_layout`, always ready) goes to the staging bank of the
-    region it names, ``commit`` makes every staged image active at once; each memory is read
-    through ``read_<name>`` (synchronous, active bank).
+    region it names, ``commit`` makes every staged image active at once, ``commit_regions``
+    (one bit per memory, in :data:`~sps_hw.config.ROM_NAMES` order) only those whose bit is
+    set; each memory is read through ``read_<name>`` (synchronous, active bank).
 
     Parameters
     ----------
@@ -278,7 +279,8 @@ class StagedImages(wiring.Component):
                                          single_port=name in single_port,
                                          read_latency=read_latency)
                       for name, (shape, depth) in shapes.items()}
-        ports = {"write": In(stream.Signature(image_write_layout(widths))), "commit": In(1)}
+        ports = {"write": In(stream.Signature(image_write_layout(widths))), "commit": In(1),
+                 "commit_regions": In(len(ROM_NAMES))}
         for name, bank in self.banks.items():
             ports[f"read_{name}"] = Out(bank.read.signature)
         super().__init__(ports)
@@ -294,7 +296,7 @@ class StagedImages(wiring.Component):
                 bank.write.payload.addr.eq(w.addr),
                 bank.write.payload.lane.eq(w.lane),
                 bank.write.payload.data.eq(w.data),
-                bank.commit.eq(self.commit),
+                bank.commit.eq(self.commit | self.commit_regions[ROM_NAMES.index(name)]),
             ]
             wiring.connect(m, wiring.flipped(getattr(self, f"read_{name}")), bank.read)
         return m

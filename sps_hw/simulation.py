@@ -49,28 +49,41 @@ def _write_if_changed(path, text):
     return path
 
 
-def write_rtl(cfg, directory, simulator="verilator"):
-    """Write ``sps_top.v`` of accelerator ``cfg`` into ``directory`` (files are kept when
+def write_rtl(cfg, directory, simulator="verilator", *, engine=False):
+    """Write ``sps_top.v`` of accelerator ``cfg`` (with ``engine``, of the
+    :class:`~sps_hw.engine.TileEngine` around it) into ``directory`` (files are kept when
     unchanged, so a simulator build is reused) and, for Verilator, ``sps_top.vlt``; returns
     the source files."""
     directory = Path(directory)
     stamp = directory / "sps_top.key"
-    key = _rtl_key(cfg)
+    key = _rtl_key(cfg, engine)
     files = [directory / "sps_top.v", directory / "sps_top.vlt"]
     if not (stamp.is_file() and stamp.read_text() == key and all(f.is_file() for f in files)):
-        top = Accelerator(cfg)
-        _write_if_changed(files[0], verilog.convert(top))
-        _write_if_changed(files[1], port_config(top))
+        if engine:
+            from .axi import verilog_ports
+            from .engine import TileEngine
+            top = TileEngine(cfg)
+            ports = verilog_ports(top)
+        else:
+            top, ports = Accelerator(cfg), None
+        _write_if_changed(files[0], verilog.convert(top, ports=ports))
+        _write_if_changed(files[1], port_config(top, ports=ports))
         stamp.write_text(key)
     return files if simulator == "verilator" else files[:1]
 
 
-def _rtl_key(cfg):
+def _rtl_key(cfg, engine=False):
     """Changes when ``cfg`` or the source code of the hardware or its Verilog changes."""
     h = hashlib.sha256(json.dumps(cfg.as_dict(), sort_keys=True).encode())
-    for name in _RTL_SOURCES:
-        h.update(name.encode())
-        h.update((Path(__file__).parent / f"{name}.py").read_bytes())
+    here = Path(__file__).parent
+    sources = [here / f"{name}.py" for name in _RTL_SOURCES]
+    if engine:
+        h.update(b"engine")
+        sources += [here / "engine.py", here / "vector.py", *sorted((here / "axi").glob("*.py"))]
+    for path in sources:
+        if path.is_file():
+            h.update(path.name.encode())
+            h.update(path.read_bytes())
     return h.hexdigest()
 
 
@@ -78,12 +91,13 @@ _RTL_SOURCES = ("config", "controller", "counters", "feeder", "indexing", "memor
                 "pe", "registers", "schedule", "tensor_io", "top", "verilog", "window")
 
 
-def port_config(component, name="sps_top"):
-    """A Verilator configuration file that makes only the top-level ports visible to VPI
-    (for cocotb), so that the rest of the design can be optimized."""
+def port_config(component, name="sps_top", ports=None):
+    """A Verilator configuration file that makes only the top-level ports (``ports``, as
+    for :func:`sps_hw.verilog.convert`) visible to VPI (for cocotb), so that the rest of the
+    design can be optimized."""
     lines = ["`verilator_config"]
     lines += [f'public_flat_rw -module "{name}" -var "{port}"'
-              for port in ["clk", "rst", *verilog.ports_of(component)]]
+              for port in ["clk", "rst", *(ports or verilog.ports_of(component))]]
     return "\n".join(lines) + "\n"
 
 

@@ -116,16 +116,24 @@ class Accelerator(wiring.Component):
     (the segment to start with after a reset: layers before it are passed over). The cycle
     behaviour is the same as with ROMs.
 
+    With ``jobs=True`` (the core of :class:`~sps_hw.engine.TileEngine`, writable) the
+    accelerator runs its program once per pulse of ``go`` and waits at its end with ``idle``
+    high; ``image_commit_regions`` commits only the staged images whose bit is set (one per
+    ROM, :data:`~sps_hw.config.ROM_NAMES` order).
+
     ``multiplier`` builds the multipliers (:data:`sps_hw.vendor.PRIMITIVES`); "auto" uses
     the DSP blocks of the platform being built for (ECP5 MULT18X18D, iCE40 SB_MAC16) and
     fabric elsewhere (simulation, Verilog). Every choice has the same cycle behaviour.
     """
 
-    def __init__(self, cfg, images=None, *, writable=False, multiplier="auto"):
+    def __init__(self, cfg, images=None, *, writable=False, jobs=False, multiplier="auto"):
         if not isinstance(cfg, Config):
             raise TypeError(f"cfg must be a sps_hw.config.Config, not {cfg!r}")
-        if not isinstance(writable, bool):
-            raise TypeError(f"writable must be a bool, not {writable!r}")
+        for name, value in (("writable", writable), ("jobs", jobs)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be a bool, not {value!r}")
+        if jobs and not writable:
+            raise ValueError("jobs=True needs writable=True (a job's images are staged)")
         if multiplier != "auto" and multiplier not in PRIMITIVES:
             raise ValueError(f"multiplier must be 'auto' or one of {PRIMITIVES}, not "
                              f"{multiplier!r}")
@@ -135,7 +143,7 @@ class Accelerator(wiring.Component):
             raise ValueError(f"images has unknown ROMs {sorted(unknown)}; expected names "
                              f"from {ROM_NAMES}")
         self.cfg, self.images = cfg, images
-        self.writable, self.multiplier = writable, multiplier
+        self.writable, self.jobs, self.multiplier = writable, jobs, multiplier
         ports = {
             "act_in": In(stream.Signature(signed(8))),
             "act_out": Out(stream.Signature(OutputWord)),
@@ -146,6 +154,8 @@ class Accelerator(wiring.Component):
         if writable:
             ports.update(image_write=In(stream.Signature(image_write_layout(rom_widths(cfg)))),
                          image_commit=In(1), segment=In(8))
+        if jobs:
+            ports.update(image_commit_regions=In(len(ROM_NAMES)), go=In(1), idle=Out(1))
         super().__init__(ports)
 
     def _memories(self, m):
@@ -164,6 +174,8 @@ class Accelerator(wiring.Component):
                                                     read_latency=self.cfg.read_latency)
         wiring.connect(m, wiring.flipped(self.image_write), images.write)
         m.d.comb += images.commit.eq(self.image_commit)
+        if self.jobs:
+            m.d.comb += images.commit_regions.eq(self.image_commit_regions)
         return {name: getattr(images, f"read_{name}") for name in shapes}
 
     def _blocks(self):
@@ -226,6 +238,10 @@ class Accelerator(wiring.Component):
             wiring.connect(m, getattr(ctrl.layer, name), *targets)
         if self.writable:
             m.d.comb += ctrl.segment.eq(self.segment)
+        if self.jobs:
+            m.d.comb += [ctrl.go.eq(self.go), self.idle.eq(ctrl.idle)]
+        else:
+            m.d.comb += ctrl.go.eq(1)
         wiring.connect(m, ctrl.descriptors, roms["layers"])
         wiring.connect(m, ctrl.weights, roms["weights"])
         wiring.connect(m, ctrl.row_load, b.array.load)

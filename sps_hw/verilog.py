@@ -357,10 +357,12 @@ def _no_rom_init():
         emitter.emit_memory = original
 
 
-def convert(component, name="sps_top"):
-    """Verilog text of ``component`` (a :class:`wiring.Component`) as module ``name``."""
+def convert(component, name="sps_top", ports=None):
+    """Verilog text of ``component`` (a :class:`wiring.Component`) as module ``name``, with
+    ``ports`` (as for ``rtlil.convert``; :func:`ports_of` the component's by default)."""
     with _no_rom_init():
-        text = rtlil.convert(component, name=name, ports=ports_of(component), emit_src=False)
+        text = rtlil.convert(component, name=name, ports=ports or ports_of(component),
+                             emit_src=False)
     text, images = _drop_rom_inits(text, name)
     mid = yosys(_SCRIPT, {"in.il": text})["mid.il"]
     verilog = yosys(_FINISH, {"fixed.il": normalize_widths(mid)})["out.v"]

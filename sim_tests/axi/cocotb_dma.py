@@ -10,21 +10,15 @@ A :class:`Watch` checks every cycle what AXI demands of a manager and records ev
 import random
 
 import cocotb
-from cocotb.triggers import ClockCycles, RisingEdge, Timer
-from cocotb.utils import get_sim_time
+from cocotb.triggers import RisingEdge
 from cocotbext.axi import AxiBus, AxiRam
 
+from sps_hw.sim.axi_memory import delay_reads, delay_responses, set_pauses
 from sps_hw.sim.job import read_job
 from sps_hw.sim.streams import TB, pack_payload
 
 RAM_BYTES = 1 << 16
 PAGE = 4096
-
-
-def pauses(rng, p):
-    """An endless pause pattern: each cycle paused with probability ``p``."""
-    while True:
-        yield rng.random() < p
 
 
 class Watch:
@@ -158,12 +152,7 @@ class Bench:
         self.tb = TB(dut)
         self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, size=RAM_BYTES)
         ram = self.ram
-        for name, channel in (("ar", ram.read_if.ar_channel), ("r", ram.read_if.r_channel),
-                              ("aw", ram.write_if.aw_channel), ("w", ram.write_if.w_channel),
-                              ("b", ram.write_if.b_channel)):
-            p = conf.get("pause", {}).get(name, 0)
-            if p:
-                channel.set_pause_generator(pauses(random.Random(self.rng.random()), p))
+        set_pauses(ram, conf.get("pause", {}), self.rng)
         if fault is not None:        # bytes in range(*fault) answer SLVERR
             self._fault(fault)
         if conf.get("queue"):        # addresses the RAM takes ahead of the burst it serves
@@ -171,9 +160,9 @@ class Bench:
             ram.write_if.aw_channel.queue_occupancy_limit = conf["queue"]
         latency = conf.get("latency", {})
         if latency.get("r"):
-            self._delay_reads(latency["r"])
+            delay_reads(ram, latency["r"], self.tb.period_steps)
         if latency.get("b"):
-            self._delay_responses(latency["b"])
+            delay_responses(ram, latency["b"], dut.clk)
         self.image = bytes(self.rng.randrange(256) for _ in range(RAM_BYTES))
         ram.write(0, self.image)
         self.beat_bytes = job["data_width"] // 8
@@ -188,39 +177,6 @@ class Bench:
     async def reset(self):
         await self.tb.reset()
         self.watch.start()
-
-    def _delay_reads(self, cycles):
-        """The RAM starts a read burst ``cycles`` cycles after its address was taken (and
-        holds up to two more addresses meanwhile)."""
-        channel, period = self.ram.read_if.ar_channel, self.tb.period_steps
-        put, recv = channel.queue.put_nowait, channel.recv
-
-        def stamped(item):
-            item.taken_at = get_sim_time()
-            put(item)
-
-        async def delayed_recv():
-            item = await recv()
-            wait = item.taken_at + cycles * period - get_sim_time()
-            if wait > 0:
-                await Timer(wait, "step")
-            return item
-
-        channel.queue.put_nowait, channel.recv = stamped, delayed_recv
-
-    def _delay_responses(self, cycles):
-        """Each write response leaves ``cycles`` cycles later than the RAM would send it."""
-        channel, clk = self.ram.write_if.b_channel, self.dut.clk
-        send = channel.send
-
-        async def later(b):
-            await ClockCycles(clk, cycles)
-            await send(b)
-
-        async def delayed_send(b):
-            cocotb.start_soon(later(b))
-
-        channel.send = delayed_send
 
     def _fault(self, fault):
         lo, hi = fault

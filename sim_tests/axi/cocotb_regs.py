@@ -8,6 +8,7 @@ import cocotb
 from cocotb.triggers import RisingEdge
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiResp
 
+from sps_hw.sim.axi_memory import pauses
 from sps_hw.sim.job import read_job
 from sps_hw.sim.streams import TB
 
@@ -16,11 +17,6 @@ REGISTERS = {0x0: ("control", "rw", 32, 0x100), 0x4: ("start", "pulse", 1, 0),
              0x8: ("status", "w1c", 2, 0), 0xC: ("irq_enable", "rw", 2, 0),
              0x10: ("base", "rw", 32, 0), 0x14: ("cycles", "ro", 32, 0)}
 UNMAPPED = (0x18, 0x1C, 0x100, 0xFFC)
-
-
-def pauses(rng, p):
-    while True:
-        yield rng.random() < p
 
 
 @cocotb.test()

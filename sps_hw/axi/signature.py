@@ -7,7 +7,7 @@ manager). Amaranth names a port ``m_axi`` with a member ``awaddr`` ``m_axi__awad
 ``AxiBus.from_prefix(dut, "m_axi")`` expect, ``m_axi_awaddr``.
 """
 
-from amaranth.hdl import ValueCastable
+from amaranth.hdl import Const, ValueCastable
 from amaranth.hdl._ir import PortDirection  # what verilog.convert itself uses
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -248,6 +248,8 @@ def verilog_ports(component):
             raise ValueError(f"two ports of {component!r} would be named {name!r}")
         if isinstance(value, ValueCastable):
             value = value.as_value()
+        if isinstance(value, Const):        # the ready of an always-ready stream
+            continue
         ports[name] = (value, PortDirection.Input if member.flow == In else
                        PortDirection.Output)
     return ports

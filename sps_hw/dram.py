@@ -1,0 +1,239 @@
+"""The external-memory image of a compiled model for the tile engine (:mod:`sps_hw.engine`):
+one binary holding the job table, every tensor and every image, and a JSON map of it.
+
+Layout (byte offsets, each region aligned to :data:`ALIGN`): the job table (one
+:data:`~sps_hw.engine.RECORD_BYTES` record per job, in execution order), then the tensors
+(the network input and every layer's output, int8 in C, H, W order), then the images the
+jobs stage (little-endian words of ``ceil(width / 8)`` bytes, as ``sps build``'s ``.bin``
+images; identical images are stored once). A job stages an image only when it differs from
+the one its memory holds from the job before, and finds its input already in the core when
+the job before read the same tile.
+
+Layers the array cannot run (:func:`sps_hw.model.plan_layer`) are *host steps*: the table is
+run in *steps*, ``("jobs", first, count)`` through the engine and ``("host", name)`` by the
+host between them (reading and writing the tensors in the image).
+"""
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from compiler import images as model_images
+
+from .config import ROM_NAMES, Config, word_bytes
+from .engine import RECORD_BYTES, job_layout
+from .jobs import plan_jobs
+from .model import LayerPlan, network_layers, plan_layer
+from .program import build
+from .top import descriptor_layout, rom_widths
+
+__all__ = ["ALIGN", "DramImage", "JobEntry", "pack"]
+
+#: Alignment of every region in bytes (a beat of a 512-bit bus).
+ALIGN = 64
+
+
+@dataclass
+class JobEntry:
+    """One record of the table: the layer it belongs to, its :class:`~sps_hw.jobs.Job`, the
+    record's fields, and the bytes it stages and loads."""
+
+    layer: str
+    job: object
+    record: dict
+    staged: dict
+    load_bytes: int
+    resident: bool
+
+
+@dataclass
+class DramImage:
+    """The packed image: ``data`` (bytes), ``tensors`` (``{name: {"offset", "shape"}}``),
+    ``regions`` (every region of the map), ``jobs`` (:class:`JobEntry` per record) and
+    ``steps`` (``("jobs", first, count)`` or ``("host", layer name)``, in order)."""
+
+    cfg: Config
+    data: bytearray
+    tensors: dict
+    regions: list
+    jobs: list
+    steps: list
+    table: int = 0
+    output: str = ""
+    layers: dict = field(default_factory=dict)      # layer name -> [job indices]
+
+    def map(self):
+        """The JSON map of the image."""
+        return {"size": len(self.data), "record_bytes": RECORD_BYTES, "table": self.table,
+                "jobs": len(self.jobs), "output": self.output,
+                "tensors": self.tensors, "regions": self.regions,
+                "steps": [list(s) for s in self.steps],
+                "layers": self.layers}
+
+    def write(self, directory):
+        """``dram.bin`` and ``dram.json`` into ``directory``."""
+        (directory / "dram.bin").write_bytes(bytes(self.data))
+        (directory / "dram.json").write_text(json.dumps(self.map(), indent=1) + "\n")
+
+    def tensor(self, name, data=None):
+        """The int8 tensor ``name`` in ``data`` (the image's own bytes by default)."""
+        t = self.tensors[name]
+        raw = (self.data if data is None else data)[t["offset"]:t["offset"] + t["bytes"]]
+        return np.frombuffer(bytes(raw), np.int8).reshape(t["shape"])
+
+    def put_tensor(self, name, value, data=None):
+        """Write int8 tensor ``name`` into ``data`` (the image's own bytes by default)."""
+        t = self.tensors[name]
+        value = np.asarray(value, np.int8).reshape(t["shape"])
+        (self.data if data is None else data)[t["offset"]:t["offset"] + t["bytes"]] = \
+            value.tobytes()
+
+
+def _align(n):
+    return -(-n // ALIGN) * ALIGN
+
+
+def _job_model(model, job):
+    """A compiled model of the one layer of ``job``."""
+    manifest = copy.deepcopy(model.manifest)
+    manifest["input"]["shape"] = list(job.source)
+    manifest["layers"] = [job.layer]
+    manifest["output"] = dict(manifest["output"], name=job.layer["name"],
+                              shape=job.layer["out_shape"])
+    return model_images.CompiledModel(manifest, {job.layer["name"]: job.weight})
+
+
+def _image_bytes(words, width):
+    n = word_bytes(width)
+    return b"".join(int(w).to_bytes(n, "little") for w in words)
+
+
+def pack(model, cfg):
+    """The :class:`DramImage` of compiled ``model`` on a tile engine with core ``cfg``."""
+    if not isinstance(cfg, Config):
+        raise TypeError(f"cfg must be a sps_hw.config.Config, not {cfg!r}")
+    _layers, input_shape = network_layers(model)
+    shapes = {"input": tuple(input_shape)}
+    for layer in model.layers:
+        shapes[layer["name"]] = tuple(layer["out_shape"])
+    # The work: per layer its jobs, or a host step.
+    work = []
+    for layer in model.layers:
+        name = layer["name"]
+        source = shapes[layer["inputs"][0]]
+        plan = plan_layer(layer, source, cfg.replace(
+            max_hw=2**20, max_width=2**20, fmap_depth=2**30, weight_depth=2**31,
+            param_depth=2**20)) if layer["op"] == "conv" else None
+        if isinstance(plan, LayerPlan):
+            work.append((layer, plan_jobs(layer, model.weights[name], source, cfg)))
+        else:
+            work.append((layer, None))
+    widths = rom_widths(cfg)
+    desc = descriptor_layout(cfg)
+    # Tensors first (after the table): their offsets go into the records.
+    n_jobs = sum(len(jobs) for _, jobs in work if jobs)
+    offset = _align(n_jobs * RECORD_BYTES)
+    tensors, regions = {}, [{"name": "jobs", "kind": "table", "offset": 0,
+                             "bytes": n_jobs * RECORD_BYTES}]
+    for name, shape in shapes.items():
+        nbytes = int(np.prod(shape))
+        tensors[name] = {"offset": offset, "shape": list(shape), "bytes": nbytes}
+        regions.append({"name": name, "kind": "tensor", "offset": offset, "bytes": nbytes})
+        offset = _align(offset + nbytes)
+    blobs, blob_at = [], {}
+
+    def place(raw, label):
+        nonlocal offset
+        key = hashlib.sha256(raw).hexdigest()
+        if key not in blob_at:
+            blob_at[key] = offset
+            blobs.append((offset, raw))
+            regions.append({"name": label, "kind": "image", "offset": offset,
+                            "bytes": len(raw)})
+            offset = _align(offset + len(raw))
+        return blob_at[key]
+
+    record_layout = job_layout()
+    active = dict.fromkeys(ROM_NAMES)
+    entries, steps, by_layer = [], [], {}
+    previous = None                         # (layer, tile) of the job before
+    for layer, jobs in work:
+        name = layer["name"]
+        if jobs is None:
+            steps.append(("host", name))
+            previous = None
+            continue
+        first = len(entries)
+        src = tensors[layer["inputs"][0]]
+        out = tensors[name]
+        _, oh, ow = out["shape"]
+        for job in jobs:
+            program = build(_job_model(model, job), cfg)
+            resident = previous == (name, job.tile)
+            images = dict(program.images)
+            if resident:
+                images["layers"] = _set_resident(cfg, desc, images["layers"])
+            record = {"images": [], "load": {}, "store": {}}
+            staged = {}
+            for rom in ROM_NAMES:
+                raw = _image_bytes(images[rom], widths[rom][0])
+                if rom != "layers" and raw == active[rom]:
+                    record["images"].append({"addr": 0, "bytes": 0})
+                    continue
+                active[rom] = raw
+                staged[rom] = len(raw)
+                record["images"].append({"addr": place(raw, f"{name}/{rom}"),
+                                         "bytes": len(raw)})
+            ci, sh, sw = src["shape"]
+            if job.plan.kind == "fc":
+                load = {"base": src["offset"], "channels": ci, "rows": sh, "cols": sw,
+                        "row_pitch": sw, "channel_pitch": sh * sw}
+                store = {"base": out["offset"] + job.channels.start, "channels":
+                         job.channels.stop - job.channels.start, "rows": 1, "cols": 1,
+                         "row_pitch": 1, "channel_pitch": 1, "keep_row0": 0, "keep_row1": 1,
+                         "keep_col0": 0, "keep_col1": 1}
+            else:
+                load = {"base": src["offset"] + job.rows.start * sw + job.cols.start,
+                        "channels": ci, "rows": job.rows.stop - job.rows.start,
+                        "cols": job.cols.stop - job.cols.start, "row_pitch": sw,
+                        "channel_pitch": sh * sw}
+                jc, jh, jw = job.layer["out_shape"]
+                store = {"base": out["offset"] + job.channels.start * oh * ow
+                         + job.out_rows.start * ow + job.out_cols.start,
+                         "channels": jc, "rows": jh, "cols": jw, "row_pitch": ow,
+                         "channel_pitch": oh * ow,
+                         "keep_row0": job.keep_rows.start, "keep_row1": job.keep_rows.stop,
+                         "keep_col0": job.keep_cols.start, "keep_col1": job.keep_cols.stop}
+            load_bytes = load["channels"] * load["rows"] * load["cols"]
+            if resident:
+                load = dict(load, channels=0)
+                load_bytes = 0
+            record["load"], record["store"] = load, store
+            entries.append(JobEntry(name, job, record, staged, load_bytes, resident))
+            previous = (name, job.tile)
+        by_layer[name] = list(range(first, len(entries)))
+        if steps and steps[-1][0] == "jobs":
+            steps[-1] = ("jobs", steps[-1][1], steps[-1][2] + len(jobs))
+        else:
+            steps.append(("jobs", first, len(jobs)))
+    data = bytearray(offset)
+    for at, raw in blobs:
+        data[at:at + len(raw)] = raw
+    for i, entry in enumerate(entries):
+        value = record_layout.const(entry.record).as_value().value
+        data[i * RECORD_BYTES:(i + 1) * RECORD_BYTES] = value.to_bytes(RECORD_BYTES, "little")
+    image = DramImage(cfg, data, tensors, regions, entries, steps,
+                      output=model.manifest["output"]["name"], layers=by_layer)
+    return image
+
+
+def _set_resident(cfg, desc, words):
+    """The descriptor image ``words`` with its first descriptor's ``resident`` flag set."""
+    bit = {name: f.offset for name, f in desc}["resident"]
+    width = rom_widths(cfg)["layers"][0]
+    words = list(words)
+    words[bit // width] |= 1 << (bit % width)
+    return words
