@@ -41,6 +41,12 @@ def cmd_build(args):
             print(f"  {cell:>16}: {n['used']:>7} / {avail}")
 
 
+def board_config(name):
+    """The :class:`sps_hw.config.Config` of board ``name``'s core."""
+    from .platforms import BOARDS
+    return BOARDS[name].config()
+
+
 def cmd_run(args):
     # deferred: the gateware loads for the commands that use it, not for sps --help
     from .host import run_model
@@ -77,3 +83,11 @@ def add_commands(sub, report_sub):
     p.add_argument("--timeout", type=float, default=0.5,
                    help="seconds to wait for each answer beyond its transfer time (0.5)")
     p.set_defaults(func=cmd_run)
+
+    # sps sim --board: that board's core behind the tile engine, from external memory.
+    sim = sub.choices.get("sim")
+    if sim is not None:
+        sim.add_argument("--board", choices=BOARD_NAMES, metavar="NAME",
+                         help="simulate that board's core (array and buffer sizes) behind the "
+                         "tile engine, from external memory")
+        sim.set_defaults(board_config=board_config)

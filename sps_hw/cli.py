@@ -54,6 +54,45 @@ def cmd_generate(args):
         print(f"sps:   {layer['name']}: {where}", file=sys.stderr)
 
 
+def _engine_sim(args, x):
+    """``sps sim`` through the tile engine from external memory (``--board`` or
+    ``--dram-*``): the output, and the stats document."""
+    from . import engine_sim
+    from .generator import make_config
+    from .tiling import DRAM_SIZES, Memory
+
+    if args.simulator != "verilator":
+        raise SPSError("--board/--dram-*: the tile engine simulates under verilator only")
+    if args.dram_bytes_per_cycle is not None and args.dram_bytes_per_cycle < 1:
+        raise SPSError(f"--dram-bytes-per-cycle must be at least 1 (the engine moves one byte "
+                       f"a cycle), not {args.dram_bytes_per_cycle:g}")
+    latency = args.dram_latency or 0
+    if not 0 <= latency <= 1000:
+        raise SPSError(f"--dram-latency must be in 0..1000, not {latency}")
+    if args.board:
+        cfg = args.board_config(args.board)
+    else:
+        cfg = make_config(None, args.rows, args.cols, **DRAM_SIZES).replace(counters=False)
+    run = engine_sim.run(args.model, x, cfg=cfg, latency=latency,
+                         build_dir=args.build_dir)
+    memory = Memory(args.dram_bytes_per_cycle or 1.0, latency, "AxiRam")
+    return run.output, engine_sim.stats_json(run, memory)
+
+
+def _print_engine(stats):
+    for layer in stats["layers"]:
+        if layer["ran"] == "hardware":
+            print(f"sps: {layer['name']}: hardware, {layer['jobs']} jobs, {layer['cycles']} "
+                  f"compute (model {layer['model_cycles']}) + {layer['stall_cycles']} stall "
+                  f"(model {layer['model_stall_cycles']}) cycles, "
+                  f"{layer['dram_read_bytes']} B read, {layer['dram_write_bytes']} B written",
+                  file=sys.stderr)
+        else:
+            print(f"sps: {layer['name']}: host ({layer['reason']})", file=sys.stderr)
+    print(f"sps: {stats['total_cycles']} cycles (model {stats['model_total_cycles']}) on the "
+          f"tile engine, {stats['dram_bytes']} B memory image", file=sys.stderr)
+
+
 def cmd_sim(args):
     # deferred: the gateware loads for the commands that use it, not for sps --help
     from . import simulation
@@ -62,6 +101,15 @@ def cmd_sim(args):
     if args.stats and not Path(args.stats).parent.resolve().is_dir():
         raise SPSError(f"--stats {args.stats}: directory {Path(args.stats).parent} does not "
                        f"exist")
+    if getattr(args, "board", None) or args.dram_latency is not None or \
+            args.dram_bytes_per_cycle is not None:
+        output, stats = _engine_sim(args, x)
+        save_npy(args.output, np.asarray(output, np.int8))
+        _print_engine(stats)
+        if args.stats:
+            text = (json.dumps(stats, indent=1) + "\n").encode()
+            atomic_write(args.stats, lambda f: f.write(text), "--stats")
+        return
     result = simulation.run(args.model, x, rows=args.rows, cols=args.cols,
                             simulator=args.simulator, build_dir=args.build_dir,
                             waves=args.waves)
@@ -127,6 +175,12 @@ def add_commands(subparsers, report_subparsers=None):
     p.add_argument("--waves", action="store_true", help="record a waveform")
     p.add_argument("--build-dir", metavar="DIR",
                    help="simulator build directory (default: a cache per accelerator)")
+    p.add_argument("--dram-latency", type=int, metavar="N",
+                   help="run through the tile engine from an AXI memory (cocotbext-axi's "
+                   "AxiRam) that answers N cycles late (docs/tiling.md)")
+    p.add_argument("--dram-bytes-per-cycle", type=float, metavar="B",
+                   help="the memory's bandwidth for the model (at least 1: the engine moves "
+                   "one byte a cycle); implies the tile engine")
     p.set_defaults(func=cmd_sim)
 
     if report_subparsers is not None:

@@ -33,6 +33,8 @@ from sps_hw.sim.job import read_job
 from sps_hw.sim.streams import TB, unpack_payload
 
 OFFSET = {reg.name: 4 * i for i, reg in enumerate(REGISTERS)}
+#: Addresses the RAM takes ahead of the burst it serves (on AR and on AW).
+QUEUE = 16
 
 
 async def _watch(dut, port, record):
@@ -60,6 +62,9 @@ async def run_table(dut):
     tb = TB(dut)
     size = 1 << max(16, (len(data) - 1).bit_length())
     ram = AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, size=size)
+    # Like a DRAM controller, the RAM takes addresses ahead of the bursts it serves.
+    ram.read_if.ar_channel.queue_occupancy_limit = QUEUE
+    ram.write_if.aw_channel.queue_occupancy_limit = QUEUE
     rng = random.Random(job.get("seed", 0))
     set_pauses(ram, job.get("pause") or {}, rng)
     if job.get("latency"):

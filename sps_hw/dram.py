@@ -64,6 +64,26 @@ class DramImage:
     table: int = 0
     output: str = ""
     layers: dict = field(default_factory=dict)      # layer name -> [job indices]
+    order: list = field(default_factory=list)       # every layer name, in order
+    host: dict = field(default_factory=dict)        # host layer name -> why
+
+    def costs(self, first=0, count=None):
+        """The :class:`~sps_hw.tiling.JobCost` of jobs ``first .. first + count - 1``."""
+        from .tiling import JobCost
+
+        out = []
+        for entry in self.jobs[first:None if count is None else first + count]:
+            job, store = entry.job, entry.record["store"]
+            oc, oh, ow = job.layer["out_shape"]
+            rows, cols = store["rows"], store["cols"]
+            out.append(JobCost(
+                staged=tuple(entry.staged.get(name, 0) for name in ROM_NAMES),
+                load=entry.load_bytes, compute=job.plan.cycles, drained=oc * oh * ow,
+                store_channels=store["channels"],
+                written=store["channels"] * (store["keep_row1"] - store["keep_row0"])
+                * (store["keep_col1"] - store["keep_col0"]),
+                tail=rows * cols - (store["keep_row1"] - 1) * cols - store["keep_col1"]))
+        return out
 
     def map(self):
         """The JSON map of the image."""
@@ -71,7 +91,7 @@ class DramImage:
                 "jobs": len(self.jobs), "output": self.output,
                 "tensors": self.tensors, "regions": self.regions,
                 "steps": [list(s) for s in self.steps],
-                "layers": self.layers}
+                "layers": self.layers, "host": self.host}
 
     def write(self, directory):
         """``dram.bin`` and ``dram.json`` into ``directory``."""
@@ -121,15 +141,17 @@ def pack(model, cfg):
         shapes[layer["name"]] = tuple(layer["out_shape"])
     # The work: per layer its jobs, or a host step.
     work = []
+    host = {}
     for layer in model.layers:
         name = layer["name"]
         source = shapes[layer["inputs"][0]]
         plan = plan_layer(layer, source, cfg.replace(
             max_hw=2**20, max_width=2**20, fmap_depth=2**30, weight_depth=2**31,
-            param_depth=2**20)) if layer["op"] == "conv" else None
+            param_depth=2**20)) if layer["op"] == "conv" else f"{layer['op']} (host)"
         if isinstance(plan, LayerPlan):
             work.append((layer, plan_jobs(layer, model.weights[name], source, cfg)))
         else:
+            host[name] = plan
             work.append((layer, None))
     widths = rom_widths(cfg)
     desc = descriptor_layout(cfg)
@@ -189,12 +211,13 @@ def pack(model, cfg):
                                          "bytes": len(raw)})
             ci, sh, sw = src["shape"]
             if job.plan.kind == "fc":
-                load = {"base": src["offset"], "channels": ci, "rows": sh, "cols": sw,
-                        "row_pitch": sw, "channel_pitch": sh * sw}
-                store = {"base": out["offset"] + job.channels.start, "channels":
-                         job.channels.stop - job.channels.start, "rows": 1, "cols": 1,
-                         "row_pitch": 1, "channel_pitch": 1, "keep_row0": 0, "keep_row1": 1,
-                         "keep_col0": 0, "keep_col1": 1}
+                # The whole source in, the chunk's outputs out: one run each.
+                n = job.channels.stop - job.channels.start
+                load = {"base": src["offset"], "channels": 1, "rows": 1, "cols": ci * sh * sw,
+                        "row_pitch": 0, "channel_pitch": 0}
+                store = {"base": out["offset"] + job.channels.start, "channels": 1, "rows": 1,
+                         "cols": n, "row_pitch": 0, "channel_pitch": 0, "keep_row0": 0,
+                         "keep_row1": 1, "keep_col0": 0, "keep_col1": n}
             else:
                 load = {"base": src["offset"] + job.rows.start * sw + job.cols.start,
                         "channels": ci, "rows": job.rows.stop - job.rows.start,
@@ -226,7 +249,8 @@ def pack(model, cfg):
         value = record_layout.const(entry.record).as_value().value
         data[i * RECORD_BYTES:(i + 1) * RECORD_BYTES] = value.to_bytes(RECORD_BYTES, "little")
     image = DramImage(cfg, data, tensors, regions, entries, steps,
-                      output=model.manifest["output"]["name"], layers=by_layer)
+                      output=model.manifest["output"]["name"], layers=by_layer,
+                      order=[layer["name"] for layer in model.layers], host=host)
     return image
 
 

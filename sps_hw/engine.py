@@ -103,7 +103,7 @@ class TileEngine(wiring.Component):
     """
 
     def __init__(self, cfg, *, addr_width=32, data_width=64, max_burst=256,
-                 max_outstanding=8, multiplier="auto"):
+                 max_outstanding=16, multiplier="auto"):
         if not isinstance(cfg, Config):
             raise TypeError(f"cfg must be a sps_hw.config.Config, not {cfg!r}")
         self.cfg = cfg

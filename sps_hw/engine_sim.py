@@ -14,8 +14,9 @@ from compiler.errors import SPSError
 from . import dram
 from .config import Config
 from .simulation import _model_path, default_build_dir, write_rtl
+from .tiling import engine_cycles
 
-__all__ = ["EngineRun", "run"]
+__all__ = ["EngineRun", "run", "stats_json"]
 
 
 @dataclass
@@ -78,3 +79,43 @@ def run(model, x, *, cfg, simulator="verilator", build_dir=None, latency=0, paus
     return EngineRun(output=tensors[image.output], tensors=tensors, jobs=out["jobs"],
                      runs=out["runs"], actions=out.get("actions", []), image=image,
                      sim_seconds=round(result.run_s, 3), build_seconds=round(result.build_s, 3))
+
+
+def stats_json(run, memory):
+    """The ``--stats`` document of an engine run with ``memory`` (a
+    :class:`~sps_hw.tiling.Memory`): per layer where it ran, its jobs, and the engine's
+    ``cycles`` (the core's computation), ``stall_cycles``, ``dram_read_bytes`` and
+    ``dram_write_bytes``, each beside the model's (``model_<name>``)."""
+    image = run.image
+    model = []
+    for kind, *args in image.steps:
+        if kind == "jobs":
+            model += engine_cycles(image.costs(*args), memory)
+    costs = image.costs()
+    layers, totals = [], dict.fromkeys(("cycles", "stall_cycles", "dram_read_bytes",
+                                        "dram_write_bytes"), 0)
+    host = {args[0] for kind, *args in image.steps if kind == "host"}
+    for name in image.order:
+        if name in host:
+            layers.append({"name": name, "ran": "host", "reason": image.host[name]})
+            continue
+        ids = image.layers[name]
+        got = [run.jobs[i] for i in ids]
+        row = {"name": name, "ran": "hardware", "jobs": len(ids),
+               "cycles": sum(j[2] for j in got),
+               "model_cycles": sum(costs[i].compute for i in ids),
+               "stall_cycles": sum(j[1] - j[2] for j in got),
+               "model_stall_cycles": sum(model[i] - costs[i].compute for i in ids),
+               "dram_read_bytes": sum(j[3] for j in got),
+               "model_dram_read_bytes": sum(costs[i].read_bytes for i in ids),
+               "dram_write_bytes": sum(j[4] for j in got),
+               "model_dram_write_bytes": sum(costs[i].written for i in ids)}
+        layers.append(row)
+        for key in totals:
+            totals[key] += row[key]
+    return {"rows": image.cfg.rows, "cols": image.cfg.cols, "engine": True,
+            "memory": {"latency": memory.latency, "bytes_per_cycle": memory.bytes_per_cycle},
+            "layers": layers, "total_cycles": totals["cycles"] + totals["stall_cycles"],
+            "model_total_cycles": sum(model), **{f"total_{k}": v for k, v in totals.items()},
+            "dram_bytes": len(image.data), "sim_seconds": run.sim_seconds,
+            "build_seconds": run.build_seconds}

@@ -48,8 +48,9 @@ class Job:
 
     @property
     def tile(self):
-        """The input it reads, as ``(row, column)`` of its first pixel."""
-        return self.rows.start, self.cols.start
+        """The input it reads: ``(first row, end row, first column, end column)`` (tiles
+        with halos may start at one position and differ in size)."""
+        return self.rows.start, self.rows.stop, self.cols.start, self.cols.stop
 
     @property
     def chunk(self):

@@ -1,23 +1,19 @@
 """What running a network job by job from external memory costs: bytes read and written and
-cycles with a given memory (``docs/tiling.md``).
+cycles, with a given memory: the model of the tile engine (:mod:`sps_hw.engine`,
+``docs/tiling.md``), exact against its RTL.
 
-Each layer runs as the jobs of :func:`sps_hw.jobs.plan_jobs`, in their order. The tile
-engine is to do, per job: *stage* its descriptor, and the chunk's images (parameters,
-weights, index, library) when the chunk changes, into the inactive banks while the previous
-job computes; commit what it staged; *load* the tile's input when the tile changes;
-*compute* (the job's :class:`~sps_hw.model.LayerPlan` cycles, exact); *drain* its output, of
-which the tile's own pixels are written to memory. Loads and drains move one byte per
-feature-buffer bank a cycle (feature maps are stored channel-blocked in memory, ``banks``
-channels of a pixel side by side), staging one weight word (``cols`` bytes) a cycle; with a
-memory of ``B`` bytes per cycle and read latency ``L``:
-
-    stage = L + ceil(image bytes / min(B, cols))     load = L + ceil(input bytes / min(B, banks))
-    drain = ceil(output bytes / min(B, banks))
-    cycles = stage(first) + sum over jobs of
-             load + compute + drain + max(0, stage(next) - compute)
-
-Everything but ``compute`` is *stall*. This is the model the tile engine is to be built to;
-until it is, no RTL counts these cycles.
+Each layer runs as the jobs of :func:`sps_hw.jobs.plan_jobs`, in their order, and the engine
+does per job (one byte a cycle through its reader and its writer): read the job's record and
+*stage* the images that differ from the ones the core holds, while the previous job computes;
+wait until the core is idle and the previous output is written; commit; *load* the tile's
+input (unless it is resident); the core *computes* (the job's
+:class:`~sps_hw.model.LayerPlan` cycles) and *drains* its output through the writer.
+:func:`engine_cycles` follows that sequence cycle by cycle from constants measured on the
+RTL under cocotbext-axi's ``AxiRam``: every read command takes its bytes plus
+:data:`READ_OVERHEAD` cycles, plus the memory's latency beyond the first cycle; a drain takes
+its bytes plus :data:`DRAIN_PER_CHANNEL` cycles a channel plus :data:`DRAIN_OVERHEAD`; the
+last write answers ``latency`` cycles after the drain's last written byte.
+Everything but ``compute`` is *stall*.
 """
 
 import math
@@ -25,7 +21,8 @@ from dataclasses import asdict, dataclass
 
 from compiler.errors import SPSError
 
-from .config import Config
+from .config import ROM_NAMES, Config
+from .engine import RECORD_BYTES
 from .jobs import plan_jobs
 from .model import network_layers
 from .top import rom_bits, rom_shapes
@@ -72,6 +69,63 @@ def sdram_memory(kind, clock_mhz):
     raise ValueError(f"memory kind must be 'sdr16' or 'ddr3-667', not {kind!r}")
 
 
+#: Cycles a read command of the engine takes beyond its bytes (issue, the reader's pipeline,
+#: the RAM's own first cycle; measured).
+READ_OVERHEAD = 8
+#: Cycles a job's drain takes beyond its bytes: per output channel, and once.
+DRAIN_PER_CHANNEL, DRAIN_OVERHEAD = 3, 3
+
+
+@dataclass(frozen=True)
+class JobCost:
+    """What the engine does for one job: the bytes it stages per image
+    (:data:`~sps_hw.config.ROM_NAMES` order, 0: the active image is kept), the bytes it
+    loads (0: the input is resident), the core's cycles, the bytes it drains, in
+    ``store_channels`` channels of the writer's command, of which ``written`` go to memory,
+    the last of them ``tail`` bytes before the end of the drain."""
+
+    staged: tuple
+    load: int
+    compute: int
+    drained: int
+    store_channels: int
+    written: int
+    tail: int
+
+    @property
+    def read_bytes(self):
+        return RECORD_BYTES + sum(self.staged) + self.load
+
+
+def engine_cycles(costs, memory):
+    """Each job's cycles when the engine runs ``costs`` (:class:`JobCost`, one run of the
+    table) with ``memory``: from its commit to the next job's (the first job's from the
+    start, the last job's to the end). Exact on the RTL for a memory of at least one byte a
+    cycle (a narrower one scales the reads)."""
+    late = max(0, memory.latency - 1)
+
+    def read(nbytes):                   # a read command, from its issue to the state after
+        return READ_OVERHEAD + late + math.ceil(nbytes / min(1.0, memory.bytes_per_cycle))
+
+    commits = []
+    nxt, core_idle, writer_idle = 1, 0, 0       # the engine's NEXT state; when each is free
+    for cost in costs:
+        # FETCH, the record, DECODE, then per image STAGE (and its read when staged).
+        wait = nxt + 1 + read(RECORD_BYTES) + 1 + sum(read(n) if n else 1 for n in cost.staged)
+        commit = max(wait, core_idle, writer_idle)
+        commits.append(commit)
+        if cost.load:
+            prep = nxt = commit + 1 + read(cost.load)
+        else:
+            prep, nxt = commit + 4, commit + 2
+        drained = prep + cost.compute - 2 + DRAIN_OVERHEAD + cost.drained \
+            + DRAIN_PER_CHANNEL * cost.store_channels
+        core_idle = drained + 3
+        writer_idle = drained + 3 + memory.latency - cost.tail if cost.written else 0
+    ends = commits[1:] + [max(nxt + 1, core_idle, writer_idle)]
+    return [end - (start if i else 0) for i, (start, end) in enumerate(zip(commits, ends))]
+
+
 @dataclass
 class LayerTraffic:
     """One layer run job by job: its jobs, bytes and cycles."""
@@ -83,7 +137,8 @@ class LayerTraffic:
     tile: tuple               # (rows, cols) of the largest tile's output (pre-pool)
     compute_cycles: int
     stall_cycles: int
-    read_bytes: dict          # {"input", "weights", "params", "index", "descriptors"}
+    read_bytes: dict          # {"input", "weights", "params", "index", "library", "layers",
+                              #  "records"}
     write_bytes: int          # the layer's output
     drained_bytes: int        # what the jobs put out (their halos included)
 
@@ -99,48 +154,91 @@ def _word_bytes(cfg):
     return {name: math.ceil(rom_bits(shape) / 8) for name, (shape, _) in rom_shapes(cfg).items()}
 
 
+def _image_keys(layer, job, cfg):
+    """What each image of ``job`` holds, as a key equal for equal contents, and its bytes."""
+    words = _word_bytes(cfg)
+    plan = job.plan
+    if plan.kind == "conv3":
+        # A network that was not compiled has no patterns yet: one per layer, as compiled.
+        index = library = (tuple(layer["library"]), tuple(layer["assignment"])) \
+            if "library" in layer else ("uncompiled", layer["name"])
+        n_index = len(layer.get("assignment", [0]))
+        n_library = len(layer.get("library", [0]))
+    else:
+        index = library = "dense"
+        n_index = n_library = 1
+    chunk = (layer["name"], job.chunk)
+    return {"weights": (chunk, plan.total * cfg.rows * words["weights"]),
+            "index": (index, n_index * words["index"]),
+            "library": (library, n_library * words["library"]),
+            "params": (chunk, plan.groups * words["params"]),
+            "layers": (None, 2 * cfg.layer_words * words["layers"])}
+
+
+def job_costs(layer, jobs, cfg, active=None, previous=None):
+    """The :class:`JobCost` of each of a layer's ``jobs`` (:func:`~sps_hw.jobs.plan_jobs`),
+    as :mod:`sps_hw.dram` packs them: ``active`` maps each image to the key of what the core
+    holds (updated), ``previous`` is ``(layer, tile)`` of the job before (None at the start
+    of a run). Returns ``(costs, previous)``."""
+    active = {} if active is None else active
+    costs = []
+    for job in jobs:
+        staged = []
+        for name, (key, nbytes) in _image_keys(layer, job, cfg).items():
+            if key is not None and active.get(name) == key:
+                staged.append(0)
+                continue
+            active[name] = key
+            staged.append(nbytes)
+        resident = previous == (layer["name"], job.tile)
+        plan = job.plan
+        load = 0 if resident else math.prod(job.source)
+        oc, oh, ow = job.layer["out_shape"]
+        kr, kc = job.keep_rows, job.keep_cols
+        if plan.kind == "fc":           # the chunk's outputs are one run
+            store_channels, written, tail = 1, oc, 0
+        else:
+            store_channels, written = oc, oc * (kr.stop - kr.start) * (kc.stop - kc.start)
+            tail = oh * ow - (kr.stop - 1) * ow - kc.stop
+        costs.append(JobCost(staged=tuple(staged), load=load, compute=plan.cycles,
+                             drained=oc * oh * ow, store_channels=store_channels,
+                             written=written, tail=tail))
+        previous = (layer["name"], job.tile)
+    return costs, previous
+
+
 def layer_traffic(layer, source_shape, cfg, memory):
     """The :class:`LayerTraffic` of a manifest layer dict reading a tensor of
-    ``source_shape`` on accelerator ``cfg`` with ``memory``, or a string saying why it does
-    not run as jobs."""
+    ``source_shape`` on accelerator ``cfg`` with ``memory``, run on its own, or a string
+    saying why it does not run as jobs."""
     if not isinstance(cfg, Config):
         raise TypeError(f"cfg must be a sps_hw.config.Config, not {cfg!r}")
     if not isinstance(memory, Memory):
         raise TypeError(f"memory must be a sps_hw.tiling.Memory, not {memory!r}")
+    jobs = _jobs(layer, source_shape, cfg)
+    if isinstance(jobs, str):
+        return jobs
+    costs, _ = job_costs(layer, jobs, cfg)
+    return _traffic(layer, jobs, costs, engine_cycles(costs, memory))
+
+
+def _jobs(layer, source_shape, cfg):
     if layer["op"] != "conv":
         return f"{layer['op']} (no hardware unit yet)"
     try:
-        jobs = plan_jobs(layer, None, source_shape, cfg)
+        return plan_jobs(layer, None, source_shape, cfg)
     except SPSError as error:
         return str(error).split(": ", 1)[-1]
-    words = _word_bytes(cfg)
-    reads = dict.fromkeys(("input", "weights", "params", "index", "descriptors"), 0)
-    stage, compute, stall, drained = [], 0, 0, 0
-    for i, job in enumerate(jobs):
-        plan = job.plan
-        # Every job stages its descriptor, and the chunk's images when the chunk changes.
-        parts = {"descriptors": cfg.layer_words * words["layers"]}
-        if i == 0 or job.chunk != jobs[i - 1].chunk:
-            parts.update(weights=plan.total * cfg.rows * words["weights"],
-                         params=plan.groups * words["params"],
-                         index=len(job.layer.get("assignment", [0])) * words["index"]
-                         + len(job.layer.get("library", [0])) * words["library"])
-        for key, value in parts.items():
-            reads[key] += value
-        stage.append(memory.latency + memory.cycles(sum(parts.values()), cfg.cols))
-    for i, job in enumerate(jobs):
-        plan = job.plan
-        load = 0
-        if i == 0 or job.tile != jobs[i - 1].tile:
-            nbytes = plan.in_channels * plan.in_hw
-            reads["input"] += nbytes
-            load = memory.latency + memory.cycles(nbytes, cfg.banks)
-        out = plan.out_channels * plan.out_hw
-        drained += out
-        following = stage[i + 1] if i + 1 < len(jobs) else 0
-        compute += plan.cycles
-        stall += load + memory.cycles(out, cfg.banks) + max(0, following - plan.cycles)
-    stall += stage[0]
+
+
+def _traffic(layer, jobs, costs, spans):
+    reads = dict.fromkeys(("input", *ROM_NAMES, "records"), 0)
+    for cost in costs:
+        reads["input"] += cost.load
+        reads["records"] += RECORD_BYTES
+        for name, nbytes in zip(ROM_NAMES, cost.staged):
+            reads[name] += nbytes
+    compute = sum(c.compute for c in costs)
     largest = max(jobs, key=lambda j: (j.out_rows.stop - j.out_rows.start)
                   * (j.out_cols.stop - j.out_cols.start))
     scale = 2 if layer.get("pool") else 1
@@ -149,8 +247,9 @@ def layer_traffic(layer, source_shape, cfg, memory):
         tiles=len({job.tile for job in jobs}),
         tile=(scale * (largest.out_rows.stop - largest.out_rows.start),
               scale * (largest.out_cols.stop - largest.out_cols.start)),
-        compute_cycles=compute, stall_cycles=stall, read_bytes=reads,
-        write_bytes=math.prod(layer["out_shape"]), drained_bytes=drained)
+        compute_cycles=compute, stall_cycles=sum(spans) - compute, read_bytes=reads,
+        write_bytes=math.prod(layer["out_shape"]),
+        drained_bytes=sum(c.drained for c in costs))
 
 
 def memory_report(model, cfg, memory, keep=None):

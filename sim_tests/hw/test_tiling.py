@@ -48,26 +48,39 @@ def test_bytes_follow_the_jobs(seed):
 
 
 def test_one_job_by_hand():
-    """A layer that fits: stage, load, compute, drain, nothing overlapped (at half a byte a
-    cycle, below every path's width)."""
+    """A layer that fits, by hand from the engine's sequence (sps_hw.tiling): read the record
+    and stage every image (each read: its bytes, READ_OVERHEAD, the latency beyond one
+    cycle), commit, load the input, compute, drain through the writer, whose last response
+    ends the run."""
     layer = conv(16, 8, 8, 8)
-    memory = tiling.Memory(0.5, 7)
+    memory = tiling.Memory(1, 7)
     traffic = tiling.layer_traffic(layer, [16, 8, 8], CFG, memory)
     plan = plan_layer(layer, (16, 8, 8), CFG)
-    words = {"weights": 8, "params": math.ceil(8 * (32 + 32 + 6) / 8)}
-    image = plan.total * 8 * words["weights"] + words["params"] + \
-        tiling._word_bytes(CFG)["index"] + tiling._word_bytes(CFG)["library"] + \
-        tiling._word_bytes(CFG)["layers"]
+    words = tiling._word_bytes(CFG)
+    images = [plan.total * 8 * words["weights"], words["index"], words["library"],
+              plan.groups * words["params"], 2 * CFG.layer_words * words["layers"]]
+
+    def read(n):
+        return n + tiling.READ_OVERHEAD + 6
+
+    commit = 1 + 1 + read(tiling.RECORD_BYTES) + 1 + sum(read(n) for n in images)
+    prep = commit + 1 + read(16 * 64)
+    drained = prep + plan.cycles - 2 + tiling.DRAIN_OVERHEAD + 8 * 64 + \
+        tiling.DRAIN_PER_CHANNEL * 8
     assert traffic.jobs == 1
     assert traffic.compute_cycles == plan.cycles
-    assert traffic.stall_cycles == (7 + 2 * image) + (7 + 2 * 16 * 64) + 2 * 8 * 64
+    assert traffic.cycles == drained + 3 + 7
 
 
 def test_stall_grows_as_bandwidth_falls():
+    """Below one byte a cycle (the engine's rate) the memory slows every read; above it,
+    only its latency counts."""
     layer = conv(64, 64, 32, 32)
-    stalls = [tiling.layer_traffic(layer, layer["in_shape"], CFG, tiling.Memory(b, 8))
-              .stall_cycles for b in (64, 8, 2, 0.5, 0.1)]
-    assert stalls == sorted(stalls) and stalls[0] == stalls[1] < stalls[2] < stalls[-1]
+    stalls = [tiling.layer_traffic(layer, layer["in_shape"], CFG, tiling.Memory(b, lat))
+              .stall_cycles for b, lat in ((64, 8), (2, 8), (1, 8), (0.5, 8), (0.1, 8),
+                                           (1, 40))]
+    assert stalls[0] == stalls[1] == stalls[2] < stalls[3] < stalls[4]
+    assert stalls[2] < stalls[5]
 
 
 def test_sps_moves_four_ninths_of_the_dense_weights():
