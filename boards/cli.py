@@ -44,7 +44,7 @@ def cmd_build(args):
 def board_config(name):
     """The :class:`sps_hw.config.Config` of board ``name``'s core."""
     from .platforms import BOARDS
-    return BOARDS[name].config()
+    return BOARDS[name].config
 
 
 def cmd_run(args):

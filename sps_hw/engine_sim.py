@@ -116,6 +116,9 @@ def stats_json(run, memory):
     return {"rows": image.cfg.rows, "cols": image.cfg.cols, "engine": True,
             "memory": {"latency": memory.latency, "bytes_per_cycle": memory.bytes_per_cycle},
             "layers": layers, "total_cycles": totals["cycles"] + totals["stall_cycles"],
-            "model_total_cycles": sum(model), **{f"total_{k}": v for k, v in totals.items()},
+            "model_total_cycles": sum(model), "compute_cycles": totals["cycles"],
+            "stall_cycles": totals["stall_cycles"],
+            "dram_read_bytes": totals["dram_read_bytes"],
+            "dram_write_bytes": totals["dram_write_bytes"],
             "dram_bytes": len(image.data), "sim_seconds": run.sim_seconds,
             "build_seconds": run.build_seconds}

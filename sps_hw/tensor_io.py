@@ -140,7 +140,7 @@ class TensorDrainer(wiring.Component):
         m = Module()
         # Reads in flight (read_latency) plus the queue never exceed the queue's depth.
         latency = self.read_latency
-        depth = latency + 2
+        depth = latency + 3
         m.submodules.walk = walk = _Walk(self.banks, self.addr_bits, self.hw_bits,
                                          len(self.layer.channels))
         m.submodules.queue = queue = fifo.SyncFIFOBuffered(width=9, depth=depth)

@@ -73,7 +73,7 @@ def sdram_memory(kind, clock_mhz):
 #: the RAM's own first cycle; measured).
 READ_OVERHEAD = 8
 #: Cycles a job's drain takes beyond its bytes: per output channel, and once.
-DRAIN_PER_CHANNEL, DRAIN_OVERHEAD = 3, 3
+DRAIN_PER_CHANNEL, DRAIN_OVERHEAD = 0, 4
 
 
 @dataclass(frozen=True)
