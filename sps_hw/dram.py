@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from compiler import images as model_images
+from compiler.errors import SPSError
 
 from .config import ROM_NAMES, Config, word_bytes
-from .engine import RECORD_BYTES, job_layout
-from .jobs import plan_jobs
+from .engine import RECORD_BYTES, VECTOR_CHUNK, VECTOR_WIDTH, job_layout
+from .jobs import VectorJob, plan_jobs, plan_vector_jobs
 from .model import LayerPlan, network_layers, plan_layer
 from .program import build
 from .top import descriptor_layout, rom_widths
@@ -69,11 +70,14 @@ class DramImage:
 
     def costs(self, first=0, count=None):
         """The :class:`~sps_hw.tiling.JobCost` of jobs ``first .. first + count - 1``."""
-        from .tiling import JobCost
+        from .tiling import JobCost, vector_cost
 
         out = []
         for entry in self.jobs[first:None if count is None else first + count]:
             job, store = entry.job, entry.record["store"]
+            if isinstance(job, VectorJob):
+                out.append(vector_cost(job))
+                continue
             oc, oh, ow = job.layer["out_shape"]
             rows, cols = store["rows"], store["cols"]
             out.append(JobCost(
@@ -145,9 +149,17 @@ def pack(model, cfg):
     for layer in model.layers:
         name = layer["name"]
         source = shapes[layer["inputs"][0]]
+        if layer["op"] != "conv":
+            try:
+                work.append((layer, plan_vector_jobs(layer, max_width=VECTOR_WIDTH,
+                                                     chunk=VECTOR_CHUNK)))
+            except SPSError as error:
+                host[name] = str(error).split(": ", 1)[-1]
+                work.append((layer, None))
+            continue
         plan = plan_layer(layer, source, cfg.replace(
             max_hw=2**20, max_width=2**20, fmap_depth=2**30, weight_depth=2**31,
-            param_depth=2**20)) if layer["op"] == "conv" else f"{layer['op']} (host)"
+            param_depth=2**20))
         if isinstance(plan, LayerPlan):
             work.append((layer, plan_jobs(layer, model.weights[name], source, cfg)))
         else:
@@ -192,6 +204,12 @@ def pack(model, cfg):
         src = tensors[layer["inputs"][0]]
         out = tensors[name]
         _, oh, ow = out["shape"]
+        if isinstance(jobs[0], VectorJob):
+            other = tensors[layer["inputs"][-1]]
+            for job in jobs:
+                entries.append(_vector_entry(name, job, src, other, out))
+            previous = None
+            jobs = ()
         for job in jobs:
             program = build(_job_model(model, job), cfg)
             resident = previous == (name, job.tile)
@@ -230,6 +248,7 @@ def pack(model, cfg):
                          "channel_pitch": oh * ow,
                          "keep_row0": job.keep_rows.start, "keep_row1": job.keep_rows.stop,
                          "keep_col0": job.keep_cols.start, "keep_col1": job.keep_cols.stop}
+            load = _merged(load)
             load_bytes = load["channels"] * load["rows"] * load["cols"]
             if resident:
                 load = dict(load, channels=0)
@@ -238,10 +257,11 @@ def pack(model, cfg):
             entries.append(JobEntry(name, job, record, staged, load_bytes, resident))
             previous = (name, job.tile)
         by_layer[name] = list(range(first, len(entries)))
+        count = len(entries) - first
         if steps and steps[-1][0] == "jobs":
-            steps[-1] = ("jobs", steps[-1][1], steps[-1][2] + len(jobs))
+            steps[-1] = ("jobs", steps[-1][1], steps[-1][2] + count)
         else:
-            steps.append(("jobs", first, len(jobs)))
+            steps.append(("jobs", first, count))
     data = bytearray(offset)
     for at, raw in blobs:
         data[at:at + len(raw)] = raw
@@ -252,6 +272,36 @@ def pack(model, cfg):
                       output=model.manifest["output"]["name"], layers=by_layer,
                       order=[layer["name"] for layer in model.layers], host=host)
     return image
+
+
+def _merged(rect):
+    """``rect`` with its rows joined into one run where they follow each other in memory,
+    and its channels too (fewer, longer runs: the reader takes a run every other cycle)."""
+    rect = dict(rect)
+    if rect["rows"] > 1 and rect["cols"] == rect["row_pitch"]:
+        rect.update(cols=rect["rows"] * rect["cols"], rows=1)
+    if rect["rows"] == 1 and rect["channels"] > 1 and rect["cols"] == rect["channel_pitch"]:
+        rect.update(cols=rect["channels"] * rect["cols"], channels=1)
+    return rect
+
+
+def _run(base, nbytes):
+    """A rectangle of one run of ``nbytes`` at ``base``."""
+    return {"base": base, "channels": 1 if nbytes else 0, "rows": 1, "cols": nbytes,
+            "row_pitch": 0, "channel_pitch": 0}
+
+
+def _vector_entry(name, job, a, b, out):
+    """The :class:`JobEntry` of a :class:`~sps_hw.jobs.VectorJob` of layer ``name`` reading
+    tensors ``a`` and ``b`` and writing ``out`` (entries of the image's tensor map)."""
+    n = job.out[1]
+    record = {"vector": 1, "images": [{"addr": 0, "bytes": 0}] * len(ROM_NAMES),
+              "load": _run(a["offset"] + job.a[0], job.a[1]),
+              "load_b": _run(b["offset"] + job.b[0], job.b[1]),
+              "store": dict(_run(out["offset"] + job.out[0], n), keep_row0=0, keep_row1=1,
+                            keep_col0=0, keep_col1=n),
+              "command": job.command}
+    return JobEntry(name, job, record, {}, job.a[1] + job.b[1], False)
 
 
 def _set_resident(cfg, desc, words):

@@ -21,7 +21,7 @@ cycles, its computation (the core's layer cycles), and the bytes it read and wro
 as :mod:`sps_hw.tiling` predicts them.
 """
 
-from amaranth.hdl import Cat, Module, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -41,13 +41,17 @@ from .controller import Stats
 from .counters import Actions
 from .memories import word_bytes
 from .top import Accelerator, rom_widths
+from .vector import VectorCommand, VectorUnit
 
-__all__ = ["RECORD_BYTES", "REGISTERS", "JobStats", "TileEngine", "job_layout"]
+__all__ = ["RECORD_BYTES", "REGISTERS", "VECTOR_CHUNK", "VECTOR_WIDTH", "JobStats",
+           "TileEngine", "job_layout"]
 
 #: Bytes of a job record in the job table (a whole number of 64-bit words).
 RECORD_BYTES = 128
 #: Width of the byte counts of images and of the sizes of tensor rectangles.
 SIZE_WIDTH = 24
+#: The vector unit's widest max-pool row and largest add piece, in bytes.
+VECTOR_WIDTH, VECTOR_CHUNK = 256, 2048
 #: One per finished job: its index in the table, its cycles, the core's computation cycles
 #: among them, and the bytes it read and wrote.
 JobStats = data.StructLayout({"job": unsigned(32), "cycles": unsigned(32),
@@ -56,15 +60,20 @@ JobStats = data.StructLayout({"job": unsigned(32), "cycles": unsigned(32),
 
 
 def job_layout(addr_width=32):
-    """The layout of a job record: per image (:data:`~sps_hw.config.ROM_NAMES` order) its
-    ``addr`` and ``bytes`` (0: keep the active image), the rectangle ``load`` into the core
-    (0 channels: the input is resident) and the crop ``store`` of the core's output."""
+    """The layout of a job record: ``vector`` (0: a job of the core, 1: of the vector unit),
+    per image (:data:`~sps_hw.config.ROM_NAMES` order) its ``addr`` and ``bytes`` (0: keep
+    the active image), the rectangle ``load`` into the core or the vector unit's ``a`` (0
+    channels: the core's input is resident), ``load_b`` into its ``b`` (an add), the crop
+    ``store`` of the output, and the vector unit's ``command``."""
     return data.StructLayout({
+        "vector": unsigned(1),
         "images": data.ArrayLayout(data.StructLayout({"addr": unsigned(addr_width),
                                                       "bytes": unsigned(SIZE_WIDTH)}),
                                    len(ROM_NAMES)),
         "load": rectangle_layout(addr_width, SIZE_WIDTH),
+        "load_b": rectangle_layout(addr_width, SIZE_WIDTH),
         "store": crop_layout(addr_width, SIZE_WIDTH),
+        "command": VectorCommand,
     })
 
 
@@ -115,6 +124,7 @@ class TileEngine(wiring.Component):
                  "max_burst": max_burst, "max_outstanding": max_outstanding}
         self.reader, self.writer = TensorReader(**mover), TensorWriter(**mover)
         self.core = Accelerator(cfg, writable=True, jobs=True, multiplier=multiplier)
+        self.vector = VectorUnit(max_width=VECTOR_WIDTH, chunk=VECTOR_CHUNK)
         self.registers = RegisterFile(REGISTERS, addr_width=6, irq=("done", "irq_enable"))
         ports = {
             "m_axi": Out(AXI4Signature(addr_width=addr_width, data_width=data_width)),
@@ -130,7 +140,8 @@ class TileEngine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         core, reader, writer, regs = self.core, self.reader, self.writer, self.registers
-        m.submodules.core, m.submodules.reader = core, reader
+        vector = self.vector
+        m.submodules.core, m.submodules.reader, m.submodules.vector = core, reader, vector
         m.submodules.writer, m.submodules.registers = writer, regs
         join(m, self.m_axi, reader.m_axi, writer.m_axi)
         wiring.connect(m, wiring.flipped(self.s_axi), regs.s_axi)
@@ -146,8 +157,8 @@ class TileEngine(wiring.Component):
         staged = Signal(len(ROM_NAMES))             # the images staged for the next commit
         addr = Signal.like(core.image_write.payload.addr)
         lane = Signal.like(core.image_write.payload.lane)
-        route = Signal(2)                           # where the reader's bytes go
-        ROUTE_RECORD, ROUTE_IMAGE, ROUTE_CORE = range(3)
+        route = Signal(3)                           # where the reader's bytes go
+        ROUTE_RECORD, ROUTE_IMAGE, ROUTE_CORE, ROUTE_A, ROUTE_B = range(5)
 
         # The reader's bytes: into the record, into a staging bank, or into the core.
         byte = reader.data
@@ -160,7 +171,8 @@ class TileEngine(wiring.Component):
                     m.d.comb += last_lane.eq(lane == word_bytes(widths[name][0]) - 1)
         write = core.image_write.payload
         m.d.comb += [write.region.eq(region), write.addr.eq(addr), write.lane.eq(lane),
-                     write.data.eq(byte.payload), core.act_in.payload.eq(byte.payload)]
+                     write.data.eq(byte.payload), core.act_in.payload.eq(byte.payload),
+                     vector.a.payload.eq(byte.payload), vector.b.payload.eq(byte.payload)]
         with m.Switch(route):
             with m.Case(ROUTE_RECORD):
                 m.d.comb += byte.ready.eq(1)
@@ -175,10 +187,25 @@ class TileEngine(wiring.Component):
                         m.d.sync += [lane.eq(0), addr.eq(addr + 1)]
             with m.Case(ROUTE_CORE):
                 m.d.comb += [core.act_in.valid.eq(byte.valid), byte.ready.eq(core.act_in.ready)]
-        # The core's output goes to the writer.
-        m.d.comb += [writer.data.payload.eq(core.act_out.payload.data),
-                     writer.data.valid.eq(core.act_out.valid),
-                     core.act_out.ready.eq(writer.data.ready)]
+            with m.Case(ROUTE_A):
+                m.d.comb += [vector.a.valid.eq(byte.valid), byte.ready.eq(vector.a.ready)]
+            with m.Case(ROUTE_B):
+                m.d.comb += [vector.b.valid.eq(byte.valid), byte.ready.eq(vector.b.ready)]
+        # The output of the job's unit goes to the writer.
+        vector_job = Signal()
+        with m.If(vector_job):
+            m.d.comb += [writer.data.payload.eq(vector.out.payload),
+                         writer.data.valid.eq(vector.out.valid),
+                         vector.out.ready.eq(writer.data.ready)]
+        with m.Else():
+            m.d.comb += [writer.data.payload.eq(core.act_out.payload.data),
+                         writer.data.valid.eq(core.act_out.valid),
+                         core.act_out.ready.eq(writer.data.ready)]
+        # The vector unit's command, held until taken.
+        command_pending = Signal()
+        m.d.comb += [vector.cmd.valid.eq(command_pending), vector.cmd.payload.eq(rec.command)]
+        with m.If(vector.cmd.valid & vector.cmd.ready):
+            m.d.sync += command_pending.eq(0)
 
         # The writer's crop, held until taken.
         store_pending = Signal()
@@ -203,7 +230,7 @@ class TileEngine(wiring.Component):
             m.d.sync += [cycles.eq(cycles + 1), span.eq(span + 1)]
             with m.If(taken):
                 m.d.sync += read_total.eq(read_total + 1)
-                with m.If(route == ROUTE_CORE):
+                with m.If(route >= ROUTE_CORE):        # the job's input, not the next's
                     m.d.sync += job_read.eq(job_read + 1)
                 with m.Else():
                     m.d.sync += next_read.eq(next_read + 1)
@@ -213,6 +240,10 @@ class TileEngine(wiring.Component):
             with m.If(core.stats.valid):
                 m.d.sync += [compute.eq(compute + core.stats.payload.cycles),
                              job_compute.eq(core.stats.payload.cycles)]
+            # The vector unit computes while busy and not waiting for its operands.
+            starved = (vector.a.ready & ~vector.a.valid) | (vector.b.ready & ~vector.b.valid)
+            with m.If(vector.busy & ~starved):
+                m.d.sync += [compute.eq(compute + 1), job_compute.eq(job_compute + 1)]
             with m.If(reader.error | writer.error):
                 m.d.sync += error.eq(1)
         jobs_done = Signal(32)
@@ -235,7 +266,7 @@ class TileEngine(wiring.Component):
             with m.If(job != 0):        # the first job's cycles count from the start
                 m.d.sync += [span.eq(0), jobs_done.eq(jobs_done + 1)]
 
-        idle = core.idle & ~writer.busy & ~store_pending
+        idle = core.idle & ~writer.busy & ~store_pending & ~vector.busy & ~command_pending
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(regs.start):
@@ -292,18 +323,31 @@ class TileEngine(wiring.Component):
             with m.State("WAIT"):
                 with m.If(idle):
                     finish_job()
-                    m.d.comb += [core.image_commit_regions.eq(staged), core.go.eq(1)]
-                    m.d.sync += [store_pending.eq(1), job.eq(job + 1)]
+                    m.d.comb += [core.image_commit_regions.eq(staged),
+                                 core.go.eq(~rec.vector)]
+                    m.d.sync += [store_pending.eq(1), job.eq(job + 1),
+                                 vector_job.eq(rec.vector), command_pending.eq(rec.vector)]
                     m.next = "LOAD"
             with m.State("LOAD"):
                 m.d.comb += [reader.cmd.payload.eq(rec.load),
                              reader.cmd.valid.eq(rec.load.channels != 0)]
-                m.d.sync += route.eq(ROUTE_CORE)
+                m.d.sync += route.eq(Mux(rec.vector, ROUTE_A, ROUTE_CORE))
                 with m.If(rec.load.channels == 0):
                     m.next = "NEXT"
                 with m.Elif(reader.cmd.ready):
                     m.next = "LOADING"
             with m.State("LOADING"):
+                with m.If(~reader.busy):
+                    with m.If(rec.load_b.channels != 0):
+                        m.next = "LOAD_B"
+                    with m.Else():
+                        m.next = "NEXT"
+            with m.State("LOAD_B"):
+                m.d.comb += [reader.cmd.payload.eq(rec.load_b), reader.cmd.valid.eq(1)]
+                m.d.sync += route.eq(ROUTE_B)
+                with m.If(reader.cmd.ready):
+                    m.next = "LOADING_B"
+            with m.State("LOADING_B"):
                 with m.If(~reader.busy):
                     m.next = "NEXT"
             with m.State("FINISH"):

@@ -58,7 +58,7 @@ def run(model, x, *, cfg, simulator="verilator", build_dir=None, latency=0, paus
         build_dir = Path(build_dir) if build_dir else \
             default_build_dir(cfg).with_name(default_build_dir(cfg).name + "-engine")
         build_dir.mkdir(parents=True, exist_ok=True)
-        budget = sum(e.job.plan.cycles for e in image.jobs)
+        budget = sum(c.compute for c in image.costs())
         moved = len(image.data) + 2 * sum(e.load_bytes for e in image.jobs)
         timeout_cycles = int(4 * budget + 20 * (1 + latency) * moved + 100_000)
         job = write_job(Path(scratch) / "job", model=str(model_path.resolve()),

@@ -21,7 +21,7 @@ from compiler.errors import SPSError
 from .config import Config
 from .model import LayerPlan, plan_layer
 
-__all__ = ["Job", "plan_jobs", "run_jobs"]
+__all__ = ["Job", "VectorJob", "plan_jobs", "plan_vector_jobs", "run_jobs"]
 
 #: The manifest fields of a conv layer with one value per output channel.
 PER_OUTPUT_CHANNEL = ("bias", "mult", "shift", "w_scale")
@@ -56,6 +56,43 @@ class Job:
     def chunk(self):
         """Its first output channel (the chunk's weights and parameters)."""
         return self.channels.start
+
+
+@dataclass
+class VectorJob:
+    """One job of the vector unit (:mod:`sps_hw.vector`): its ``command`` (field values),
+    the byte ranges ``(offset, bytes)`` it reads of its operands ``a`` and ``b`` (``b``:
+    ``(0, 0)`` but for an add) and writes of its output, from the first byte of each tensor,
+    and its cycles (:func:`~sps_hw.vector.vector_cycles`)."""
+
+    layer: dict
+    command: dict
+    a: tuple
+    b: tuple
+    out: tuple
+    cycles: int
+
+
+def plan_vector_jobs(layer, *, max_width, chunk):
+    """The :class:`VectorJob` list of a manifest ``add``, ``avgpool`` or ``maxpool`` layer on
+    a vector unit of ``max_width`` and ``chunk``: a pooling layer is one job over its whole
+    input; an add is cut into pieces of at most ``chunk`` bytes. Raises :class:`SPSError`
+    for a layer the unit cannot run."""
+    from .vector import vector_command, vector_cycles
+
+    command = vector_command(layer, max_width=max_width)
+    n_in = math.prod(layer["in_shape"])
+    n_out = math.prod(layer["out_shape"])
+    if layer["op"] != "add":
+        return [VectorJob(layer, command, (0, n_in), (0, 0), (0, n_out),
+                          vector_cycles(command))]
+    jobs = []
+    for start in range(0, n_in, chunk):
+        n = min(chunk, n_in - start)
+        piece = dict(command, channels=1, height=1, width=n)
+        jobs.append(VectorJob(layer, piece, (start, n), (start, n), (start, n),
+                              vector_cycles(piece)))
+    return jobs
 
 
 def _spans(n, tile, halo, halve):

@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass
 from compiler.errors import SPSError
 
 from .config import ROM_NAMES, Config
-from .engine import RECORD_BYTES
-from .jobs import plan_jobs
+from .engine import RECORD_BYTES, VECTOR_CHUNK, VECTOR_WIDTH
+from .jobs import VectorJob, plan_jobs, plan_vector_jobs
 from .model import network_layers
 from .top import rom_bits, rom_shapes
 
@@ -72,6 +72,9 @@ def sdram_memory(kind, clock_mhz):
 #: Cycles a read command of the engine takes beyond its bytes (issue, the reader's pipeline,
 #: the RAM's own first cycle; measured).
 READ_OVERHEAD = 8
+#: Cycles from the vector unit's last input byte to the engine's next state, and from the
+#: unit's end to the writer's without the memory's latency (measured).
+VECTOR_LAST, VECTOR_WRITE = 1, 2
 #: Cycles a job's drain takes beyond its bytes: per output channel, and once.
 DRAIN_PER_CHANNEL, DRAIN_OVERHEAD = 0, 4
 
@@ -91,10 +94,23 @@ class JobCost:
     store_channels: int
     written: int
     tail: int
+    #: A job of the vector unit: the bytes of its second operand, and the cycles it takes
+    #: after its last input byte (None: a job of the core).
+    load_b: int = 0
+    post: int | None = None
 
     @property
     def read_bytes(self):
-        return RECORD_BYTES + sum(self.staged) + self.load
+        return RECORD_BYTES + sum(self.staged) + self.load + self.load_b
+
+
+def vector_cost(job):
+    """The :class:`JobCost` of a :class:`~sps_hw.jobs.VectorJob`."""
+    n = job.out[1]
+    inputs = job.a[1] + job.b[1]
+    return JobCost(staged=(0,) * len(ROM_NAMES), load=job.a[1], compute=job.cycles,
+                   drained=n, store_channels=1, written=n, tail=0, load_b=job.b[1],
+                   post=job.cycles - 1 - inputs)
 
 
 def engine_cycles(costs, memory):
@@ -108,12 +124,17 @@ def engine_cycles(costs, memory):
         return READ_OVERHEAD + late + math.ceil(nbytes / min(1.0, memory.bytes_per_cycle))
 
     commits = []
-    nxt, core_idle, writer_idle = 1, 0, 0       # the engine's NEXT state; when each is free
+    nxt, core_idle, writer_idle, vector_idle = 1, 0, 0, 0   # the engine's NEXT; when free
     for cost in costs:
         # FETCH, the record, DECODE, then per image STAGE (and its read when staged).
         wait = nxt + 1 + read(RECORD_BYTES) + 1 + sum(read(n) if n else 1 for n in cost.staged)
-        commit = max(wait, core_idle, writer_idle)
+        commit = max(wait, core_idle, writer_idle, vector_idle)
         commits.append(commit)
+        if cost.post is not None:       # the vector unit: its operands, one after the other
+            nxt = commit + 1 + read(cost.load) + (read(cost.load_b) if cost.load_b else 0)
+            vector_idle = nxt - VECTOR_LAST + cost.post + 1
+            writer_idle = vector_idle + VECTOR_WRITE + memory.latency
+            continue
         if cost.load:
             prep = nxt = commit + 1 + read(cost.load)
         else:
@@ -131,7 +152,7 @@ class LayerTraffic:
     """One layer run job by job: its jobs, bytes and cycles."""
 
     name: str
-    kind: str                 # "conv3", "conv1" or "fc"
+    kind: str                 # "conv3", "conv1", "fc" or the vector unit's op
     jobs: int
     tiles: int
     tile: tuple               # (rows, cols) of the largest tile's output (pre-pool)
@@ -183,6 +204,10 @@ def job_costs(layer, jobs, cfg, active=None, previous=None):
     active = {} if active is None else active
     costs = []
     for job in jobs:
+        if isinstance(job, VectorJob):
+            costs.append(vector_cost(job))
+            previous = None
+            continue
         staged = []
         for name, (key, nbytes) in _image_keys(layer, job, cfg).items():
             if key is not None and active.get(name) == key:
@@ -223,9 +248,14 @@ def layer_traffic(layer, source_shape, cfg, memory):
 
 
 def _jobs(layer, source_shape, cfg):
-    if layer["op"] != "conv":
-        return f"{layer['op']} (no hardware unit yet)"
+    """The jobs of ``layer`` (of the core or the vector unit), or why it runs on the host."""
     try:
+        if layer["op"] != "conv":
+            # A network that was not compiled has no multipliers yet: any valid ones time it.
+            timing = {"mult": 1 << 14, "mult_a": 1 << 14, "mult_b": 1 << 14, "shift": 15,
+                      "relu": bool(layer.get("relu", False))}
+            return plan_vector_jobs({**timing, **layer}, max_width=VECTOR_WIDTH,
+                                    chunk=VECTOR_CHUNK)
         return plan_jobs(layer, None, source_shape, cfg)
     except SPSError as error:
         return str(error).split(": ", 1)[-1]
@@ -238,52 +268,77 @@ def _traffic(layer, jobs, costs, spans):
         reads["records"] += RECORD_BYTES
         for name, nbytes in zip(ROM_NAMES, cost.staged):
             reads[name] += nbytes
+        reads["input"] += cost.load_b
     compute = sum(c.compute for c in costs)
-    largest = max(jobs, key=lambda j: (j.out_rows.stop - j.out_rows.start)
-                  * (j.out_cols.stop - j.out_cols.start))
-    scale = 2 if layer.get("pool") else 1
+    if isinstance(jobs[0], VectorJob):
+        kind, tiles, tile = layer["op"], 1, tuple(layer["in_shape"][1:])
+    else:
+        largest = max(jobs, key=lambda j: (j.out_rows.stop - j.out_rows.start)
+                      * (j.out_cols.stop - j.out_cols.start))
+        scale = 2 if layer.get("pool") else 1
+        kind, tiles = jobs[0].plan.kind, len({job.tile for job in jobs})
+        tile = (scale * (largest.out_rows.stop - largest.out_rows.start),
+                scale * (largest.out_cols.stop - largest.out_cols.start))
     return LayerTraffic(
-        name=layer["name"], kind=jobs[0].plan.kind, jobs=len(jobs),
-        tiles=len({job.tile for job in jobs}),
-        tile=(scale * (largest.out_rows.stop - largest.out_rows.start),
-              scale * (largest.out_cols.stop - largest.out_cols.start)),
+        name=layer["name"], kind=kind, jobs=len(jobs), tiles=tiles, tile=tile,
         compute_cycles=compute, stall_cycles=sum(spans) - compute, read_bytes=reads,
         write_bytes=math.prod(layer["out_shape"]),
         drained_bytes=sum(c.drained for c in costs))
 
 
 def memory_report(model, cfg, memory, keep=None):
-    """Per-layer jobs, bytes and cycles of a network from external memory. Returns
-    ``{"rows", "cols", "memory", "layers": [...], "totals": {...}}``; a layer that does not
-    run as jobs has ``"runs": "host"`` and a reason."""
+    """Per-layer jobs, bytes and cycles of a network run from external memory, as the tile
+    engine runs it: one table, a job's images staged only when they change, inputs resident
+    between a tile's chunks, a host layer ending a run. Returns ``{"rows", "cols", "memory",
+    "layers": [...], "totals": {...}}``; a host layer has ``"runs": "host"`` and a reason."""
     layers, input_shape = network_layers(model, keep)
     shapes = {"input": input_shape}
+    work, active, previous = [], {}, None
+    for layer in layers:
+        shapes[layer["name"]] = tuple(layer["out_shape"])
+        jobs = _jobs(layer, shapes[layer["inputs"][0]], cfg)
+        if isinstance(jobs, str):
+            work.append((layer, jobs, None))
+            active, previous = {}, None
+            continue
+        costs, previous = job_costs(layer, jobs, cfg, active, previous)
+        work.append((layer, jobs, costs))
+    # Each run of consecutive engine layers is one table: its jobs' cycles.
+    spans, run = {}, []
+    for layer, _, costs in [*work, (None, None, None)]:
+        if costs is not None:
+            run.append((layer["name"], costs))
+            continue
+        cycles = engine_cycles([c for _, cs in run for c in cs], memory)
+        for name, cs in run:
+            spans[name], cycles = cycles[:len(cs)], cycles[len(cs):]
+        run = []
     out = []
     totals = dict.fromkeys(("compute_cycles", "stall_cycles", "read_bytes", "weight_bytes",
                             "write_bytes", "macs", "dense_macs"), 0)
-    for layer in layers:
-        shapes[layer["name"]] = tuple(layer["out_shape"])
-        source = shapes[layer["inputs"][0]]
-        traffic = layer_traffic(layer, source, cfg, memory)
-        if isinstance(traffic, str):
+    for layer, jobs, costs in work:
+        if costs is None:
             out.append({"name": layer["name"], "op": layer["op"], "runs": "host",
-                        "reason": traffic})
+                        "reason": jobs})
             continue
-        ci, co = layer["in_shape"][0], layer["out_shape"][0]
-        pixels = math.prod(layer["out_shape"][1:]) * (4 if layer.get("pool") else 1)
+        traffic = _traffic(layer, jobs, costs, spans[layer["name"]])
+        macs = dense = 0
+        if layer["op"] == "conv":
+            ci, co = layer["in_shape"][0], layer["out_shape"][0]
+            pixels = math.prod(layer["out_shape"][1:]) * (4 if layer.get("pool") else 1)
+            macs = co * ci * layer.get("keep", 1) * pixels
+            dense = co * ci * layer["kernel"] ** 2 * pixels
         row = {"runs": "hardware", **traffic.as_dict(),
                "bound": "memory" if traffic.stall_cycles > traffic.compute_cycles else
-               "compute",
-               "macs": co * ci * layer.get("keep", 1) * pixels,
-               "dense_macs": co * ci * layer["kernel"] ** 2 * pixels}
+               "compute", "macs": macs, "dense_macs": dense}
         out.append(row)
         totals["compute_cycles"] += traffic.compute_cycles
         totals["stall_cycles"] += traffic.stall_cycles
         totals["read_bytes"] += sum(traffic.read_bytes.values())
         totals["weight_bytes"] += traffic.read_bytes["weights"]
         totals["write_bytes"] += traffic.write_bytes
-        totals["macs"] += row["macs"]
-        totals["dense_macs"] += row["dense_macs"]
+        totals["macs"] += macs
+        totals["dense_macs"] += dense
     totals["cycles"] = totals["compute_cycles"] + totals["stall_cycles"]
     return {"rows": cfg.rows, "cols": cfg.cols, "memory": asdict(memory), "layers": out,
             "totals": totals}
