@@ -118,6 +118,46 @@ def run(rows=16, cols=16, size=56, seed=0, log=sys.stderr):
     }
 
 
+#: The external memories of the memory benchmark (``docs/tiling.md``).
+MEMORIES = ("sdr16", "ddr3-667")
+
+
+def memory(rows=8, cols=8, clock_mhz=90.0, networks=("vgg16", "resnet50"), log=sys.stderr):
+    """VGG16 and ResNet-50 (224 x 224) per inference from external memory through the tile
+    engine, by its model (:func:`sps_hw.tiling.memory_report`, exact against the engine's
+    RTL): for keep 4 (PPS) and keep 9 (dense) on one ``rows x cols`` array with
+    :data:`~sps_hw.tiling.DRAM_SIZES` buffers at ``clock_mhz``, with a 16-bit SDR SDRAM and a
+    16-bit DDR3-667: cycles, stall share, bytes moved, weight bytes, dense-equivalent GOPS."""
+    from .generator import make_config
+    from .tiling import DRAM_SIZES, memory_report, sdram_memory
+
+    cfg = make_config(None, rows, cols, **DRAM_SIZES)
+    out = []
+    for network in networks:
+        for keep in (4, 9):
+            for kind in MEMORIES:
+                mem = sdram_memory(kind, clock_mhz)
+                t0 = time.perf_counter()
+                report = memory_report(network, cfg, mem, keep=None if keep == 4 else 9)
+                t = report["totals"]
+                seconds = t["cycles"] / (clock_mhz * 1e6)
+                out.append({
+                    "network": network, "keep": keep, "memory": kind,
+                    "bytes_per_cycle": mem.bytes_per_cycle, "latency": mem.latency,
+                    "compute_cycles": t["compute_cycles"], "stall_cycles": t["stall_cycles"],
+                    "cycles": t["cycles"],
+                    "stall_share": round(t["stall_cycles"] / t["cycles"], 4),
+                    "read_bytes": t["read_bytes"], "weight_bytes": t["weight_bytes"],
+                    "write_bytes": t["write_bytes"], "ms": round(1e3 * seconds, 1),
+                    "dense_equivalent_gops": round(2 * t["dense_macs"] / seconds / 1e9, 2),
+                    "host_layers": [r["name"] for r in report["layers"]
+                                    if r["runs"] == "host"]})
+                print(f"sps bench memory: {network} keep {keep} {kind}: "
+                      f"{t['cycles']:,} cycles ({time.perf_counter() - t0:.1f} s)", file=log)
+    return {"rows": rows, "cols": cols, "clock_mhz": clock_mhz, "config": cfg.as_dict(),
+            "runs": out}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m sps_hw.bench", description=__doc__.split(
         "\n\n")[0])

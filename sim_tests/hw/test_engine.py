@@ -119,3 +119,36 @@ def test_model_costs_equal_the_packed_image():
                 costs += more
                 shapes[entry["name"]] = tuple(entry["out_shape"])
             assert costs == image.costs()
+
+
+@pytest.mark.slow
+def test_resnet18_from_memory(tmp_path):
+    """The whole of ResNet-18 (224 x 224) through the tile engine of the ULX3S core (8 x 8,
+    its block-RAM buffers) from external memory with a latency of 10 cycles: every layer
+    but the 7x7 stem on the engine (3x3 and 1x1 at strides 1 and 2, max-pool, the residual
+    adds, average pool, FC), bit-exact with the golden model, every job's computation and
+    bytes equal to the model, the cycles within the one-cycle write-response bound."""
+    from boards.platforms import BOARDS
+    from compiler import images
+    from sps import cli
+
+    require_simulator("verilator")
+    out = tmp_path / "resnet18"
+    assert cli.main(["compile", "resnet18", "-o", str(out)]) == 0
+    model = images.load(out)
+    x = sample_input(model, 1)
+    run = engine_sim.run(model, x, cfg=BOARDS["ulx3s-85f"].config, latency=10)
+    assert set(run.image.host) == {"conv1"}, run.image.host
+    want = golden_tensors(model, x)
+    for name, value in want.items():
+        assert np.array_equal(run.tensors[name], value), f"tensor {name} differs"
+    costs = [c for kind, *args in run.image.steps if kind == "jobs"
+             for c in run.image.costs(*args)]
+    assert [j[2] for j in run.jobs] == [c.compute for c in costs]
+    assert [j[3] for j in run.jobs] == [c.read_bytes for c in costs]
+    assert [j[4] for j in run.jobs] == [c.written for c in costs]
+    model_cycles = []
+    for kind, *args in run.image.steps:
+        if kind == "jobs":
+            model_cycles += tiling.engine_cycles(run.image.costs(*args), tiling.Memory(1, 10))
+    assert all(g[1] - w in (0, -1) for g, w in zip(run.jobs, model_cycles))
