@@ -19,8 +19,9 @@ __all__ = ["add_commands", "pps_options"]
 class Progress:
     """Progress lines on stderr for long steps, ``sps: prune [3/16] conv2_1 (1.2 s)``."""
 
-    def __init__(self, stream=sys.stderr):
-        self.stream, self.start = stream, time.monotonic()
+    def __init__(self, stream=None):
+        # sys.stderr when called, not when defined: it may have been replaced since.
+        self.stream, self.start = stream or sys.stderr, time.monotonic()
 
     def __call__(self, stage, i, n, name):
         elapsed = time.monotonic() - self.start

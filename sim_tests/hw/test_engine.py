@@ -152,3 +152,23 @@ def test_resnet18_from_memory(tmp_path):
         if kind == "jobs":
             model_cycles += tiling.engine_cycles(run.image.costs(*args), tiling.Memory(1, 10))
     assert all(g[1] - w in (0, -1) for g, w in zip(run.jobs, model_cycles))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dram-bytes-per-cycle", "0.5"], "--dram-bytes-per-cycle must be at least 1"),
+    (["--dram-latency", "-3"], "--dram-latency must be in 0..1000"),
+    (["--board", "ulx3s-85f", "--simulator", "icarus"], "verilator only"),
+])
+def test_sim_refusals(tmp_path, capsys, argv, message):
+    """Bad engine options: one line naming the option, exit 2, no output file."""
+    from sps import cli
+    model = tmp_path / "m"
+    assert cli.main(["compile", "demo", "-o", str(model)]) == 0
+    x = tmp_path / "x.npy"
+    np.save(x, sample_input(__import__("compiler").images.load(model), 0))
+    capsys.readouterr()
+    y = tmp_path / "y.npy"
+    assert cli.main(["sim", str(model), "--input", str(x), "-o", str(y), *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not y.exists()
