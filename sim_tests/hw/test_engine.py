@@ -172,3 +172,49 @@ def test_sim_refusals(tmp_path, capsys, argv, message):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert not y.exists()
+
+
+def test_resnet_with_batchnorm_from_onnx(tmp_path):
+    """A residual network with BatchNorm and stride-2 downsampling, from an ONNX file through
+    `sps compile`: every layer on the engine (no host layer), bit-exact with the golden
+    model; every job's figures equal the model's."""
+    from compiler import images
+    from sim_tests.compiler.test_frontends import Onnx
+    from sps import cli
+
+    require_simulator("verilator")
+    m = Onnx((3, 16, 16), seed=4)
+    m.conv(3, 8, name="stem")
+    m.bn(8)
+    stem = m.relu()
+    pool = m.node("MaxPool", [stem], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    m.conv(8, 8, name="b1.conv1", bias=False)
+    m.bn(8)
+    m.relu()
+    m.conv(8, 8, name="b1.conv2", bias=False)
+    m.bn(8)
+    m.node("Add", [m.last, pool])
+    b1 = m.relu()
+    m.conv(8, 16, name="b2.conv1", bias=False, strides=[2, 2])
+    m.bn(16)
+    m.relu()
+    m.conv(16, 16, name="b2.conv2", bias=False)
+    main = m.bn(16)
+    m.conv(8, 16, k=1, src=b1, name="b2.down", bias=False, strides=[2, 2], pads=[0, 0, 0, 0])
+    m.bn(16)
+    m.node("Add", [main, m.last])
+    m.relu()
+    m.node("GlobalAveragePool", [m.last])
+    m.node("Flatten", [m.last], axis=1)
+    m.gemm(16, 10, name="fc")
+    onnx = m.save(tmp_path / "resnet.onnx")
+    out = tmp_path / "model"
+    assert cli.main(["compile", str(onnx), "-o", str(out)]) == 0
+    model = images.load(out)
+    ops = [entry["op"] for entry in model.layers]
+    assert ops.count("add") == 2 and "maxpool" in ops and "avgpool" in ops
+    assert any(e["op"] == "conv" and e["stride"] == 2 for e in model.layers)
+    x = sample_input(model, 2)
+    run = engine_sim.run(model, x, cfg=CORES["4x3"], latency=3)
+    check(run, model, x, 3, steady=True)
+    assert np.array_equal(run.output, golden.infer(model, x))
