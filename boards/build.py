@@ -8,6 +8,14 @@ from ``yosys synth_xilinx`` (``fmax_mhz`` is null: only Vivado times a Xilinx de
 
 The build happens in a hidden directory next to ``BUILD`` that is renamed into place when it
 succeeded; a failed build leaves its logs in ``BUILD.failed/`` and nothing at ``BUILD``.
+
+A model whose images the core's block RAM cannot hold but the board's DRAM can
+(:func:`boards.fit.fit_board`) makes a *DRAM build*: ``dram.bin`` and ``dram.json`` (the
+model packed for the tile engine, ``sps_hw.dram``), the tile engine's Verilog
+``sps_engine.v`` (the AXI4 core the DRAM controller will join) and a ``dram`` entry in the
+report. Until the board top connects the engine to a DRAM controller (issue 10) the top is
+the one without a model (the link and an empty SPS core), and a DRAM build runs no tool: it
+is refused, before anything is written, unless ``do_build`` is ``False`` (``--no-synth``).
 """
 
 import contextlib
@@ -23,11 +31,14 @@ from pathlib import Path
 
 from compiler import images
 from compiler.errors import SPSError
+from sps_hw import verilog
+from sps_hw.axi import verilog_ports
+from sps_hw.engine import TileEngine
 from sps_hw.program import build as build_program
 from sps_hw.program import hex_lines
 
 from .core import SPSCore, memory_map
-from .fit import check_fit
+from .fit import fit_board
 from .model_image import model_tag, pack_model
 from .modules import module_resources
 from .platforms import SELFTEST_MAP, board_spec, tool_path, toolchain_env
@@ -40,6 +51,9 @@ __all__ = [
     "parse_nextpnr_log",
     "parse_yosys_stat",
 ]
+
+#: The board top of a DRAM build, in its report (``report["dram"]["top"]``).
+DRAM_TOP = "link + core without model; the engine is in sps_engine.v"
 
 #: What an XC7A35T holds, for the ``available`` side of the Xilinx estimate.
 XC7A35T_RESOURCES = {"LUT": 20800, "FF": 41600, "CARRY4": 8150, "DSP48E1": 90,
@@ -138,7 +152,9 @@ def build(board, out, *, model=None, core=None, do_build=True, seed=None, progre
         A name from :data:`boards.platforms.BOARDS`.
     model : path or None
         A compiled model: checked against the board (refused with numbers if it cannot fit)
-        and baked into block RAM.
+        and baked into block RAM; or, larger than the block RAM but within the board's DRAM,
+        packed for the tile engine (a DRAM build, ``do_build=False`` only; see the module
+        documentation).
     core : Component, "selftest" or None
         The core behind the link (``link`` port, ``memory_map``); the SPS core
         (:class:`~boards.core.SPSCore` of ``spec.config``) if ``None``; ``"selftest"`` for
@@ -154,15 +170,22 @@ def build(board, out, *, model=None, core=None, do_build=True, seed=None, progre
     spec = board_spec(board)
     out = Path(out)
     images.check_new_dir(out)
-    fit, tag, baked, packed = None, 0, None, None
+    fit, tag, baked, packed, dram = None, 0, None, None, None
     if model is not None:
         compiled = images.load(model)
-        fit = check_fit(compiled, spec, name=f"model {model}")
-        program = build_program(compiled, spec.config)
-        packed = pack_model(compiled, spec, program)
-        tag = model_tag(packed)
-        if spec.bakes_model:
-            baked = program.images
+        where, fit, dram = fit_board(compiled, spec, name=f"model {model}")
+        if where == "dram" and do_build:
+            raise SPSError(
+                f"{fit['block_ram']}; its DRAM holds it ({fit['image_bytes']:,} of "
+                f"{fit['dram_bytes']:,} bytes, {fit['jobs']} jobs of the tile engine), but "
+                f"models larger than block RAM build with --no-synth until the DRAM "
+                f"controller is in the board top (issue 10)")
+        if where == "block_ram":
+            program = build_program(compiled, spec.config)
+            packed = pack_model(compiled, spec, program)
+            tag = model_tag(packed)
+            if spec.bakes_model:
+                baked = program.images
     if core == "selftest":
         core = SelfTestCore(SELFTEST_MAP)
     elif core is None:
@@ -181,6 +204,13 @@ def build(board, out, *, model=None, core=None, do_build=True, seed=None, progre
         plan.extract(tmp)
         if packed is not None:
             _write_images(tmp / "images", spec, program, packed)
+        if dram is not None:
+            say(f"sps: build {spec.name}: the model exceeds the block RAM; packed for the "
+                f"DRAM ({fit['image_bytes']:,} bytes); the tile engine's Verilog")
+            dram.write(tmp)
+            engine = TileEngine(spec.config)
+            (tmp / "sps_engine.v").write_text(verilog.convert(
+                engine, name="sps_engine", ports=verilog_ports(engine)))
         report = {
             "board": spec.name, "device": spec.device, "family": spec.family,
             "array": {"rows": spec.rows, "cols": spec.cols},
@@ -197,6 +227,12 @@ def build(board, out, *, model=None, core=None, do_build=True, seed=None, progre
                      "max_payload": spec.max_payload, "out_depth": spec.out_depth},
             "program": spec.program.format(bitstream=_bitstream(spec)),
         }
+        if dram is not None:
+            report["model_baked"] = False
+            report["dram"] = {"controller": None, "size_bytes": spec.dram_bytes,
+                              "image_bytes": fit["image_bytes"], "jobs": fit["jobs"],
+                              "top": DRAM_TOP, "image": "dram.bin", "map": "dram.json",
+                              "engine": "sps_engine.v"}
         if do_build and spec.lattice:
             say(f"sps: build {spec.name}: yosys, nextpnr, pack (the first run of each YoWASP "
                 f"tool compiles it, ~40 s)")

@@ -39,6 +39,11 @@ def cmd_build(args):
         if n["used"]:
             avail = f"{n['available']}" if n["available"] is not None else "?"
             print(f"  {cell:>16}: {n['used']:>7} / {avail}")
+    dram = report.get("dram")
+    if dram:
+        print(f"  model for the DRAM: {dram['image']} ({dram['image_bytes']:,} of "
+              f"{dram['size_bytes']:,} bytes, {dram['jobs']} jobs of the tile engine); top: "
+              f"{dram['top']}")
 
 
 def board_config(name):
@@ -62,7 +67,8 @@ def add_commands(sub, report_sub):
                        "board, with report.json")
     p.add_argument("--board", required=True, choices=BOARD_NAMES, metavar="NAME",
                    help=f"one of {', '.join(BOARD_NAMES)}")
-    p.add_argument("--model", metavar="OUT", help="compiled model to bake into block RAM")
+    p.add_argument("--model", metavar="OUT", help="compiled model to bake into block RAM "
+                   "(larger than block RAM: packed for the board's DRAM, with --no-synth)")
     p.add_argument("-o", "--output", required=True, metavar="BUILD", help="new directory")
     p.add_argument("--selftest", action="store_true",
                    help="the host link with its self-test core instead of the SPS core "

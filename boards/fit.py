@@ -6,15 +6,23 @@ upload copy, see ``boards/link/staged.py``); the feature buffers, the accumulato
 buffers with section 2's sizes (:func:`requirements`, an estimate for sizing boards).
 :func:`check_fit` packs the model for the board's core (``sps_hw.program``) and refuses,
 before any synthesis, a model whose images exceed the core's memories, with the numbers.
+
+A model larger than the block RAM can run from the board's external memory through the tile
+engine (``sps_hw.engine``): :func:`check_dram_fit` packs it into one memory image
+(``sps_hw.dram.pack``: job table, tensors, images) and refuses it when that exceeds the
+board's DRAM (``BoardSpec.dram_bytes``). :func:`fit_board` decides between the two for
+``sps build``.
 """
 
 import math
 
 from compiler.errors import SPSError
+from sps_hw.dram import pack as pack_dram
 from sps_hw.program import build as build_program
 from sps_hw.top import rom_widths
 
-__all__ = ["check_fit", "hardware_layers", "requirements"]
+__all__ = ["check_dram_fit", "check_fit", "dram_fit", "fit_board", "hardware_layers",
+           "requirements"]
 
 PARAM_BITS = 32 + 32 + 6          # bias, mult, shift per output channel
 DESCRIPTOR_BITS = 128             # one layer descriptor (an upper bound)
@@ -116,3 +124,74 @@ def check_fit(model, spec, name="model"):
         raise SPSError(f"{name} does not fit {spec.name}: on its {cfg.rows}x{cfg.cols} core "
                        f"the packed images need {', '.join(over)}")
     return fit
+
+
+#: ``regions`` of a :class:`sps_hw.dram.DramImage` by kind -> the key of the DRAM fit.
+_REGION_KINDS = {"table": "table", "tensor": "tensors", "image": "images"}
+
+
+def _dram_fit(model, spec):
+    """``(fit, image, reason)``: the DRAM fit of ``model`` on ``spec`` and its image, or a
+    reason (without the model's and board's names) why it does not fit, and ``None`` s."""
+    cfg = spec.config
+    if not spec.dram_bytes:
+        return None, None, ("the board has no external memory (dram_bytes 0) for the tile "
+                            "engine to run a model larger than its block RAM from")
+    try:
+        image = pack_dram(model, cfg)
+    except SPSError as error:
+        return None, None, f"the tile engine's {cfg.rows}x{cfg.cols} core cannot run it: {error}"
+    regions = dict.fromkeys(_REGION_KINDS.values(), 0)
+    for region in image.regions:
+        regions[_REGION_KINDS[region["kind"]]] += region["bytes"]
+    fit = {"dram_bytes": spec.dram_bytes, "image_bytes": len(image.data),
+           "jobs": len(image.jobs), "host_layers": dict(image.host), "regions": regions}
+    if not image.jobs:
+        reasons = "; ".join(f"{n}: {r}" for n, r in image.host.items())
+        return fit, image, (f"no layer runs on its tile engine ({cfg.rows}x{cfg.cols} core): "
+                            f"{reasons}")
+    if len(image.data) > spec.dram_bytes:
+        return fit, image, (f"its external-memory image of {len(image.data):,} bytes > the "
+                            f"{spec.dram_bytes:,} bytes of DRAM")
+    return fit, image, None
+
+
+def dram_fit(model, spec, name="model"):
+    """``(fit, image)``: :func:`check_dram_fit`'s fit and the packed
+    :class:`sps_hw.dram.DramImage` (what ``sps build`` writes as ``dram.bin``)."""
+    fit, image, reason = _dram_fit(model, spec)
+    if reason:
+        raise SPSError(f"{name} does not fit {spec.name}: {reason}")
+    return fit, image
+
+
+def check_dram_fit(model, spec, name="model"):
+    """Does compiled ``model`` fit the external memory of board ``spec`` (run by the tile
+    engine, ``sps_hw.engine``, with the board's core ``spec.config``)?
+
+    Packs it (``sps_hw.dram.pack``) and returns ``{"dram_bytes", "image_bytes", "jobs",
+    "host_layers", "regions"}``: the board's DRAM, the bytes of the image, its job records,
+    the layers left to the host (name -> why) and the bytes of the ``table``, ``tensors``
+    and ``images`` (each region's own bytes, without the alignment between them).
+    :class:`SPSError` (one line naming the model, the board and the numbers) when the image
+    exceeds the DRAM, the board has none, or no layer runs on the engine.
+    """
+    return dram_fit(model, spec, name)[0]
+
+
+def fit_board(model, spec, name="model"):
+    """Where compiled ``model`` runs on board ``spec``: ``("block_ram", fit, None)`` with
+    :func:`check_fit`'s fit when the core holds it; otherwise ``("dram", fit, image)`` with
+    :func:`check_dram_fit`'s fit (plus ``"block_ram"``: :func:`check_fit`'s refusal) and
+    the packed image when the board's DRAM does (the tile engine runs it). :class:`SPSError`
+    when neither: one line, the block-RAM refusal of :func:`check_fit` followed by the
+    reason the DRAM does not hold it either.
+    """
+    try:
+        return "block_ram", check_fit(model, spec, name=name), None
+    except SPSError as error:
+        block_ram = str(error)
+    fit, image, reason = _dram_fit(model, spec)
+    if reason:
+        raise SPSError(f"{block_ram}; nor from external memory: {reason}")
+    return "dram", {**fit, "block_ram": block_ram}, image

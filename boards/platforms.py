@@ -125,6 +125,9 @@ class BoardSpec:
     #: Whether ``--model`` can bake the images into the bitstream (not where the weights
     #: live in memories a bitstream cannot initialise, the iCE40's SPRAM).
     bakes_model: bool = True
+    #: Bytes of the board's external memory (DRAM), where the tile engine
+    #: (``sps_hw.engine``) runs models larger than the block RAM from; 0: none.
+    dram_bytes: int = 0
 
     @property
     def divisor(self):
@@ -175,6 +178,9 @@ BOARDS = {
               "max_patterns": 8, "count_bits": 12, "channel_bits": 11, "mult_bits": 16,
               "layer_words": 16, "read_latency": 1},
         bakes_model=False,
+        # No DRAM: the UP5K's 128 KiB of SPRAM is on chip (the core's weights), the 16 MiB
+        # SPI flash holds the bitstream.
+        dram_bytes=0,
     ),
     "ulx3s-85f": BoardSpec(
         name="ulx3s-85f", board_id=2, platform=ULX3S85F, family="ecp5",
@@ -193,6 +199,8 @@ BOARDS = {
         core={"max_hw": 1024, "max_width": 64, "fmap_depth": 2048, "weight_depth": 4096,
               "index_depth": 256, "library_depth": 128, "param_depth": 256, "layer_depth": 32,
               "max_patterns": 16, "count_bits": 16, "channel_bits": 12, "mult_bits": 16},
+        # 32 MiB SDR SDRAM: one 16-bit 256 Mbit part (16M x 16, IS42S16160G or AS4C16M16SB).
+        dram_bytes=32 * 2**20,
     ),
     "arty-a7-35": BoardSpec(
         name="arty-a7-35", board_id=3, platform=ArtyA735, family="xc7",
@@ -206,6 +214,8 @@ BOARDS = {
         core={"max_hw": 1024, "max_width": 64, "fmap_depth": 2048, "weight_depth": 4096,
               "index_depth": 256, "library_depth": 128, "param_depth": 256, "layer_depth": 32,
               "max_patterns": 16, "count_bits": 16, "channel_bits": 12, "mult_bits": 16},
+        # 256 MiB DDR3L: one 16-bit 2 Gbit part (128M x 16, Micron MT41K128M16JT-125).
+        dram_bytes=256 * 2**20,
     ),
 }
 

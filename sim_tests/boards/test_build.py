@@ -208,6 +208,7 @@ def test_model_is_baked(demo, tmp_path):
     spec = BOARDS["ulx3s-85f"]
     assert report["model_tag"] == model_tag(pack_model(model, spec))
     assert report["core"] == "SPSCore" and report["fit"]["segments"] == 1
+    assert "dram" not in report and not (out / "dram.bin").exists()
 
 
 def test_run_errors_are_one_line(demo, tmp_path):
