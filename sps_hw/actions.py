@@ -25,8 +25,14 @@ def predict(cfg, plan):
     rows, cols = cfg.rows, cfg.cols
     pixels = plan.total * plan.acc_hw           # pixels issued to the array, all passes
     row_visits = plan.total * rows
-    # The parameters are read in a group's first pass (bias) and last (mult, shift).
+    # The parameters are read in a group's first pass (bias) and last (mult, shift); a
+    # reduction chunk's job reads no bias when it continues the sums of the job before
+    # (acc_continue), requantizes and writes nothing when it leaves its sums for the next
+    # (acc_partial).
     group_passes = plan.total // plan.groups
+    bias, finish = not plan.acc_continue, not plan.acc_partial
+    param_passes = int(bias or finish) if group_passes == 1 else int(bias) + int(finish)
+    results = plan.groups * plan.acc_hw if finish else 0     # totals that leave
     return {
         "mac_useful": plan.macs,
         "mac_padding": rows * cols * pixels - plan.macs,
@@ -34,12 +40,12 @@ def predict(cfg, plan):
         "weight_read_bits": row_visits * rom_widths(cfg)["weights"][0],
         "index_reads": row_visits,
         "library_reads": row_visits,
-        "param_reads": plan.groups * plan.acc_hw * min(2, group_passes),
+        "param_reads": plan.groups * plan.acc_hw * param_passes,
         "feature_reads": cfg.banks * (plan.lead + (plan.total - 1) * plan.hw + plan.tail),
-        "feature_writes": plan.out_channels * plan.out_hw,
+        "feature_writes": plan.out_channels * plan.out_hw if finish else 0,
         "acc_reads": pixels,
-        "acc_writes": (plan.total - plan.groups) * plan.acc_hw,
-        "requant_ops": plan.groups * plan.acc_hw * cols,
+        "acc_writes": pixels - results,
+        "requant_ops": results * cols,
         "dram_read_bytes": 0,
         "dram_write_bytes": 0,
         "active_cycles": pixels,

@@ -51,6 +51,11 @@ def Descriptor(cfg, weight_bits, index_bits, library_bits, param_bits):
         "relu": 1,
         "pool": 1,              # fused 2x2 stride-2 max-pool
         "stride2": 1,           # outputs at even rows and columns of the input only
+        # Reduction chunks (one output group): the accumulator continues from the sums the
+        # job before left (no bias), and/or leaves its sums for the next job (no requantize,
+        # no output; such a descriptor has seg_last clear).
+        "acc_continue": 1,
+        "acc_partial": 1,
         "height": hw, "width": hw,
         "hw": hw,               # pixel slots per pass (pre-pool; 1 for FC)
         "acc_hw": hw,           # output pixels per pass: hw, or its stride-2 positions
@@ -80,8 +85,11 @@ class LayerSequencer(wiring.Component):
     starts over when ``go`` is high, else it waits (``idle``) until it is: a tile engine
     holds ``go`` low and pulses it once per job. A segment's first layer with ``resident``
     set finds its input in feature buffer 0 (left there by the previous job) and loads
-    nothing. ``stats`` reports each finished layer's index and its cycles: from its fetch to
-    its last result (``done``), the tensor loads and drains excepted.
+    nothing. A layer without ``seg_last`` goes on to the next descriptor when it is done: a
+    job's partial reduction chunk (``acc_partial``: its sums stay in the accumulator, it
+    writes no output) drains nothing, and fetches the terminator at once. ``stats`` reports
+    each finished layer's index and its cycles: from its fetch to its last result
+    (``done``), the tensor loads and drains excepted.
     """
 
     def __init__(self, cfg, descriptor, *, layer_bits, word):

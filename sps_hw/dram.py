@@ -7,7 +7,9 @@ Layout (byte offsets, each region aligned to :data:`ALIGN`): the job table (one
 jobs stage (little-endian words of ``ceil(width / 8)`` bytes, as ``sps build``'s ``.bin``
 images; identical images are stored once). A job stages an image only when it differs from
 the one its memory holds from the job before, and finds its input already in the core when
-the job before read the same tile.
+the job before read the same tile. A reduction chunk (:mod:`sps_hw.jobs`) loads its slice of
+the flattened source as one run; the chunks that leave their sums in the core store an empty
+crop (0 channels: the writer takes it and writes nothing).
 
 Layers the array cannot run (:func:`sps_hw.model.plan_layer`) are *host steps*: the table is
 run in *steps*, ``("jobs", first, count)`` through the engine and ``("host", name)`` by the
@@ -80,9 +82,11 @@ class DramImage:
                 continue
             oc, oh, ow = job.layer["out_shape"]
             rows, cols = store["rows"], store["cols"]
+            drain = not job.plan.acc_partial        # a partial chunk's sums stay in the core
             out.append(JobCost(
                 staged=tuple(entry.staged.get(name, 0) for name in ROM_NAMES),
-                load=entry.load_bytes, compute=job.plan.cycles, drained=oc * oh * ow,
+                load=entry.load_bytes, compute=job.plan.cycles,
+                drained=oc * oh * ow if drain else 0, drain=drain,
                 store_channels=store["channels"],
                 written=store["channels"] * (store["keep_row1"] - store["keep_row0"])
                 * (store["keep_col1"] - store["keep_col0"]),
@@ -228,7 +232,18 @@ def pack(model, cfg):
                 record["images"].append({"addr": place(raw, f"{name}/{rom}"),
                                          "bytes": len(raw)})
             ci, sh, sw = src["shape"]
-            if job.plan.kind == "fc":
+            if job.reduction is not None:
+                # Its slice of the flattened source in; the group's outputs out after the
+                # last chunk, nothing after the others (an empty crop: the writer takes it
+                # and writes nothing).
+                start, stop = job.reduction
+                n = job.channels.stop - job.channels.start
+                load = _run(src["offset"] + start, stop - start)
+                store = {"base": out["offset"] + job.channels.start,
+                         "channels": 1 if job.last else 0, "rows": 1, "cols": n,
+                         "row_pitch": 0, "channel_pitch": 0, "keep_row0": 0,
+                         "keep_row1": 1, "keep_col0": 0, "keep_col1": n}
+            elif job.plan.kind == "fc":
                 # The whole source in, the chunk's outputs out: one run each.
                 n = job.channels.stop - job.channels.start
                 load = {"base": src["offset"], "channels": 1, "rows": 1, "cols": ci * sh * sw,

@@ -64,7 +64,8 @@ def job_layout(addr_width=32):
     per image (:data:`~sps_hw.config.ROM_NAMES` order) its ``addr`` and ``bytes`` (0: keep
     the active image), the rectangle ``load`` into the core or the vector unit's ``a`` (0
     channels: the core's input is resident), ``load_b`` into its ``b`` (an add), the crop
-    ``store`` of the output, and the vector unit's ``command``."""
+    ``store`` of the output (0 channels: nothing, for a core job that writes no output),
+    and the vector unit's ``command``."""
     return data.StructLayout({
         "vector": unsigned(1),
         "images": data.ArrayLayout(data.StructLayout({"addr": unsigned(addr_width),

@@ -7,6 +7,12 @@ outputs whose windows crossed into that padding (the halo ring, where the tile i
 map's border) are dropped when the job's output is placed. A tile whose output is pooled 2x2
 or strided 2 starts its input on an even row and column, so the job's pooling pairs or
 output positions are the layer's.
+
+An FC layer whose output group needs more weight words than the core holds is cut into
+*reduction chunks* instead: for each output group (one per job: the accumulator keeps one
+group's sums), consecutive jobs over slices of the flattened input, the first adding the
+bias, the last requantizing, the sums carried from job to job in the accumulator (the
+descriptor's ``acc_continue`` and ``acc_partial``).
 :func:`run_jobs` stitches the jobs' outputs into the layer's output; it is bit-exact with
 the layer (``sim_tests/hw/test_jobs.py``), which is what the tile engine does in hardware.
 """
@@ -21,7 +27,7 @@ from compiler.errors import SPSError
 from .config import Config
 from .model import LayerPlan, plan_layer
 
-__all__ = ["Job", "VectorJob", "plan_jobs", "plan_vector_jobs", "run_jobs"]
+__all__ = ["Job", "VectorJob", "golden_runner", "plan_jobs", "plan_vector_jobs", "run_jobs"]
 
 #: The manifest fields of a conv layer with one value per output channel.
 PER_OUTPUT_CHANNEL = ("bias", "mult", "shift", "w_scale")
@@ -32,7 +38,14 @@ class Job:
     """One job: ``layer`` (a manifest layer dict) with ``weight`` reads ``rows x cols`` of the
     source tensor (a tensor of shape ``source``: the tile, or for FC the whole source);
     ``keep_rows x keep_cols`` of its output are the layer's output at ``out_rows x
-    out_cols``, channels ``channels``."""
+    out_cols``, channels ``channels``.
+
+    A *reduction chunk* of an FC layer (``reduction`` is ``(start, stop)``) reads elements
+    ``start .. stop - 1`` of the flattened source as an ``[n, 1, 1]`` tensor (``source``)
+    and computes one output group's partial sums over them: the ``first`` chunk of the group
+    adds the bias, the ``last`` requantizes and writes the group's outputs; the others leave
+    their sums in the accumulator for the next job (its layer's ``acc_continue`` and
+    ``acc_partial``)."""
 
     layer: dict
     weight: np.ndarray
@@ -45,12 +58,17 @@ class Job:
     keep_cols: slice
     out_rows: slice
     out_cols: slice
+    reduction: tuple | None = None
+    first: bool = True
+    last: bool = True
 
     @property
     def tile(self):
         """The input it reads: ``(first row, end row, first column, end column)`` (tiles
-        with halos may start at one position and differ in size)."""
-        return self.rows.start, self.rows.stop, self.cols.start, self.cols.stop
+        with halos may start at one position and differ in size), and of a reduction chunk
+        its ``(start, stop)``."""
+        tile = (self.rows.start, self.rows.stop, self.cols.start, self.cols.stop)
+        return tile if self.reduction is None else (*tile, *self.reduction)
 
     @property
     def chunk(self):
@@ -154,6 +172,11 @@ def plan_jobs(layer, weight, source_shape, cfg):
     per_group_words = cfg.rows * math.ceil(
         (source[0] if fc else ci) * (layer.get("keep") or 1) / cfg.rows) * \
         (source[1] * source[2] if fc else 1)
+    if (fc or (layer["kernel"] == 1 and h == w == 1)) and (
+            per_group_words > cfg.weight_depth or not isinstance(plan_layer(
+                _sub_layer(layer, layer["name"], [ci, 1, 1], [min(co, cfg.cols), 1, 1],
+                           slice(0, cfg.cols)), source, cfg), LayerPlan)):
+        return _reduction_jobs(layer, weight, source, cfg)
     chunk_groups = min(math.ceil(co / cfg.cols), cfg.param_depth,
                        cfg.weight_depth // max(1, per_group_words))
     if chunk_groups < 1:
@@ -181,6 +204,42 @@ def plan_jobs(layer, weight, source_shape, cfg):
                                 plan, job_source, slice(ylo, yhi), slice(xlo, xhi), channels,
                                 slice(ky0, ky1), slice(kx0, kx1), slice(oy0, oy1),
                                 slice(ox0, ox1)))
+    return jobs
+
+
+def _reduction_jobs(layer, weight, source, cfg):
+    """The reduction chunks of an FC layer (or a 1x1 layer on a 1x1 map) whose output group
+    does not fit the core with its whole reduction: for each output group of ``cols``
+    channels, its chunks of the flattened source in order, as even as the weight memory,
+    a feature buffer and the channel counters allow (whole passes of ``rows``)."""
+    rows, cols = cfg.rows, cfg.cols
+    n = math.prod(source)
+    co = int(layer["out_shape"][0])
+    limit = min(cfg.weight_depth // rows * rows, cfg.banks * cfg.fmap_depth,
+                2 ** cfg.channel_bits - 1)
+    if limit < 1:
+        raise SPSError(f"layer {layer['name']!r}: a pass of {rows} weight words does not fit "
+                       f"the accelerator's {cfg.weight_depth}")
+    count = math.ceil(n / limit)
+    size = min(limit, -(-math.ceil(n / count) // rows) * rows)
+    spans = [(start, min(n, start + size)) for start in range(0, n, size)]
+    one = slice(0, 1)
+    jobs = []
+    for c0 in range(0, co, cols):
+        channels = slice(c0, min(co, c0 + cols))
+        for i, (start, stop) in enumerate(spans):
+            first, last = i == 0, i == len(spans) - 1
+            name = f"{layer['name']}.c{c0}r{start}"
+            sub = _sub_layer(layer, name, [stop - start, 1, 1],
+                             [channels.stop - channels.start, 1, 1], channels)
+            sub.update(acc_continue=not first, acc_partial=not last)
+            plan = plan_layer(sub, (stop - start, 1, 1), cfg)
+            if not isinstance(plan, LayerPlan):
+                raise SPSError(f"layer {layer['name']!r}: job {name}: {plan}")
+            jobs.append(Job(sub, None if weight is None else
+                            np.asarray(weight)[channels, start:stop], plan,
+                            (stop - start, 1, 1), one, one, channels, one, one, one, one,
+                            reduction=(start, stop), first=first, last=last))
     return jobs
 
 
@@ -224,11 +283,51 @@ def _tiles(layer, source, cfg, h, w, halo, halve, fc, chunk_groups):
 def run_jobs(layer, jobs, x, run_job):
     """The output of ``layer`` on its int8 input ``x`` from its ``jobs``: each through
     ``run_job(job, tile)`` (the job's input tensor; returns its output), the kept part of
-    each placed in the layer's output."""
+    each placed in the layer's output. A reduction chunk's tile is its slice of the
+    flattened ``x``; only the last chunk of a group has an output (``run_job`` returns None
+    for the others: their sums stay in the accumulator), e.g. :func:`golden_runner`'s."""
     y = np.zeros(layer["out_shape"], np.int8)
     for job in jobs:
-        tile = x if job.plan.kind == "fc" else x[:, job.rows, job.cols]
-        out = np.asarray(run_job(job, np.ascontiguousarray(tile)), np.int8)
-        out = out.reshape(job.layer["out_shape"])
+        if job.reduction is not None:
+            tile = np.ravel(x)[slice(*job.reduction)].reshape(job.source)
+        else:
+            tile = x if job.plan.kind == "fc" else x[:, job.rows, job.cols]
+        out = run_job(job, np.ascontiguousarray(tile))
+        if not job.last:
+            continue
+        out = np.asarray(out, np.int8).reshape(job.layer["out_shape"])
         y[job.channels, job.out_rows, job.out_cols] = out[:, job.keep_rows, job.keep_cols]
     return y
+
+
+def golden_runner():
+    """A ``run_job`` for :func:`run_jobs` that computes each job as the core does, in
+    integers: a job through :func:`compiler.golden.run_layer`, a reduction chunk through a
+    model of the accumulator, whose int64 sums are carried from one job to the next (the
+    first chunk of a group starts them with the bias, the last requantizes them; the others
+    return None)."""
+    from compiler import golden
+
+    state = {"channels": None, "sums": None}
+
+    def run_job(job, tile):
+        if job.reduction is None:
+            state["channels"] = None
+            return golden.run_layer(job.layer, job.weight, [tile])
+        layer = job.layer
+        part = job.weight[:, :, 0, 0].astype(np.int64) @ np.ravel(tile).astype(np.int64)
+        if job.first:
+            sums = np.asarray(layer["bias"], np.int64) + part
+        else:
+            if state["channels"] != (job.channels.start, job.channels.stop):
+                raise SPSError(f"job {layer['name']!r} continues sums the accumulator does "
+                               f"not hold")
+            sums = state["sums"] + part
+        state["channels"], state["sums"] = (job.channels.start, job.channels.stop), sums
+        if not job.last:
+            return None
+        state["channels"] = None
+        return golden.requantize(sums[:, None, None], layer["mult"], layer["shift"],
+                                 layer["relu"])
+
+    return run_job

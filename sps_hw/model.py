@@ -68,6 +68,10 @@ class LayerPlan:
     relu: bool
     pool: bool
     stride: int = 1
+    # A reduction chunk (sps_hw.jobs): the accumulator continues the sums the job before
+    # left (no bias), and/or leaves its sums for the next job (no requantize, no output).
+    acc_continue: bool = False
+    acc_partial: bool = False
 
     @property
     def conv3(self):
@@ -99,7 +103,9 @@ def plan_layer(layer, source_shape, cfg):
 
     ``source_shape`` is the shape of the tensor the layer reads (its input's ``out_shape``).
     Only ``op``, ``in_shape``, ``out_shape``, ``kernel``, ``stride``, ``pad``, ``keep``,
-    ``relu`` and ``pool`` are used, so a layer needs no weights to be planned.
+    ``relu`` and ``pool`` are used, so a layer needs no weights to be planned; a reduction
+    chunk's job (:func:`sps_hw.jobs.plan_jobs`) also has ``acc_continue`` and
+    ``acc_partial`` (the plan's fields of those names).
     """
     if not isinstance(cfg, Config):
         raise TypeError(f"cfg must be a sps_hw.config.Config, not {cfg!r}")
@@ -158,6 +164,10 @@ def plan_layer(layer, source_shape, cfg):
             return f"{channels} {what} channels (channel_bits {cfg.channel_bits})"
     passes = math.ceil(reduction / rows)
     groups = math.ceil(co / cols)
+    acc_continue, acc_partial = bool(layer.get("acc_continue")), bool(layer.get("acc_partial"))
+    if (acc_continue or acc_partial) and groups > 1:
+        # The accumulator holds one group's sums per pixel: every group's would collide.
+        return f"a reduction chunk of {groups} output groups (the accumulator holds one)"
     total = groups * subs * passes
     cycle, t_feed, t_walk, cycles = layer_cycles(cfg, hw=hw, lead=lead, total=total,
                                                  tail=tail)
@@ -173,7 +183,8 @@ def plan_layer(layer, source_shape, cfg):
         passes=passes, groups=groups, total=total, lead=lead, ring=ring, cycle=cycle,
         t_feed=t_feed, t_walk=t_walk, cycles=cycles, macs=macs,
         dense_macs=co * ci * k * k * acc_hw, relu=bool(layer["relu"]),
-        pool=bool(pool) and kind != "fc", stride=stride)
+        pool=bool(pool) and kind != "fc", stride=stride, acc_continue=acc_continue,
+        acc_partial=acc_partial)
 
 
 def network_layers(model, keep=None):

@@ -214,10 +214,16 @@ def _pack(program, by_name, weights, cfg):
             # The schedule in the form the controller compares it in (controller.Descriptor).
             fields.update(last_pass=plan.total - 1, last_slot=plan.cycle - 1,
                           lead_from=plan.hw - plan.lead)
+            if plan.acc_partial and name != seg.layers[-1]:
+                raise SPSError(f"layer {name!r} leaves its sums in the accumulator "
+                               f"(acc_partial): no layer can read its output")
             images["layers"] += _descriptor_words(cfg, desc_layout.const({
                 "valid": 1, "seg_first": int(name == seg.layers[0]),
-                "seg_last": int(name == seg.layers[-1]), "conv3": int(plan.conv3),
+                # A partial layer writes no output: there is nothing to drain.
+                "seg_last": int(name == seg.layers[-1] and not plan.acc_partial),
+                "conv3": int(plan.conv3),
                 "relu": int(plan.relu), "pool": int(plan.pool), "stride2": int(plan.stride == 2),
+                "acc_continue": int(plan.acc_continue), "acc_partial": int(plan.acc_partial),
                 "period": len(assignment),
                 **fields, **bases}).as_value().value)
     images["layers"] += _descriptor_words(cfg, 0)               # terminator

@@ -13,6 +13,8 @@ RTL under cocotbext-axi's ``AxiRam``: every read command takes its bytes plus
 :data:`READ_OVERHEAD` cycles, plus the memory's latency beyond the first cycle; a drain takes
 its bytes plus :data:`DRAIN_PER_CHANNEL` cycles a channel plus :data:`DRAIN_OVERHEAD`; the
 last write answers ``latency`` cycles after the drain's last written byte.
+A reduction chunk that leaves its sums in the accumulator (:mod:`sps_hw.jobs`) drains and
+writes nothing: its core is idle as its layer ends.
 Everything but ``compute`` is *stall*.
 """
 
@@ -85,7 +87,8 @@ class JobCost:
     (:data:`~sps_hw.config.ROM_NAMES` order, 0: the active image is kept), the bytes it
     loads (0: the input is resident), the core's cycles, the bytes it drains, in
     ``store_channels`` channels of the writer's command, of which ``written`` go to memory,
-    the last of them ``tail`` bytes before the end of the drain."""
+    the last of them ``tail`` bytes before the end of the drain (a partial reduction chunk:
+    ``drain`` False, 0 of each)."""
 
     staged: tuple
     load: int
@@ -98,6 +101,9 @@ class JobCost:
     #: after its last input byte (None: a job of the core).
     load_b: int = 0
     post: int | None = None
+    #: A job of the core that drains its output; False for a reduction chunk that leaves
+    #: its sums in the accumulator (no drain: the core fetches the terminator at once).
+    drain: bool = True
 
     @property
     def read_bytes(self):
@@ -139,6 +145,10 @@ def engine_cycles(costs, memory):
             prep = nxt = commit + 1 + read(cost.load)
         else:
             prep, nxt = commit + 4, commit + 2
+        if not cost.drain:              # from the layer's end straight to the terminator
+            core_idle = prep + cost.compute
+            writer_idle = 0
+            continue
         drained = prep + cost.compute - 2 + DRAIN_OVERHEAD + cost.drained \
             + DRAIN_PER_CHANNEL * cost.store_channels
         core_idle = drained + 3
@@ -189,7 +199,9 @@ def _image_keys(layer, job, cfg):
         index = library = "dense"
         n_index = n_library = 1
     chunk = (layer["name"], job.chunk)
-    return {"weights": (chunk, plan.total * cfg.rows * words["weights"]),
+    # A reduction chunk's weights are its group's over its slice of the reduction; every
+    # chunk of the group has the group's parameters.
+    return {"weights": ((*chunk, job.reduction), plan.total * cfg.rows * words["weights"]),
             "index": (index, n_index * words["index"]),
             "library": (library, n_library * words["library"]),
             "params": (chunk, plan.groups * words["params"]),
@@ -220,7 +232,12 @@ def job_costs(layer, jobs, cfg, active=None, previous=None):
         load = 0 if resident else math.prod(job.source)
         oc, oh, ow = job.layer["out_shape"]
         kr, kc = job.keep_rows, job.keep_cols
-        if plan.kind == "fc":           # the chunk's outputs are one run
+        if job.reduction is not None and not job.last:     # its sums stay in the core
+            costs.append(JobCost(staged=tuple(staged), load=load, compute=plan.cycles,
+                                 drained=0, store_channels=0, written=0, tail=0, drain=False))
+            previous = (layer["name"], job.tile)
+            continue
+        if plan.kind == "fc" or job.reduction is not None:   # the outputs are one run
             store_channels, written, tail = 1, oc, 0
         else:
             store_channels, written = oc, oc * (kr.stop - kr.start) * (kc.stop - kc.start)
@@ -276,7 +293,8 @@ def _traffic(layer, jobs, costs, spans):
         largest = max(jobs, key=lambda j: (j.out_rows.stop - j.out_rows.start)
                       * (j.out_cols.stop - j.out_cols.start))
         scale = 2 if layer.get("pool") else 1
-        kind, tiles = jobs[0].plan.kind, len({job.tile for job in jobs})
+        kind = "fc" if jobs[0].reduction is not None else jobs[0].plan.kind
+        tiles = len({job.tile for job in jobs})
         tile = (scale * (largest.out_rows.stop - largest.out_rows.start),
                 scale * (largest.out_cols.stop - largest.out_cols.start))
     return LayerTraffic(

@@ -298,14 +298,19 @@ class Accelerator(wiring.Component):
         valid = delayed(m, ctrl.issue_out, ahead, "valid")
         seq, acc, rq, pool, writer = b.sequencer, b.accumulator, b.requantizer, b.pool, b.writer
         params = roms["params"]
+        # A reduction chunk's job continues the sums the job before left in the accumulator
+        # (acc_continue: no bias) and/or leaves its own there (acc_partial: no requantize,
+        # no output).
+        first = seq.first & ~layer.acc_continue
+        last = seq.last & ~layer.acc_partial
         m.d.comb += [
             seq.restart.eq(ctrl.run.restart), seq.valid.eq(valid),
             # Bias in a group's first pass, mult and shift in its last: the ROM's output
             # holds them in between.
             params.addr.eq(layer.param_base + seq.group),
-            params.en.eq(valid & (seq.first | seq.last)),
-            acc.valid.eq(valid), acc.pixel.eq(seq.pixel), acc.first.eq(seq.first),
-            acc.last.eq(seq.last), acc.sums.eq(b.array.sums), acc.bias.eq(params.data.bias),
+            params.en.eq(valid & (first | last)),
+            acc.valid.eq(valid), acc.pixel.eq(seq.pixel), acc.first.eq(first),
+            acc.last.eq(last), acc.sums.eq(b.array.sums), acc.bias.eq(params.data.bias),
             rq.valid.eq(acc.result_valid), rq.acc.eq(acc.result), rq.relu.eq(layer.relu),
         ]
         # The requantizer takes mult and shift with the total, a cycle after the bias.
