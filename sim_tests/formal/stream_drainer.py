@@ -99,7 +99,7 @@ class TensorDrainerHarness(Elaboratable):
 
         # The invariants.
         in_flight = sum(flight)
-        m.d.comb += [Assert(queue.level + in_flight <= self.read_latency + 2),
+        m.d.comb += [Assert(queue.level + in_flight <= queue.depth),
                      Assert(queue.level + taken == written),
                      Assert(q["inner_level"] <= queue.depth - 1),
                      Assert(queue.r_rdy | (q["inner_level"] <= 1)),
