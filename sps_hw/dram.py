@@ -29,7 +29,7 @@ from compiler.errors import SPSError
 from .config import ROM_NAMES, Config, word_bytes
 from .engine import RECORD_BYTES, VECTOR_CHUNK, VECTOR_WIDTH, job_layout
 from .jobs import VectorJob, plan_jobs, plan_vector_jobs
-from .model import LayerPlan, network_layers, plan_layer
+from .model import LayerPlan, plan_layer
 from .program import build
 from .top import descriptor_layout, rom_widths
 
@@ -143,8 +143,7 @@ def pack(model, cfg):
     """The :class:`DramImage` of compiled ``model`` on a tile engine with core ``cfg``."""
     if not isinstance(cfg, Config):
         raise TypeError(f"cfg must be a sps_hw.config.Config, not {cfg!r}")
-    _layers, input_shape = network_layers(model)
-    shapes = {"input": tuple(input_shape)}
+    shapes = {"input": tuple(model.manifest["input"]["shape"])}
     for layer in model.layers:
         shapes[layer["name"]] = tuple(layer["out_shape"])
     # The work: per layer its jobs, or a host step.
