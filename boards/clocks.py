@@ -25,16 +25,26 @@ class PLL:
     """Divider settings of a PLL from ``input_hz`` to a core clock.
 
     ``kind`` is ``"EHXPLLL"`` (``params``: CLKI_DIV, CLKFB_DIV, CLKOP_DIV, CLKOP_CPHASE) or
-    ``"SB_PLL40_PAD"`` (DIVR, DIVF, DIVQ, FILTER_RANGE).
+    ``"SB_PLL40_PAD"`` (DIVR, DIVF, DIVQ, FILTER_RANGE). ``secondary`` (EHXPLLL only): a
+    clock domain per further output, ``(domain, port, div, cphase, fphase)`` with ``port``
+    CLKOS, CLKOS2 or CLKOS3, as ``ecppll --clkout1 ...`` prints them.
     """
 
     kind: str
     input_hz: int
     params: dict = field(default_factory=dict)
+    secondary: tuple = ()
 
     def __post_init__(self):
         if self.kind not in ("EHXPLLL", "SB_PLL40_PAD"):
             raise ValueError(f"kind must be 'EHXPLLL' or 'SB_PLL40_PAD', not {self.kind!r}")
+        if self.secondary and self.kind != "EHXPLLL":
+            raise ValueError("only an EHXPLLL has secondary outputs")
+
+    def secondary_hz(self, domain):
+        """The frequency of the secondary output driving ``domain``."""
+        div = next(s[2] for s in self.secondary if s[0] == domain)
+        return self.vco_hz() / div
 
     def output_hz(self):
         """The output frequency the dividers give."""
@@ -53,7 +63,8 @@ class PLL:
 
 class ClockGenerator(Elaboratable):
     """Drives the clock and reset of the ``sync`` domain (which the parent defines) at
-    ``pll.output_hz()`` from the platform's default clock pin."""
+    ``pll.output_hz()`` from the platform's default clock pin, and those of the PLL's
+    ``secondary`` domains."""
 
     def __init__(self, pll):
         if not isinstance(pll, PLL):
@@ -70,10 +81,17 @@ class ClockGenerator(Elaboratable):
         p = pll.params
         if pll.kind == "EHXPLLL":
             m.submodules.clk_buf = clk_buf = io.Buffer("i", clk_pin)
+            secondary = []
+            for domain, port, div, cphase, fphase in pll.secondary:
+                out = Signal(name=f"{domain}_clk")
+                m.d.comb += ClockSignal(domain).eq(out)
+                secondary.append((port, out, div, cphase, fphase))
+                platform.add_clock_constraint(out, pll.secondary_hz(domain))
             ecp5.ehxplll(m, clki=clk_buf.i, clkop=clk, lock=self.locked,
                          input_hz=pll.input_hz, output_hz=pll.output_hz(),
                          clki_div=p["CLKI_DIV"], clkfb_div=p["CLKFB_DIV"],
-                         clkop_div=p["CLKOP_DIV"], clkop_cphase=p["CLKOP_CPHASE"])
+                         clkop_div=p["CLKOP_DIV"], clkop_cphase=p["CLKOP_CPHASE"],
+                         secondary=secondary)
             por_done = Signal(init=1)
         else:
             ice40.sb_pll40_pad(m, package_pin=clk_pin.io, clkout=clk, lock=self.locked,
@@ -95,7 +113,8 @@ class ClockGenerator(Elaboratable):
             rst_pin = platform.request(platform.default_rst, dir="-")
             m.submodules.rst_buf = rst_buf = io.Buffer("i", rst_pin)
             m.d.comb += button.eq(rst_buf.i)
-        m.submodules.reset_sync = ResetSynchronizer(~self.locked | ~por_done | button,
-                                                    domain="sync")
+        for domain in ("sync", *(s[0] for s in pll.secondary)):
+            m.submodules[f"reset_{domain}"] = ResetSynchronizer(
+                ~self.locked | ~por_done | button, domain=domain)
         platform.add_clock_constraint(clk, pll.output_hz())
         return m

@@ -26,9 +26,11 @@ from sps_hw.config import word_bytes
 from sps_hw.program import run_network
 
 from .core import memory_map
+from .fit import dram_fit, fit_board
 from .model_image import model_tag, pack_model, pack_program
 from .platforms import BOARDS
 from .protocol import (
+    DRAM_REGION,
     INFO_FORMAT,
     INFO_REGION_FORMAT,
     OVERHEAD,
@@ -40,11 +42,11 @@ from .protocol import (
     VERSION,
     Cmd,
     Flag,
-    Region,
     Status,
     crc16,
     crc32,
     encode_frame,
+    region_names,
 )
 from .transports import open_transport
 
@@ -112,13 +114,13 @@ class BoardInfo:
         (version, board_id, rows, cols, max_payload, n_regions, out_depth, clk_hz,
          frame_timeout, stall_timeout) = struct.unpack_from(INFO_FORMAT, payload)
         size = struct.calcsize(INFO_REGION_FORMAT)
-        if len(payload) != head + n_regions * size:
+        # The board sends room for five regions; a DRAM board fills one (``region_names``).
+        if len(payload) != head + len(REGIONS) * size or n_regions > len(REGIONS):
             raise LinkError(f"INFO answer of {len(payload)} bytes does not hold "
                             f"{n_regions} regions")
         regions = tuple(
-            RegionInfo(REGIONS[i] if i < len(REGIONS) else f"region{i}",
-                       *struct.unpack_from(INFO_REGION_FORMAT, payload, head + i * size))
-            for i in range(n_regions))
+            RegionInfo(name, *struct.unpack_from(INFO_REGION_FORMAT, payload, head + i * size))
+            for i, name in enumerate(region_names(n_regions)))
         return cls(version, board_id, rows, cols, max_payload, out_depth, clk_hz,
                    frame_timeout, stall_timeout, regions)
 
@@ -363,10 +365,11 @@ class Link:
 
     def load_image(self, region, data):
         """Stage one region's image: LOAD_BEGIN, LOAD_DATA chunks, LOAD_END (verified)."""
-        name = REGIONS[region] if isinstance(region, int) else region
-        code = Region[name.upper()]
+        regions = self.info().regions
+        name = regions[region].name if isinstance(region, int) else region
+        code = next(i for i, r in enumerate(regions) if r.name == name)
         data = bytes(data)
-        info = self.info().region(name)
+        info = regions[code]
         if len(data) > info.capacity:
             raise LinkError(f"{name} image of {len(data)} bytes does not fit the board's "
                             f"{name} memory of {info.capacity} bytes "
@@ -422,10 +425,11 @@ class Link:
         Nothing is changed on the board unless every image was staged and verified; on any
         error the previous model stays active. Returns the tag.
         """
-        unknown = set(images) - set(REGIONS)
-        if unknown:
-            raise ValueError(f"unknown regions {sorted(unknown)}; expected {REGIONS}")
         info = self.info()
+        names = [r.name for r in info.regions]
+        unknown = set(images) - set(names)
+        if unknown:
+            raise ValueError(f"unknown regions {sorted(unknown)}; expected {names}")
         too_big = [(r.name, len(images.get(r.name, b"")), r.capacity) for r in info.regions
                    if len(images.get(r.name, b"")) > r.capacity]
         if too_big:
@@ -435,7 +439,7 @@ class Link:
         tag = model_tag(images) if tag is None else tag
         self.finish_run()                   # COMMIT would be refused while a run is active
         self.discard()
-        for name in REGIONS:
+        for name in names:
             self.load_image(name, images.get(name, b""))
         self.commit(tag)
         return tag
@@ -548,7 +552,11 @@ def run_model(model_dir, port, x, *, baud=1_000_000, timeout=DEFAULT_TIMEOUT, pr
     say = progress or (lambda msg: None)
     model = images.load(model_dir)                  # sha256 of every image file
     golden.check_input(model, x, what="--input")
-    transport = open_transport(port, baud)
+    core = None                 # a simulated board is the one sps build makes for the model
+    if port.startswith("sim:") and port[4:] in BOARDS:
+        where, _, _ = fit_board(model, BOARDS[port[4:]], name=f"model {model_dir}")
+        core = "dram" if where == "dram" else None
+    transport = open_transport(port, baud, core)
     try:
         link = Link(transport, timeout=timeout)
         info = link.connect()
@@ -557,8 +565,10 @@ def run_model(model_dir, port, x, *, baud=1_000_000, timeout=DEFAULT_TIMEOUT, pr
             raise LinkError(f"--port {port}: unknown board id {info.board_id}")
         say(f"sps: {port}: {spec.name}, array {info.rows}x{info.cols}, "
             f"{info.clk_hz / 1e6:g} MHz")
-        want = [(r.name, r.width, r.depth) for r in memory_map(spec.config)]
         have = [(r.name, r.width, r.depth) for r in info.regions]
+        if [r.name for r in info.regions] == [DRAM_REGION]:
+            return _run_from_dram(link, model, spec, x, say)
+        want = [(r.name, r.width, r.depth) for r in memory_map(spec.config)]
         if have != want:
             raise LinkError(f"--port {port}: the board's core is not the SPS core of "
                             f"{spec.name} (its memories are {have}, the core's {want}); "
@@ -579,3 +589,51 @@ def run_model(model_dir, port, x, *, baud=1_000_000, timeout=DEFAULT_TIMEOUT, pr
         return run_network(model, program, x, run_segment)[out]
     finally:
         transport.close()
+
+
+def _run_from_dram(link, model, spec, x, say):
+    """``sps run`` on a board whose core runs models from DRAM (``boards.dram.core``): the
+    model's packed image (``sps_hw.dram``) uploaded unless the board holds it, then its steps
+    in order, each engine segment one RUN with its input tensor in and its output out, the
+    host layers between them through ``compiler.golden``."""
+    _, image = dram_fit(model, spec)
+    say(f"sps: DRAM image of {len(image.data):,} bytes: {len(image.jobs):,} jobs in "
+        f"{len(image.segments)} segments, {len(image.host)} host layers")
+    tensors = {"input": np.asarray(x, np.int8)}
+    by_name = {layer["name"]: layer for layer in model.layers}
+    # Refuse before uploading what the link cannot run: a segment reads one tensor from the
+    # host and gives one back, and the host keeps only those.
+    have, segments = {"input"}, iter(image.segments)
+    for kind, *args in image.steps:
+        if kind == "host":
+            needs, gives = by_name[args[0]]["inputs"], args[0]
+        else:
+            seg = next(segments)
+            needs, gives = [seg.input], seg.output
+        missing = [t for t in needs if t not in have]
+        if missing:
+            what = f"host layer {args[0]}" if kind == "host" else \
+                f"the engine segment of {', '.join(seg.layers)}"
+            raise LinkError(f"{what} reads {', '.join(map(str, missing))}, which stays in "
+                            f"the board's DRAM: the link carries one tensor into and out of "
+                            f"each segment")
+        have.add(gives)
+    tag = model_tag({DRAM_REGION: image.data})
+    st = link.status()
+    if not (st.model_valid and st.model_tag == tag):
+        say(f"sps: uploading the {len(image.data):,}-byte DRAM image")
+        link.upload({DRAM_REGION: bytes(image.data)}, tag)
+    segments = iter(enumerate(image.segments))
+    for kind, *args in image.steps:
+        if kind == "host":
+            layer = by_name[args[0]]
+            tensors[args[0]] = np.asarray(golden.run_layer(
+                layer, model.weights.get(args[0]), [tensors[t] for t in layer["inputs"]]),
+                np.int8)
+            continue
+        index, seg = next(segments)
+        shape = image.tensors[seg.output]["shape"]
+        say(f"sps: segment {index} ({len(seg.layers)} layers, {seg.count:,} jobs) on the board")
+        tensors[seg.output] = link.infer(tensors[seg.input], int(np.prod(shape)),
+                                         segment=index).reshape(shape)
+    return tensors[image.output]

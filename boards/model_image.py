@@ -15,7 +15,7 @@ from sps_hw.program import build as build_program
 
 from .core import memory_map
 from .fit import check_fit
-from .protocol import REGIONS, Region
+from .protocol import DRAM_REGION, REGIONS
 
 __all__ = ["image_bytes", "model_tag", "pack_model", "pack_program"]
 
@@ -45,9 +45,11 @@ def pack_model(model, spec, program=None):
 
 
 def model_tag(images):
-    """A 32-bit tag identifying a set of region images (``{region: bytes}``)."""
+    """A 32-bit tag identifying a set of region images (``{region: bytes}``; the five
+    block-RAM regions, or ``dram`` alone)."""
     digest = hashlib.sha256()
-    for name in REGIONS:
-        data = bytes(images.get(name, b""))
-        digest.update(struct.pack("<BI", Region[name.upper()], len(data)) + data)
+    for code, name in enumerate((*REGIONS, DRAM_REGION)):
+        if name in images or name in REGIONS:
+            data = bytes(images.get(name, b""))
+            digest.update(struct.pack("<BI", code, len(data)) + data)
     return int.from_bytes(digest.digest()[:4], "little")

@@ -9,7 +9,7 @@ environment; :func:`toolchain_env` points Amaranth at it through ``YOSYS``, ``NE
 import os
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from amaranth_boards.arty_a7 import ArtyA7_35Platform
@@ -128,6 +128,10 @@ class BoardSpec:
     #: Bytes of the board's external memory (DRAM), where the tile engine
     #: (``sps_hw.engine``) runs models larger than the block RAM from; 0: none.
     dram_bytes: int = 0
+    #: The PLL's further outputs in a DRAM build (:attr:`PLL.secondary
+    #: <boards.clocks.PLL>`): the controller's ``dram`` clock and ``dram_ps``, the same
+    #: shifted by 90 degrees for the SDRAM's clock pin.
+    dram_clocks: tuple = ()
 
     @property
     def divisor(self):
@@ -152,6 +156,16 @@ class BoardSpec:
         """The :class:`sps_hw.config.Config` of the SPS core built for this board (without
         the action counters, which would cost timing and logic)."""
         return Config(rows=self.rows, cols=self.cols, counters=False, **self.core)
+
+    @property
+    def dram_pll(self):
+        """The PLL of a DRAM build: :attr:`pll` with the :attr:`dram_clocks`."""
+        return replace(self.pll, secondary=self.dram_clocks)
+
+    @property
+    def dram_clk_hz(self):
+        """The DRAM controller's clock in a DRAM build."""
+        return round(self.dram_pll.secondary_hz("dram"))
 
     def make_platform(self):
         return self.platform()
@@ -201,6 +215,9 @@ BOARDS = {
               "max_patterns": 16, "count_bits": 16, "channel_bits": 12, "mult_bits": 16},
         # 32 MiB SDR SDRAM: one 16-bit 256 Mbit part (16M x 16, IS42S16160G or AS4C16M16SB).
         dram_bytes=32 * 2**20,
+        # LiteDRAM at 45 MHz from the same VCO (630 MHz / 14; ecppll -i 25 -o 90 --clkout1 45
+        # --clkout2 45 --phase2 90), the core and the engine at 90 MHz.
+        dram_clocks=(("dram", "CLKOS", 14, 3, 0), ("dram_ps", "CLKOS2", 14, 6, 4)),
     ),
     "arty-a7-35": BoardSpec(
         name="arty-a7-35", board_id=3, platform=ArtyA735, family="xc7",

@@ -22,6 +22,7 @@ import zlib
 from sps_hw.config import ROM_NAMES
 
 __all__ = [
+    "DRAM_REGION",
     "HEADER_BYTES",
     "INFO_FORMAT",
     "INFO_REGION_FORMAT",
@@ -42,6 +43,7 @@ __all__ = [
     "crc16",
     "crc32",
     "encode_frame",
+    "region_names",
 ]
 
 VERSION = 1
@@ -102,6 +104,14 @@ class Status(enum.IntEnum):
 Region = enum.IntEnum("Region", [(name.upper(), code) for code, name in enumerate(ROM_NAMES)])
 
 REGIONS = ROM_NAMES
+#: The one region of a core that runs models from external memory (``boards.dram.core``):
+#: the packed DRAM image (``sps_hw.dram``), code 0.
+DRAM_REGION = "dram"
+
+
+def region_names(count):
+    """The names of the regions of a board that reports ``count`` of them (INFO)."""
+    return (DRAM_REGION,) if count == 1 else REGIONS[:count]
 
 
 class Flag(enum.IntFlag):

@@ -41,6 +41,7 @@ from compiler.errors import SPSError
 from sps_hw import verilog
 
 from .core import SPSCore
+from .dram.core import DramCore
 from .link.uart import _check_divisor
 from .platforms import SELFTEST_MAP, board_spec
 from .selftest import SelfTestCore
@@ -108,14 +109,18 @@ def recv_message(sock):
 
 def board_design(spec, core=None):
     """The :class:`~boards.top.BoardTop` of ``spec`` with ``core``: ``None`` for the SPS core
-    the board is built with (:class:`boards.core.SPSCore` of ``spec.config``), ``"selftest"``
-    for the link's stand-in core (:class:`boards.selftest.SelfTestCore`), or a component."""
+    the board is built with (:class:`boards.core.SPSCore` of ``spec.config``), ``"dram"`` for
+    its DRAM build (:class:`boards.dram.core.DramCore`; the top adds the DRAM controller),
+    ``"selftest"`` for the link's stand-in core (:class:`boards.selftest.SelfTestCore`), or a
+    component."""
     if core is None:
         core = SPSCore(spec.config)
+    elif core == "dram":
+        core = DramCore(spec.config, half_bytes=spec.dram_bytes // 2)
     elif core == "selftest":
         core = SelfTestCore(SELFTEST_MAP)
     elif isinstance(core, str):
-        raise ValueError(f"core must be None, 'selftest' or a component, not {core!r}")
+        raise ValueError(f"core must be None, 'dram', 'selftest' or a component, not {core!r}")
     return BoardTop(spec, core)
 
 
@@ -245,13 +250,19 @@ class VerilatorTransport:
         key = (board, divisor, core) if core is None or isinstance(core, str) else None
         design = _DESIGNS.get(key)
         if design is None:
-            sim_top = SimBoard(board_design(self.spec, core))
-            design = verilog.convert(sim_top, name="board"), _port_access(sim_top)
+            top = board_design(self.spec, core)
+            sim_top = SimBoard(top)
+            extra = [] if top.dram is None else [top.dram.sources(sim=True)]
+            design = verilog.convert(sim_top, name="board"), _port_access(sim_top), extra
             if key is not None:
                 _DESIGNS[key] = design
-        text, access = design
-        sources = [_write_if_changed(self.build_dir / "board.v", text),
+        text, access, extra = design
+        sources = [_write_if_changed(self.build_dir / "board.v", text), *extra,
                    _write_if_changed(self.build_dir / "ports.vlt", access)]
+        self._lint = {}
+        if extra:                           # Migen's Verilog idioms (litedram_gen)
+            from .dram.litedram_gen import VERILATOR_WAIVERS
+            self._lint = {"lint_waivers": VERILATOR_WAIVERS}
         self._tmp = tempfile.mkdtemp(prefix="sps-board-")
         # cocotb rewrites the asserts of every module the simulator imports (numpy,
         # amaranth, ...) without caching the result: 1.2 s per start. sim_uart has none.
@@ -296,7 +307,8 @@ class VerilatorTransport:
         try:
             self._result = simulate(sources, "board", "boards.sim_uart",
                                     build_dir=self.build_dir, env=env, waves=waves,
-                                    build_args=["--no-public-flat-rw", *build_args])
+                                    build_args=["--no-public-flat-rw", *build_args],
+                                    **self._lint)
         except BaseException as e:              # handed to the host thread by _fail
             self._error = e
 

@@ -1,4 +1,5 @@
-"""Top levels: the host link joined to a core, and that on a board with its UART and LEDs.
+"""Top levels: the host link joined to a core, and that on a board with its UART and LEDs
+(and its DRAM controller, for a core that runs models from DRAM).
 
 :class:`LinkedCore` is the board-independent part (used as is in simulation);
 :class:`BoardTop` adds what a platform provides: the clock and reset (the platform's default
@@ -6,10 +7,11 @@
 """
 
 from amaranth.build import ResourceError
-from amaranth.hdl import ClockDomain, Elaboratable, Module, Signal
+from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Module, ResetSignal, Signal
 from amaranth.lib import io, wiring
 
 from .clocks import ClockGenerator
+from .dram.controller import SDRAMController
 from .link import HostLink
 
 __all__ = ["LED_SIGNALS", "BoardTop", "LinkedCore"]
@@ -93,14 +95,30 @@ clock from the board's PLL when ``spec.pll`` is set (:class:`~boards.clocks.Cloc
         self.spec = spec
         self.linked = LinkedCore(core, **spec.link_args(model_valid=model_valid,
                                                          model_tag=model_tag))
+        # A core with an AXI4 manager port (boards.dram.core) runs from the board's DRAM.
+        self.dram = None
+        if "m_axi" in core.signature.members:
+            if not spec.dram_clocks:
+                raise ValueError(f"{spec.name} has no DRAM controller for core {core!r}")
+            self.dram = SDRAMController(spec.dram_clk_hz)
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.linked = linked = self.linked
         clk_hz = self.spec.clk_hz
+        if self.dram is not None:
+            m.submodules.dram = self.dram
+            wiring.connect(m, linked.core.m_axi, self.dram.axi)
+            m.domains.dram = ClockDomain("dram")
+            if platform is None:            # simulated: one clock, one reset
+                m.d.comb += [ClockSignal("dram").eq(ClockSignal("sync")),
+                             ResetSignal("dram").eq(ResetSignal("sync"))]
+            else:
+                m.domains.dram_ps = ClockDomain("dram_ps")
         if platform is not None and self.spec.pll is not None:
             m.domains.sync = ClockDomain("sync")
-            m.submodules.clocks = ClockGenerator(self.spec.pll)
+            pll = self.spec.pll if self.dram is None else self.spec.dram_pll
+            m.submodules.clocks = ClockGenerator(pll)
         if platform is not None:
             uart = platform.request("uart", 0, dir="-")
             m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)

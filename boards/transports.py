@@ -66,22 +66,26 @@ def _stderr(message):
     print(message, file=sys.stderr, flush=True)
 
 
-#: ``sim:<board>`` -> ``factory(baud)``; every board starts as its top level under Verilator.
-_SIM_TRANSPORTS = {name: lambda baud, name=name: VerilatorTransport(name, progress=_stderr)
-                   for name in BOARDS}
+#: ``sim:<board>`` -> ``factory(baud, core)``; every board starts as its top level under
+#: Verilator.
+_SIM_TRANSPORTS = {
+    name: lambda baud, core, name=name: VerilatorTransport(name, core=core, progress=_stderr)
+    for name in BOARDS}
 
 
 def register_sim_transport(board, factory):
-    """Make ``--port sim:<board>`` open ``factory(baud)``."""
+    """Make ``--port sim:<board>`` open ``factory(baud, core)``."""
     _SIM_TRANSPORTS[board] = factory
 
 
-def open_transport(port, baud):
-    """A transport for ``port``: ``sim:<board>`` (a simulated board) or a serial device."""
+def open_transport(port, baud, core=None):
+    """A transport for ``port``: ``sim:<board>`` (a simulated board, with ``core`` as
+    :func:`boards.sim_transport.board_design` takes it: ``None`` for the block-RAM build,
+    ``"dram"`` for the DRAM build) or a serial device."""
     if port.startswith("sim:"):
         board = port[4:]
         if board not in _SIM_TRANSPORTS:
             known = ", ".join(sorted(_SIM_TRANSPORTS)) or "none registered"
             raise SPSError(f"--port {port}: no simulated board {board!r} (known: {known})")
-        return _SIM_TRANSPORTS[board](baud)
+        return _SIM_TRANSPORTS[board](baud, core)
     return SerialTransport(port, baud)

@@ -1,7 +1,10 @@
 """The external-memory image of a compiled model for the tile engine (:mod:`sps_hw.engine`):
 one binary holding the job table, every tensor and every image, and a JSON map of it.
 
-Layout (byte offsets, each region aligned to :data:`ALIGN`): the job table (one
+Layout (byte offsets, each region aligned to :data:`ALIGN`): the segment directory (one
+:data:`SEGMENT_FORMAT` record per *segment*, a run of consecutive engine jobs between host
+steps: where its jobs are, the one tensor it reads from outside and the tensor it ends with;
+``boards.dram.core`` runs segments for the host link), the job table (one
 :data:`~sps_hw.engine.RECORD_BYTES` record per job, in execution order), then the tensors
 (the network input and every layer's output, int8 in C, H, W order), then the images the
 jobs stage (little-endian words of ``ceil(width / 8)`` bytes, as ``sps build``'s ``.bin``
@@ -19,6 +22,7 @@ host between them (reading and writing the tensors in the image).
 import copy
 import hashlib
 import json
+import struct
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,10 +37,28 @@ from .model import LayerPlan, plan_layer
 from .program import build
 from .top import descriptor_layout, rom_widths
 
-__all__ = ["ALIGN", "DramImage", "JobEntry", "pack"]
+__all__ = ["ALIGN", "SEGMENT_BYTES", "SEGMENT_FORMAT", "DramImage", "JobEntry", "Segment",
+           "pack"]
 
 #: Alignment of every region in bytes (a beat of a 512-bit bus).
 ALIGN = 64
+#: A segment record (little-endian): byte address of its first job record, job count, input
+#: tensor address and bytes, output tensor address and bytes (0 bytes: not one tensor).
+SEGMENT_FORMAT = "<IIIIII8x"
+SEGMENT_BYTES = struct.calcsize(SEGMENT_FORMAT)
+
+
+@dataclass
+class Segment:
+    """Jobs ``first .. first + count - 1`` (one ``("jobs", ...)`` step), the layers they
+    run, the tensor they read that no job of theirs writes (``None`` unless exactly one) and
+    the tensor of their last layer."""
+
+    first: int
+    count: int
+    layers: list
+    input: str
+    output: str
 
 
 @dataclass
@@ -65,6 +87,7 @@ class DramImage:
     jobs: list
     steps: list
     table: int = 0
+    segments: list = field(default_factory=list)    # Segment per ("jobs", ...) step
     output: str = ""
     layers: dict = field(default_factory=dict)      # layer name -> [job indices]
     order: list = field(default_factory=list)       # every layer name, in order
@@ -97,6 +120,7 @@ class DramImage:
         """The JSON map of the image."""
         return {"size": len(self.data), "record_bytes": RECORD_BYTES, "table": self.table,
                 "jobs": len(self.jobs), "output": self.output,
+                "segments": [vars(s) for s in self.segments],
                 "tensors": self.tensors, "regions": self.regions,
                 "steps": [list(s) for s in self.steps],
                 "layers": self.layers, "host": self.host}
@@ -170,11 +194,16 @@ def pack(model, cfg):
             work.append((layer, None))
     widths = rom_widths(cfg)
     desc = descriptor_layout(cfg)
-    # Tensors first (after the table): their offsets go into the records.
+    # The directory and the table, then the tensors: their offsets go into the records.
+    n_segments = sum(1 for i, (_, jobs) in enumerate(work)
+                     if jobs is not None and (i == 0 or work[i - 1][1] is None))
+    table = _align(n_segments * SEGMENT_BYTES)
     n_jobs = sum(len(jobs) for _, jobs in work if jobs)
-    offset = _align(n_jobs * RECORD_BYTES)
-    tensors, regions = {}, [{"name": "jobs", "kind": "table", "offset": 0,
-                             "bytes": n_jobs * RECORD_BYTES}]
+    offset = _align(table + n_jobs * RECORD_BYTES)
+    tensors, regions = {}, [
+        {"name": "segments", "kind": "directory", "offset": 0,
+         "bytes": n_segments * SEGMENT_BYTES},
+        {"name": "jobs", "kind": "table", "offset": table, "bytes": n_jobs * RECORD_BYTES}]
     for name, shape in shapes.items():
         nbytes = int(np.prod(shape))
         tensors[name] = {"offset": offset, "shape": list(shape), "bytes": nbytes}
@@ -281,11 +310,36 @@ def pack(model, cfg):
         data[at:at + len(raw)] = raw
     for i, entry in enumerate(entries):
         value = record_layout.const(entry.record).as_value().value
-        data[i * RECORD_BYTES:(i + 1) * RECORD_BYTES] = value.to_bytes(RECORD_BYTES, "little")
-    image = DramImage(cfg, data, tensors, regions, entries, steps,
-                      output=model.manifest["output"]["name"], layers=by_layer,
-                      order=[layer["name"] for layer in model.layers], host=host)
+        at = table + i * RECORD_BYTES
+        data[at:at + RECORD_BYTES] = value.to_bytes(RECORD_BYTES, "little")
+    segments = _segments(model, steps, entries)
+    assert len(segments) == n_segments
+    for i, seg in enumerate(segments):
+        ends = [(tensors[name]["offset"], tensors[name]["bytes"]) if name else (0, 0)
+                for name in (seg.input, seg.output)]
+        data[i * SEGMENT_BYTES:(i + 1) * SEGMENT_BYTES] = struct.pack(
+            SEGMENT_FORMAT, table + seg.first * RECORD_BYTES, seg.count, *ends[0], *ends[1])
+    image = DramImage(cfg, data, tensors, regions, entries, steps, table=table,
+                      segments=segments, output=model.manifest["output"]["name"],
+                      layers=by_layer, order=[layer["name"] for layer in model.layers],
+                      host=host)
     return image
+
+
+def _segments(model, steps, entries):
+    """The :class:`Segment` of each ``("jobs", first, count)`` step."""
+    inputs = {layer["name"]: layer["inputs"] for layer in model.layers}
+    out = []
+    for kind, *args in steps:
+        if kind != "jobs":
+            continue
+        first, count = args
+        layers = list(dict.fromkeys(e.layer for e in entries[first:first + count]))
+        outside = list(dict.fromkeys(t for name in layers for t in inputs[name]
+                                     if t not in layers))
+        out.append(Segment(first, count, layers, outside[0] if len(outside) == 1 else None,
+                           layers[-1]))
+    return out
 
 
 def _merged(rect):

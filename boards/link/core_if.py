@@ -6,7 +6,8 @@ joins them with ``wiring.connect(m, link.core, core.link)``.
 
 The core's image memories are described by a :class:`MemoryMap`: for each
 :class:`~boards.protocol.Region` (weights, index, library, params, layers) the word width in
-bits and the depth in words. The link writes uploaded words into the *staging* copy of a
+bits and the depth in words; or, for a core that runs models from external memory
+(``boards.dram.core``), the one region ``dram``: bytes of the DRAM half uploads go to. The link writes uploaded words into the *staging* copy of a
 region; ``commit`` makes every staged region active at once. Until then the core keeps running
 on the previously committed images (see :class:`sps_hw.memories.StagedImages`).
 """
@@ -20,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 from sps_hw.config import word_bytes
 from sps_hw.memories import image_write_layout
 
-from ..protocol import REGIONS, Region
+from ..protocol import DRAM_REGION, REGIONS
 
 __all__ = [
     "ACT_SHAPE",
@@ -40,25 +41,23 @@ SEGMENT_BITS = 8
 
 @dataclass(frozen=True)
 class RegionSpec:
-    """One image memory: ``depth`` words of ``width`` bits."""
+    """One image memory: ``depth`` words of ``width`` bits, numbered ``code`` in requests."""
 
     name: str
     width: int
     depth: int
+    code: int = 0
 
     def __post_init__(self):
-        if self.name not in REGIONS:
-            raise ValueError(f"region name must be one of {REGIONS}, not {self.name!r}")
+        if self.name not in (*REGIONS, DRAM_REGION):
+            raise ValueError(f"region name must be one of {(*REGIONS, DRAM_REGION)}, "
+                             f"not {self.name!r}")
         if not isinstance(self.width, int) or not 1 <= self.width <= 4096:
             raise ValueError(f"width of region {self.name} must be an int in 1..4096, "
                              f"not {self.width!r}")
         if not isinstance(self.depth, int) or not 1 <= self.depth <= 1 << 24:
             raise ValueError(f"depth of region {self.name} must be an int in 1..2**24, "
                              f"not {self.depth!r}")
-
-    @property
-    def code(self):
-        return Region[self.name.upper()]
 
     @property
     def word_bytes(self):
@@ -77,27 +76,28 @@ class MemoryMap:
     Parameters
     ----------
     **regions : ``(width, depth)`` per region name: ``weights``, ``index``, ``library``,
-        ``params``, ``layers`` (all five).
+        ``params``, ``layers`` (all five, codes 0-4), or ``dram`` alone (code 0).
     """
 
     def __init__(self, **regions):
-        missing = [name for name in REGIONS if name not in regions]
-        extra = [name for name in regions if name not in REGIONS]
+        names = (DRAM_REGION,) if set(regions) == {DRAM_REGION} else REGIONS
+        missing = [name for name in names if name not in regions]
+        extra = [name for name in regions if name not in names]
         if missing or extra:
-            raise ValueError(f"memory map needs exactly the regions {REGIONS}; "
-                             f"missing {missing}, unknown {extra}")
+            raise ValueError(f"memory map needs exactly the regions {REGIONS} or "
+                             f"{DRAM_REGION!r} alone; missing {missing}, unknown {extra}")
         specs = []
-        for name in REGIONS:
+        for code, name in enumerate(names):
             value = regions[name]
             if not (isinstance(value, tuple) and len(value) == 2):
                 raise TypeError(f"region {name} must be a (width, depth) tuple, not {value!r}")
-            specs.append(RegionSpec(name, *value))
+            specs.append(RegionSpec(name, *value, code))
         self.regions = tuple(specs)
 
     def __getitem__(self, name):
         if isinstance(name, int):
             return self.regions[name]
-        return self.regions[REGIONS.index(name)]
+        return next(r for r in self.regions if r.name == name)
 
     def __iter__(self):
         return iter(self.regions)

@@ -181,7 +181,7 @@ def test_sps_run_gives_one_error_line(demo8, tmp_path, monkeypatch, capsys, lose
     model_dir, x = demo8
     rng = np.random.default_rng(0)
     board = LinkModel(MM, {**LINK, "board_id": 1})
-    monkeypatch.setitem(transports._SIM_TRANSPORTS, "flaky", lambda baud: FlakyLine(
+    monkeypatch.setitem(transports._SIM_TRANSPORTS, "flaky", lambda baud, core: FlakyLine(
         ModelBoard(board), rng, lose=lose, flip=flip, p=p))
     code = sps(["run", str(model_dir), "--port", "sim:flaky", "--input", str(x),
                 "-o", str(tmp_path / "y.npy"), "--timeout", "0.01"])

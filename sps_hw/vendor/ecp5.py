@@ -60,9 +60,17 @@ def mult_32x18(m, a, b, name):
 
 
 def ehxplll(m, *, clki, clkop, lock, input_hz, output_hz, clki_div, clkfb_div, clkop_div,
-            clkop_cphase):
+            clkop_cphase, secondary=()):
     """An EHXPLLL making ``clkop`` from ``clki`` with feedback from CLKOP (``ecppll``'s
-    settings); ``lock`` is its lock output."""
+    settings); ``lock`` is its lock output. ``secondary``: ``(port, clk, div, cphase,
+    fphase)`` for each of CLKOS, CLKOS2, CLKOS3 in use (``ecppll --clkout1 ...``)."""
+    extra = {}
+    for port, clk, div, cphase, fphase in secondary:
+        if port not in ("CLKOS", "CLKOS2", "CLKOS3"):
+            raise ValueError(f"port must be CLKOS, CLKOS2 or CLKOS3, not {port!r}")
+        extra.update({f"p_{port}_ENABLE": "ENABLED", f"p_{port}_DIV": div,
+                      f"p_{port}_CPHASE": cphase, f"p_{port}_FPHASE": fphase,
+                      f"o_{port}": clk, f"i_EN{port}": 0})
     m.submodules.pll = Instance(
         "EHXPLLL",
         a_FREQUENCY_PIN_CLKI=f"{input_hz / 1e6:g}", a_FREQUENCY_PIN_CLKOP=f"{output_hz / 1e6:g}",
@@ -77,4 +85,4 @@ def ehxplll(m, *, clki, clkop, lock, input_hz, output_hz, clki_div, clkfb_div, c
         i_RST=0, i_STDBY=0, i_CLKI=clki, o_CLKOP=clkop, i_CLKFB=clkop,
         i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1,
         i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0,
-        o_LOCK=lock)
+        o_LOCK=lock, **extra)
