@@ -11,11 +11,12 @@ succeeded; a failed build leaves its logs in ``BUILD.failed/`` and nothing at ``
 
 A model whose images the core's block RAM cannot hold but the board's DRAM can
 (:func:`boards.fit.fit_board`) makes a *DRAM build*: ``dram.bin`` and ``dram.json`` (the
-model packed for the tile engine, ``sps_hw.dram``), the tile engine's Verilog
-``sps_engine.v`` (the AXI4 core the DRAM controller will join) and a ``dram`` entry in the
-report. Until the board top connects the engine to a DRAM controller (issue 10) the top is
-the one without a model (the link and an empty SPS core), and a DRAM build runs no tool: it
-is refused, before anything is written, unless ``do_build`` is ``False`` (``--no-synth``).
+model packed for the tile engine, ``sps_hw.dram``; ``sps run`` uploads it) and a ``dram``
+entry in the report. On a board with a DRAM controller in its top (``BoardSpec.dram_pll``:
+the ULX3S) the core is :class:`~boards.dram.core.DramCore` beside the LiteDRAM controller.
+Elsewhere (the Arty) the top is the one without a model, the tile engine's Verilog is written
+as ``sps_engine.v``, and the build is refused, before anything is written, unless
+``do_build`` is ``False`` (``--no-synth``).
 """
 
 import contextlib
@@ -38,9 +39,11 @@ from sps_hw.program import build as build_program
 from sps_hw.program import hex_lines
 
 from .core import SPSCore, memory_map
+from .dram.core import DramCore
 from .fit import fit_board
 from .model_image import model_tag, pack_model
 from .modules import module_resources
+from .protocol import DRAM_REGION
 from .platforms import SELFTEST_MAP, board_spec, tool_path, toolchain_env
 from .selftest import SelfTestCore
 from .top import BoardTop
@@ -75,10 +78,12 @@ def parse_nextpnr_log(text):
     """``(fmax, resources)`` from a nextpnr log.
 
     ``fmax`` is ``{"clock", "mhz", "target_mhz", "pass"}`` from the last "Max frequency" line
-    (the one after routing), or ``None``; ``resources`` maps each cell type of the last
-    "Device utilisation" table to ``{"used", "available"}``.
+    of each clock (the one after routing) of the fastest clock, or ``None``; with more
+    than one clock, ``pass`` is whether every clock passes and ``clocks`` lists them all.
+    ``resources`` maps each cell type of the last "Device utilisation" table to ``{"used",
+    "available"}``.
     """
-    resources, table, fmax = {}, None, None
+    resources, table, clocks = {}, None, {}
     for line in text.splitlines():
         if "Device utilisation:" in line:
             table = {}
@@ -92,8 +97,14 @@ def parse_nextpnr_log(text):
             table = None
         match = _FMAX_LINE.search(line)
         if match:
-            fmax = {"clock": match[1], "mhz": float(match[2]), "target_mhz": float(match[4]),
-                    "pass": match[3] == "PASS"}
+            clocks[match[1]] = {"clock": match[1], "mhz": float(match[2]),
+                                "target_mhz": float(match[4]), "pass": match[3] == "PASS"}
+    if not clocks:
+        return None, resources
+    fmax = dict(max(clocks.values(), key=lambda c: c["target_mhz"]))
+    if len(clocks) > 1:
+        fmax.update(clocks=list(clocks.values()), **{"pass": all(c["pass"] for c in
+                                                                 clocks.values())})
     return fmax, resources
 
 
@@ -174,12 +185,11 @@ def build(board, out, *, model=None, core=None, do_build=True, seed=None, progre
     if model is not None:
         compiled = images.load(model)
         where, fit, dram = fit_board(compiled, spec, name=f"model {model}")
-        if where == "dram" and do_build:
+        if where == "dram" and do_build and spec.dram_pll is None:
             raise SPSError(
                 f"{fit['block_ram']}; its DRAM holds it ({fit['image_bytes']:,} of "
                 f"{fit['dram_bytes']:,} bytes, {fit['jobs']} jobs of the tile engine), but "
-                f"models larger than block RAM build with --no-synth until the DRAM "
-                f"controller is in the board top (issue 10)")
+                f"{spec.name}'s top has no DRAM controller yet: build it with --no-synth")
         if where == "block_ram":
             program = build_program(compiled, spec.config)
             packed = pack_model(compiled, spec, program)
@@ -188,6 +198,9 @@ def build(board, out, *, model=None, core=None, do_build=True, seed=None, progre
                 baked = program.images
     if core == "selftest":
         core = SelfTestCore(SELFTEST_MAP)
+    elif core is None and dram is not None and spec.dram_pll is not None:
+        spec = spec.dram_build()
+        core = DramCore(spec.config, half_bytes=spec.dram_bytes // 2)
     elif core is None:
         core = SPSCore(spec.config, baked)
     top = BoardTop(spec, core, model_valid=baked is not None, model_tag=tag)
@@ -206,11 +219,12 @@ def build(board, out, *, model=None, core=None, do_build=True, seed=None, progre
             _write_images(tmp / "images", spec, program, packed)
         if dram is not None:
             say(f"sps: build {spec.name}: the model exceeds the block RAM; packed for the "
-                f"DRAM ({fit['image_bytes']:,} bytes); the tile engine's Verilog")
+                f"DRAM ({fit['image_bytes']:,} bytes)")
             dram.write(tmp)
-            engine = TileEngine(spec.config)
-            (tmp / "sps_engine.v").write_text(verilog.convert(
-                engine, name="sps_engine", ports=verilog_ports(engine)))
+            if top.dram is None:        # no controller in the top: the engine alone
+                engine = TileEngine(spec.config)
+                (tmp / "sps_engine.v").write_text(verilog.convert(
+                    engine, name="sps_engine", ports=verilog_ports(engine)))
         report = {
             "board": spec.name, "device": spec.device, "family": spec.family,
             "array": {"rows": spec.rows, "cols": spec.cols},
@@ -229,10 +243,18 @@ def build(board, out, *, model=None, core=None, do_build=True, seed=None, progre
         }
         if dram is not None:
             report["model_baked"] = False
+            report["model_tag"] = model_tag({DRAM_REGION: dram.data})
             report["dram"] = {"controller": None, "size_bytes": spec.dram_bytes,
                               "image_bytes": fit["image_bytes"], "jobs": fit["jobs"],
-                              "top": DRAM_TOP, "image": "dram.bin", "map": "dram.json",
-                              "engine": "sps_engine.v"}
+                              "segments": len(dram.segments), "image": "dram.bin",
+                              "map": "dram.json"}
+            if top.dram is None:
+                report["dram"].update(top=DRAM_TOP, engine="sps_engine.v")
+            else:
+                report["dram"].update(controller=top.dram.description(),
+                                      clock_mhz=top.dram.clk_hz / 1e6,
+                                      top="link + tile engine (boards.dram.core) + "
+                                          "LiteDRAM controller")
         if do_build and spec.lattice:
             say(f"sps: build {spec.name}: yosys, nextpnr, pack (the first run of each YoWASP "
                 f"tool compiles it, ~40 s)")

@@ -56,6 +56,7 @@ __all__ = [
     "Link",
     "LinkError",
     "Response",
+    "run_from_dram",
     "run_model",
 ]
 
@@ -567,7 +568,7 @@ def run_model(model_dir, port, x, *, baud=1_000_000, timeout=DEFAULT_TIMEOUT, pr
             f"{info.clk_hz / 1e6:g} MHz")
         have = [(r.name, r.width, r.depth) for r in info.regions]
         if [r.name for r in info.regions] == [DRAM_REGION]:
-            return _run_from_dram(link, model, spec, x, say)
+            return run_from_dram(link, model, spec, x, say)
         want = [(r.name, r.width, r.depth) for r in memory_map(spec.config)]
         if have != want:
             raise LinkError(f"--port {port}: the board's core is not the SPS core of "
@@ -591,7 +592,7 @@ def run_model(model_dir, port, x, *, baud=1_000_000, timeout=DEFAULT_TIMEOUT, pr
         transport.close()
 
 
-def _run_from_dram(link, model, spec, x, say):
+def run_from_dram(link, model, spec, x, say=lambda msg: None):
     """``sps run`` on a board whose core runs models from DRAM (``boards.dram.core``): the
     model's packed image (``sps_hw.dram``) uploaded unless the board holds it, then its steps
     in order, each engine segment one RUN with its input tensor in and its output out, the

@@ -128,10 +128,10 @@ class BoardSpec:
     #: Bytes of the board's external memory (DRAM), where the tile engine
     #: (``sps_hw.engine``) runs models larger than the block RAM from; 0: none.
     dram_bytes: int = 0
-    #: The PLL's further outputs in a DRAM build (:attr:`PLL.secondary
-    #: <boards.clocks.PLL>`): the controller's ``dram`` clock and ``dram_ps``, the same
-    #: shifted by 90 degrees for the SDRAM's clock pin.
-    dram_clocks: tuple = ()
+    #: The PLL of a DRAM build (None: the board's top has no DRAM controller): the core
+    #: clock, and as :attr:`PLL.secondary <boards.clocks.PLL>` the controller's ``dram``
+    #: clock and ``dram_ps``, the same shifted by 90 degrees for the SDRAM's clock pin.
+    dram_pll: object = None
 
     @property
     def divisor(self):
@@ -158,14 +158,15 @@ class BoardSpec:
         return Config(rows=self.rows, cols=self.cols, counters=False, **self.core)
 
     @property
-    def dram_pll(self):
-        """The PLL of a DRAM build: :attr:`pll` with the :attr:`dram_clocks`."""
-        return replace(self.pll, secondary=self.dram_clocks)
-
-    @property
     def dram_clk_hz(self):
         """The DRAM controller's clock in a DRAM build."""
         return round(self.dram_pll.secondary_hz("dram"))
+
+    def dram_build(self):
+        """The spec of the board's DRAM build: its core clock from :attr:`dram_pll`."""
+        if self.dram_pll is None:
+            raise SPSError(f"{self.name}'s top has no DRAM controller yet")
+        return replace(self, clk_hz=round(self.dram_pll.output_hz()), pll=self.dram_pll)
 
     def make_platform(self):
         return self.platform()
@@ -215,9 +216,11 @@ BOARDS = {
               "max_patterns": 16, "count_bits": 16, "channel_bits": 12, "mult_bits": 16},
         # 32 MiB SDR SDRAM: one 16-bit 256 Mbit part (16M x 16, IS42S16160G or AS4C16M16SB).
         dram_bytes=32 * 2**20,
-        # LiteDRAM at 45 MHz from the same VCO (630 MHz / 14; ecppll -i 25 -o 90 --clkout1 45
-        # --clkout2 45 --phase2 90), the core and the engine at 90 MHz.
-        dram_clocks=(("dram", "CLKOS", 14, 3, 0), ("dram_ps", "CLKOS2", 14, 6, 4)),
+        # The DRAM build: the core, the tile engine and the link at 60 MHz, LiteDRAM at 50
+        # (ecppll -i 25 -o 60 --clkout1 50 --clkout2 50 --phase2 90; docs/boards.md).
+        dram_pll=PLL("EHXPLLL", 25_000_000, {"CLKI_DIV": 5, "CLKFB_DIV": 12, "CLKOP_DIV": 10,
+                                             "CLKOP_CPHASE": 4},
+                     secondary=(("dram", "CLKOS", 12, 4, 0), ("dram_ps", "CLKOS2", 12, 7, 0))),
     ),
     "arty-a7-35": BoardSpec(
         name="arty-a7-35", board_id=3, platform=ArtyA735, family="xc7",

@@ -116,6 +116,7 @@ def board_design(spec, core=None):
     if core is None:
         core = SPSCore(spec.config)
     elif core == "dram":
+        spec = spec.dram_build()
         core = DramCore(spec.config, half_bytes=spec.dram_bytes // 2)
     elif core == "selftest":
         core = SelfTestCore(SELFTEST_MAP)
@@ -225,6 +226,8 @@ class VerilatorTransport:
     def __init__(self, board, *, core=None, divisor=SIM_DIVISOR, build_dir=None, waves=False,
                  build_args=(), progress=None):
         spec = board_spec(board)
+        if core == "dram":                  # the DRAM build's clocks
+            spec = spec.dram_build()
         _check_divisor(divisor)
         say = progress or (lambda msg: None)
         self.board = board

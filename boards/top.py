@@ -98,9 +98,10 @@ clock from the board's PLL when ``spec.pll`` is set (:class:`~boards.clocks.Cloc
         # A core with an AXI4 manager port (boards.dram.core) runs from the board's DRAM.
         self.dram = None
         if "m_axi" in core.signature.members:
-            if not spec.dram_clocks:
-                raise ValueError(f"{spec.name} has no DRAM controller for core {core!r}")
-            self.dram = SDRAMController(spec.dram_clk_hz)
+            if not any(domain == "dram" for domain, *_ in getattr(spec.pll, "secondary", ())):
+                raise ValueError(f"spec must be a DRAM build's (BoardSpec.dram_build()) for "
+                                 f"core {core!r}")
+            self.dram = SDRAMController(round(spec.pll.secondary_hz("dram")))
 
     def elaborate(self, platform):
         m = Module()
@@ -117,8 +118,7 @@ clock from the board's PLL when ``spec.pll`` is set (:class:`~boards.clocks.Cloc
                 m.domains.dram_ps = ClockDomain("dram_ps")
         if platform is not None and self.spec.pll is not None:
             m.domains.sync = ClockDomain("sync")
-            pll = self.spec.pll if self.dram is None else self.spec.dram_pll
-            m.submodules.clocks = ClockGenerator(pll)
+            m.submodules.clocks = ClockGenerator(self.spec.pll)
         if platform is not None:
             uart = platform.request("uart", 0, dir="-")
             m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)

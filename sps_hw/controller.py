@@ -83,7 +83,9 @@ class LayerSequencer(wiring.Component):
     ``layer`` holds the descriptor of the current layer. After a reset the layers before
     segment ``segment`` are passed over; after the last descriptor (``valid`` clear) it
     starts over when ``go`` is high, else it waits (``idle``) until it is: a tile engine
-    holds ``go`` low and pulses it once per job. A segment's first layer with ``resident``
+    holds ``go`` low and pulses it once per job, and (``wait_at_reset``) the sequencer
+    waits for ``go`` after a reset too (the committed descriptors of the last job would
+    otherwise start again). A segment's first layer with ``resident``
     set finds its input in feature buffer 0 (left there by the previous job) and loads
     nothing. A layer without ``seg_last`` goes on to the next descriptor when it is done: a
     job's partial reduction chunk (``acc_partial``: its sums stay in the accumulator, it
@@ -92,8 +94,9 @@ class LayerSequencer(wiring.Component):
     (``done``), the tensor loads and drains excepted.
     """
 
-    def __init__(self, cfg, descriptor, *, layer_bits, word):
+    def __init__(self, cfg, descriptor, *, layer_bits, word, wait_at_reset=False):
         self.cfg, self.descriptor = cfg, descriptor
+        self.wait_at_reset = wait_at_reset
         super().__init__({
             "descriptors": In(memory.ReadPort.Signature(addr_width=layer_bits, shape=word)),
             "layer": Out(descriptor),
@@ -140,7 +143,7 @@ class LayerSequencer(wiring.Component):
         restart = Signal()
         m.d.sync += restart.eq(0)
         m.d.comb += self.run.restart.eq(restart)
-        with m.FSM():
+        with m.FSM(init="IDLE" if self.wait_at_reset else "FETCH"):
             with m.State("FETCH"):
                 m.d.comb += requested.eq(1)
                 m.d.sync += [ptr.eq(ptr + 1), requests.eq(requests + 1),
@@ -235,13 +238,14 @@ class Controller(wiring.Component):
     """
 
     def __init__(self, cfg, descriptor, *, layer_bits, weight_bits, word, consumers,
-                 weight_lead):
+                 weight_lead, wait_at_reset=False):
         self.cfg, self.consumers = cfg, dict(consumers)
         missing = {m for sig, fields in self.consumers.values() for m in sig.members
                    if fields.get(m, m) not in descriptor.members}
         if missing:
             raise ValueError(f"consumers take fields the descriptor lacks: {sorted(missing)}")
-        self.sequencer = LayerSequencer(cfg, descriptor, layer_bits=layer_bits, word=word)
+        self.sequencer = LayerSequencer(cfg, descriptor, layer_bits=layer_bits, word=word,
+                                        wait_at_reset=wait_at_reset)
         self.feed = FeedSchedule(cfg)
         self.walk = WalkSchedule(cfg)
         self.load = WeightSchedule(cfg, weight_bits=weight_bits, lead=weight_lead)

@@ -229,7 +229,7 @@ class Accelerator(wiring.Component):
         m.submodules.controller = ctrl = Controller(
             cfg, descriptor_layout(cfg), layer_bits=_addr_bits(depth),
             weight_bits=_addr_bits(cfg.weight_depth), word=shape,
-            weight_lead=Stages.of(cfg).weight_lead,
+            weight_lead=Stages.of(cfg).weight_lead, wait_at_reset=self.jobs,
             consumers={name: (blocks[name].layer.signature.flip(), f)
                        for name, f in fields.items()})
         windows = [blocks[f"window_{r}"] for r in range(cfg.rows)]

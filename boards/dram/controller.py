@@ -41,6 +41,12 @@ class SDRAMController(wiring.Component):
         self.clk_hz = clk_hz
         super().__init__()
 
+    def description(self):
+        """What the controller is, for ``report.json``."""
+        from importlib import metadata
+        return (f"LiteDRAM {metadata.version('litedram')}: GENSDRPHY, MT48LC16M16 (32 MiB SDR, "
+                f"16 bits), 64-bit AXI4 port across an asynchronous FIFO per channel")
+
     def sources(self, sim=True):
         """The controller's Verilog file (generated once and cached), with timings for the
         ``dram`` clock ``clk_hz``."""

@@ -89,7 +89,7 @@ class DramCore(wiring.Component):
         # The AXI port: the engine's while it runs, else the core's reader and writer.
         mover = AXI4Signature(addr_width=32, data_width=64).create()
         join(m, mover, reader.m_axi, writer.m_axi)
-        engine_owns = Signal()
+        engine_owns = Signal()                      # a register: no decode before the mux
         self._share(m, engine_owns, engine.m_axi, mover, base)
 
         # The segment record, read byte by byte into a shift register.
@@ -185,14 +185,13 @@ class DramCore(wiring.Component):
                 with m.If(link.act_in.valid & link.act_in.ready):
                     m.d.sync += left.eq(left - 1)
                 with m.If((left == 0) & ~writer.busy):
-                    m.d.sync += step.eq(0)
+                    m.d.sync += [step.eq(0), engine_owns.eq(1)]
                     m.next = "ENGINE"
             with m.State("ENGINE"):
-                m.d.comb += engine_owns.eq(1)
                 register_write(last=writes.index(("start", 1)), then="RUNNING")
             with m.State("RUNNING"):
-                m.d.comb += engine_owns.eq(1)
                 with m.If(engine.irq):
+                    m.d.sync += engine_owns.eq(0)
                     m.next = "CLEAR"
             with m.State("CLEAR"):
                 register_write(last=len(writes) - 1, then="OUTPUT")

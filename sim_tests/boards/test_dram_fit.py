@@ -1,9 +1,9 @@
 # amaranth: UnusedElaboratable=no
 """Models larger than a board's block RAM: the DRAM fit (``boards.fit.check_dram_fit``) and
-the DRAM build of ``sps build --no-synth`` (``dram.bin``, ``dram.json``, the tile engine's
-``sps_engine.v``, report.json's ``dram``); refused with synthesis (no DRAM controller in the
-board top yet), on a board without DRAM and when the image exceeds the DRAM. No synthesis,
-no simulation."""
+the DRAM build of ``sps build --no-synth`` (``dram.bin``, ``dram.json``, the ULX3S top with
+the DRAM core and its LiteDRAM controller, report.json's ``dram``); the Arty's (no controller
+in its top yet: the engine's Verilog, synthesis refused); refused on a board without DRAM and
+when the image exceeds half the DRAM. No synthesis, no simulation."""
 
 import dataclasses
 import json
@@ -14,6 +14,7 @@ import pytest
 
 from boards.build import DRAM_TOP
 from boards.fit import check_dram_fit, check_fit, fit_board
+from boards.model_image import model_tag
 from boards.platforms import BOARDS
 from compiler import images
 from compiler.errors import SPSError
@@ -86,8 +87,10 @@ def test_big_model_fits_the_dram(big):
 
 
 def test_dram_build_without_synthesis(big, tmp_path, capsys):
-    """``sps build --no-synth``: the board top without a model, the DRAM image and its map,
-    the tile engine's Verilog, and the report's ``dram`` entry and DRAM fit."""
+    """``sps build --no-synth`` on the ULX3S: the board top with the DRAM core and the
+    LiteDRAM controller, the DRAM image and its map, and the report's ``dram`` entry, DRAM
+    fit and tag (the one ``sps run`` uploads under)."""
+    pytest.importorskip("litedram", reason="the dram extra is not installed")
     path, model = big
     out = tmp_path / "build"
     assert main(["build", "--board", "ulx3s-85f", "--model", str(path), "--no-synth",
@@ -96,39 +99,58 @@ def test_dram_build_without_synthesis(big, tmp_path, capsys):
     report = json.loads((out / "report.json").read_text())
     assert (out / "dram.bin").read_bytes() == bytes(image.data)
     assert json.loads((out / "dram.json").read_text()) == json.loads(json.dumps(image.map()))
+    assert not (out / "sps_engine.v").exists() and not (out / "images").exists()
+    assert (out / "top.il").exists() and (out / "top.lpf").exists()       # the board top
+    assert (out / "litedram_ulx3s.v").exists()                            # its controller
+    assert "litedram_ulx3s" in (out / "top.il").read_text()
+    assert f"model for the DRAM: dram.bin ({len(image.data):,} of 33,554,432 bytes, " \
+        f"{len(image.jobs)} jobs" in capsys.readouterr().out
+    controller = report["dram"].pop("controller")
+    assert controller.startswith("LiteDRAM 2024.12: GENSDRPHY, MT48LC16M16")
+    assert report["clock_mhz"] == 60.0
+    assert report["dram"] == {"size_bytes": 32 * 2**20, "clock_mhz": 50.0,
+                              "image_bytes": len(image.data), "jobs": len(image.jobs),
+                              "segments": 1, "image": "dram.bin", "map": "dram.json",
+                              "top": "link + tile engine (boards.dram.core) + LiteDRAM "
+                                     "controller"}
+    assert report["fit"] == {**check_dram_fit(model, ULX3S),
+                             "block_ram": report["fit"]["block_ram"]}
+    assert re.search(BLOCK_RAM, report["fit"]["block_ram"])
+    assert report["model"] == str(path)
+    assert report["model_tag"] == model_tag({"dram": image.data})
+    assert report["model_baked"] is False and report["core"] == "DramCore"
+    assert report["fmax_mhz"] is None and report["resources"] == {}
+
+
+def test_arty_dram_build(big, tmp_path, capsys):
+    """The Arty's top has no DRAM controller yet: --no-synth writes the engine's Verilog,
+    a build with synthesis is refused with one line, before anything is written."""
+    path, model = big
+    arty = BOARDS["arty-a7-35"]
+    out = tmp_path / "build"
+    assert main(["build", "--board", arty.name, "--model", str(path), "--no-synth",
+                 "-o", str(out)]) == 0
+    image = pack(model, arty.config)
+    report = json.loads((out / "report.json").read_text())
     engine = (out / "sps_engine.v").read_text()
     assert "module sps_engine(" in engine
     assert all(f" {port}" in engine for port in ("m_axi_araddr", "m_axi_wdata", "s_axi_awaddr",
                                                   "irq"))
-    assert (out / "top.il").exists() and (out / "top.lpf").exists()       # the board top
-    assert not (out / "images").exists()
-    assert f"model for the DRAM: dram.bin ({len(image.data):,} of 33,554,432 bytes, " \
-        f"{len(image.jobs)} jobs" in capsys.readouterr().out
-    assert report["dram"] == {"controller": None, "size_bytes": 32 * 2**20,
+    assert report["dram"] == {"controller": None, "size_bytes": 256 * 2**20,
                               "image_bytes": len(image.data), "jobs": len(image.jobs),
-                              "top": DRAM_TOP, "image": "dram.bin", "map": "dram.json",
-                              "engine": "sps_engine.v"}
-    assert report["fit"] == {**check_dram_fit(model, ULX3S),
-                             "block_ram": report["fit"]["block_ram"]}
-    assert re.search(BLOCK_RAM, report["fit"]["block_ram"])
-    assert report["model"] == str(path) and report["model_tag"] is None
-    assert report["model_baked"] is False and report["core"] == "SPSCore"
-    assert report["fmax_mhz"] is None and report["resources"] == {}
-
-
-def test_dram_build_with_synthesis_is_refused(big, tmp_path, capsys):
-    """Without --no-synth: one line, exit 2, before anything is written."""
-    path, model = big
-    image = pack(model, ULX3S.config)
-    assert main(["build", "--board", "ulx3s-85f", "--model", str(path), "-o",
-                 str(tmp_path / "build")]) == 2
+                              "segments": 1, "top": DRAM_TOP, "image": "dram.bin",
+                              "map": "dram.json", "engine": "sps_engine.v"}
+    assert report["core"] == "SPSCore"
+    capsys.readouterr()
+    assert main(["build", "--board", arty.name, "--model", str(path), "-o",
+                 str(tmp_path / "again")]) == 2
     line = _one_line(capsys)
-    assert re.match(f"sps: error: model {re.escape(str(path))} {BLOCK_RAM}; ", line), line
-    assert f"; its DRAM holds it ({len(image.data):,} of 33,554,432 bytes, " \
+    assert re.match(f"sps: error: model {re.escape(str(path))} does not fit arty-a7-35: ", line)
+    assert f"; its DRAM holds it ({len(image.data):,} of 268,435,456 bytes, " \
         f"{len(image.jobs)} jobs of the tile engine), but " in line
-    assert line.endswith("models larger than block RAM build with --no-synth until the DRAM "
-                         "controller is in the board top (issue 10)"), line
-    _nothing_written(tmp_path)
+    assert line.endswith("arty-a7-35's top has no DRAM controller yet: build it with "
+                         "--no-synth"), line
+    _nothing_written(tmp_path, "again")
 
 
 def test_board_without_dram_is_refused(big, tmp_path, capsys):
@@ -153,7 +175,8 @@ def test_image_larger_than_the_dram_is_refused(big, tmp_path, capsys, monkeypatc
     assert size > 65536
     message = (f"its external-memory image of {size:,} bytes > the 65,536 bytes of half the "
                f"DRAM (an upload is staged in the half the running model does not use)")
-    with pytest.raises(SPSError, match=f"^model big does not fit ulx3s-85f: {re.escape(message)}$"):
+    with pytest.raises(SPSError,
+                       match=f"^model big does not fit ulx3s-85f: {re.escape(message)}$"):
         check_dram_fit(model, small, name="model big")
     monkeypatch.setitem(BOARDS, "ulx3s-85f", small)
     assert main(["build", "--board", "ulx3s-85f", "--model", str(path), "--no-synth", "-o",
