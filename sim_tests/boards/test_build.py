@@ -37,9 +37,12 @@ Info: Max frequency for clock 'blinker.clk': 34.74 MHz (FAIL at 48.00 MHz)
 
 
 def test_parse_nextpnr_log():
-    """The last utilisation table and the last "Max frequency" line win."""
+    """The last utilisation table and each clock's last "Max frequency" line win."""
     fmax, resources = parse_nextpnr_log(NEXTPNR_LOG)
-    assert fmax == {"clock": "blinker.clk", "mhz": 34.74, "target_mhz": 48.0, "pass": False}
+    clocks = [{"clock": "clk", "mhz": 40.0, "target_mhz": 12.0, "pass": True},
+              {"clock": "other", "mhz": 90.0, "target_mhz": 12.0, "pass": True},
+              {"clock": "blinker.clk", "mhz": 34.74, "target_mhz": 48.0, "pass": False}]
+    assert fmax == {**clocks[2], "clocks": clocks}      # the fastest target; all must pass
     assert resources == {"ICESTORM_LC": {"used": 2554, "available": 5280},
                          "ICESTORM_RAM": {"used": 7, "available": 30},
                          "ICESTORM_DSP": {"used": 0, "available": 8}}
@@ -165,21 +168,24 @@ def _scaled(tmp_path, size):
 
 
 def test_too_large_is_refused_before_synthesis(demo, tmp_path):
-    """The demo at 512x512 pixels: no layer fits the ULX3S core's buffers; at 64x64 the FC
-    layer's weights exceed its weight memory. Refused with the numbers, nothing written."""
+    """The demo at 512x512 and 64x64 pixels: no layer fits the iCEBreaker core's buffers and
+    the board has no DRAM for the tile engine. Refused with the numbers, nothing written.
+    (On the ULX3S both run from DRAM: ``test_dram_fit``.)"""
     out = tmp_path / "build"
     for size, message in (
-            (512, "no layer runs on its 8x8 core (max_hw 1024, max_width 64, fmap_depth "
-                  "2048): conv1: width 512 > max_width 64; "),
-            (64, "on its 8x8 core the packed images need weights 8,384 words of 64 bits "
-                 "> 4,096")):
+            (512, "no layer runs on its 2x1 core (max_hw 256, max_width 32, fmap_depth 256): "
+                  "conv1: width 512 > max_width 32; "),
+            (64, "conv3: input tensor needs 2048 words per bank > fmap_depth 256; ")):
         big = _scaled(tmp_path, size)
-        proc = subprocess.run([*SPS, "build", "--board", "ulx3s-85f", "--model", str(big),
+        proc = subprocess.run([*SPS, "build", "--board", "icebreaker", "--model", str(big),
                                "-o", str(out)], capture_output=True, text=True)
         assert proc.returncode == 2
         line = proc.stderr.strip().splitlines()[-1]
-        assert line.startswith(f"sps: error: model {big} does not fit ulx3s-85f: "), line
+        assert line.startswith(f"sps: error: model {big} does not fit icebreaker: "), line
         assert message in line, line
+        assert line.endswith("nor from external memory: the board has no external memory "
+                             "(dram_bytes 0) for the tile engine to run a model larger than "
+                             "its block RAM from"), line
         assert not out.exists() and not list(tmp_path.glob(".build*"))
 
 
