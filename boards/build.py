@@ -43,8 +43,8 @@ from .dram.core import DramCore
 from .fit import fit_board
 from .model_image import model_tag, pack_model
 from .modules import module_resources
-from .protocol import DRAM_REGION
 from .platforms import SELFTEST_MAP, board_spec, tool_path, toolchain_env
+from .protocol import DRAM_REGION
 from .selftest import SelfTestCore
 from .top import BoardTop
 

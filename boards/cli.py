@@ -7,11 +7,13 @@ import sys
 from compiler.errors import SPSError
 from compiler.fileio import load_npy, save_npy
 
-__all__ = ["BOARD_NAMES", "add_commands"]
+__all__ = ["BAUD_RATES", "BOARD_NAMES", "add_commands"]
 
 #: The keys of :data:`boards.platforms.BOARDS`, which imports amaranth-boards (``sps[boards]``):
 #: ``sps --help`` works without it.
 BOARD_NAMES = ("icebreaker", "ulx3s-85f", "arty-a7-35")
+#: :data:`boards.platforms.BAUD_RATES`, for the same reason.
+BAUD_RATES = (4_000_000, 3_000_000)
 
 
 def cmd_build(args):
@@ -85,7 +87,8 @@ def add_commands(sub, report_sub):
                    help="serial device (/dev/ttyUSB1) or sim:BOARD for a simulated board")
     p.add_argument("--input", required=True, metavar="X.npy", help="int8 [C, H, W] input")
     p.add_argument("-o", "--output", required=True, metavar="Y.npy", help="int8 output")
-    p.add_argument("--baud", type=int, default=1_000_000, help="UART baud rate (1000000)")
+    p.add_argument("--baud", type=int, help="UART baud rate (default: the board's; tries "
+                   f"{', '.join(map(str, BAUD_RATES))})")
     p.add_argument("--timeout", type=float, default=0.5,
                    help="seconds to wait for each answer beyond its transfer time (0.5)")
     p.set_defaults(func=cmd_run)

@@ -9,8 +9,9 @@ before any synthesis, a model whose images exceed the core's memories, with the 
 
 A model larger than the block RAM can run from the board's external memory through the tile
 engine (``sps_hw.engine``): :func:`check_dram_fit` packs it into one memory image
-(``sps_hw.dram.pack``: job table, tensors, images) and refuses it when that exceeds the
-board's DRAM (``BoardSpec.dram_bytes``). :func:`fit_board` decides between the two for
+(``sps_hw.dram.pack``: job table, tensors, images); when that exceeds half the board's DRAM
+(``BoardSpec.dram_bytes``; the other half stages uploads) the layers with the largest images
+run on the host instead, and it refuses the model only when even that leaves it too large. :func:`fit_board` decides between the two for
 ``sps build``.
 """
 
@@ -138,8 +139,12 @@ def _dram_fit(model, spec):
     if not spec.dram_bytes:
         return None, None, ("the board has no external memory (dram_bytes 0) for the tile "
                             "engine to run a model larger than its block RAM from")
+    half = spec.dram_bytes // 2
     try:
         image = pack_dram(model, cfg)
+        host = _to_host(image, half)
+        if host:
+            image = pack_dram(model, cfg, host)
     except SPSError as error:
         return None, None, f"the tile engine's {cfg.rows}x{cfg.cols} core cannot run it: {error}"
     regions = dict.fromkeys(_REGION_KINDS.values(), 0)
@@ -151,11 +156,35 @@ def _dram_fit(model, spec):
         reasons = "; ".join(f"{n}: {r}" for n, r in image.host.items())
         return fit, image, (f"no layer runs on its tile engine ({cfg.rows}x{cfg.cols} core): "
                             f"{reasons}")
-    if len(image.data) > spec.dram_bytes // 2:
+    if len(image.data) > half:
         return fit, image, (f"its external-memory image of {len(image.data):,} bytes > the "
-                            f"{spec.dram_bytes // 2:,} bytes of half the DRAM (an upload "
-                            f"is staged in the half the running model does not use)")
+                            f"{half:,} bytes of half the DRAM (an upload is staged in the "
+                            f"half the running model does not use)")
     return fit, image, None
+
+
+def _to_host(image, half):
+    """The layers of packed ``image`` to leave to the host so that it fits ``half`` bytes:
+    the ones with the most image bytes first (VGG16's dense fc6 before any convolution),
+    as ``{name: why}`` for :func:`sps_hw.dram.pack`; none when it fits already or when its
+    tensors and tables alone exceed ``half``."""
+    excess = len(image.data) - half
+    if excess <= 0:
+        return {}
+    sizes = dict.fromkeys(image.layers, 0)
+    for region in image.regions:
+        if region["kind"] == "image":
+            sizes[region["name"].rsplit("/", 1)[0]] += region["bytes"]
+    if excess > sum(sizes.values()):            # its tensors and tables alone are too large
+        return {}
+    host = {}
+    for name, size in sorted(sizes.items(), key=lambda item: -item[1]):
+        if excess <= 0 or size == 0:
+            break
+        host[name] = (f"its {size:,} image bytes are left out of the external-memory image "
+                      f"to fit half the DRAM ({half:,} bytes)")
+        excess -= size
+    return host
 
 
 def dram_fit(model, spec, name="model"):

@@ -28,7 +28,7 @@ from sps_hw.program import run_network
 from .core import memory_map
 from .fit import dram_fit, fit_board
 from .model_image import model_tag, pack_model, pack_program
-from .platforms import BOARDS
+from .platforms import BAUD_RATES, BOARDS
 from .protocol import (
     DRAM_REGION,
     INFO_FORMAT,
@@ -56,6 +56,7 @@ __all__ = [
     "Link",
     "LinkError",
     "Response",
+    "connect",
     "run_from_dram",
     "run_model",
 ]
@@ -542,7 +543,28 @@ class Link:
 
 # --- sps run ----------------------------------------------------------------------------------
 
-def run_model(model_dir, port, x, *, baud=1_000_000, timeout=DEFAULT_TIMEOUT, progress=None):
+def connect(port, baud=None, *, core=None, timeout=DEFAULT_TIMEOUT):
+    """``(transport, link, info)``: the board on ``port`` (see :func:`open_transport`, which
+    takes ``core``), connected. Without ``baud``, each rate of :data:`BAUD_RATES` in turn
+    until the board answers INFO (at a wrong rate it sees framing garbage and the host
+    hears nothing that parses). :class:`LinkError` when it answers at none."""
+    rates = [baud] if baud is not None else list(BAUD_RATES)
+    failures = []
+    for rate in rates:
+        transport = open_transport(port, rate, core)
+        link = Link(transport, timeout=timeout)
+        try:
+            return transport, link, link.connect()
+        except LinkError as error:
+            transport.close()
+            if len(rates) == 1:
+                raise
+            failures.append(f"{rate:,} baud: {error}")
+    raise LinkError(f"--port {port}: no board answered at any board's rate ("
+                    f"{'; '.join(failures)}); give --baud")
+
+
+def run_model(model_dir, port, x, *, baud=None, timeout=DEFAULT_TIMEOUT, progress=None):
     """``sps run``: make the board hold the model, infer ``x``, return the int8 output.
 
     The model's image files are checked against the manifest's sha256 before anything is
@@ -557,10 +579,8 @@ def run_model(model_dir, port, x, *, baud=1_000_000, timeout=DEFAULT_TIMEOUT, pr
     if port.startswith("sim:") and port[4:] in BOARDS:
         where, _, _ = fit_board(model, BOARDS[port[4:]], name=f"model {model_dir}")
         core = "dram" if where == "dram" else None
-    transport = open_transport(port, baud, core)
+    transport, link, info = connect(port, baud, core=core, timeout=timeout)
     try:
-        link = Link(transport, timeout=timeout)
-        info = link.connect()
         spec = next((b for b in BOARDS.values() if b.board_id == info.board_id), None)
         if spec is None:
             raise LinkError(f"--port {port}: unknown board id {info.board_id}")

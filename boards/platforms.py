@@ -23,6 +23,7 @@ from .clocks import PLL
 from .link import MemoryMap, divisor_for
 
 __all__ = [
+    "BAUD_RATES",
     "BOARDS",
     "SELFTEST_MAP",
     "TOOLS",
@@ -175,7 +176,9 @@ class BoardSpec:
 BOARDS = {
     "icebreaker": BoardSpec(
         name="icebreaker", board_id=1, platform=ICEBreaker, family="ice40",
-        device="iCE40UP5K-SG48", clk_hz=24_000_000, baud=1_000_000,
+        device="iCE40UP5K-SG48", clk_hz=24_000_000,
+        # The FT2232H carries 3 Mbaud exactly (120 MHz / 40): 8 clock cycles per bit.
+        baud=3_000_000,
         # The core clock from the 12 MHz oscillator (icepll -i 12 -o 24).
         pll=PLL("SB_PLL40_PAD", 12_000_000, {"DIVR": 0, "DIVF": 63, "DIVQ": 5,
                                              "FILTER_RANGE": 1}),
@@ -199,7 +202,9 @@ BOARDS = {
     ),
     "ulx3s-85f": BoardSpec(
         name="ulx3s-85f", board_id=2, platform=ULX3S85F, family="ecp5",
-        device="LFE5U-85F-6BG381C", clk_hz=90_000_000, baud=1_000_000,
+        device="LFE5U-85F-6BG381C", clk_hz=90_000_000,
+        # The FT231X's fastest rate (3 Mbaud): 30 clock cycles per bit, 20 in a DRAM build.
+        baud=3_000_000,
         # The core clock from the 25 MHz oscillator (ecppll -i 25 -o 90): 90 MHz, below the
         # 98.9 MHz the board routes at (with the clock set to 100) with margin for placement
         # variation (docs/boards.md).
@@ -224,7 +229,10 @@ BOARDS = {
     ),
     "arty-a7-35": BoardSpec(
         name="arty-a7-35", board_id=3, platform=ArtyA735, family="xc7",
-        device="xc7a35ticsg324-1L", clk_hz=100_000_000, baud=1_000_000,
+        device="xc7a35ticsg324-1L", clk_hz=100_000_000,
+        # 4 Mbaud: the fastest FT2232H rate 100 MHz divides exactly (25 cycles per bit; 12
+        # and 8 Mbaud would be 4% off).
+        baud=4_000_000,
         # All 90 DSP48E1 by the yosys estimate: 80 for the 16 x 5 array, 10 for the requantizer
         # (a 32 x 16 product per column, two DSP48E1 each); 7,871 of 20,800 LUTs.
         rows=16, cols=5,
@@ -238,6 +246,10 @@ BOARDS = {
         dram_bytes=256 * 2**20,
     ),
 }
+
+
+#: The boards' baud rates, fastest first: what ``sps run`` tries when not given ``--baud``.
+BAUD_RATES = tuple(sorted({spec.baud for spec in BOARDS.values()}, reverse=True))
 
 
 def board_spec(name):

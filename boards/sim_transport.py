@@ -14,8 +14,8 @@ back to this process over a Unix socket and serves the transport's requests:
   deterministic.
 
 The simulated UART runs at ``divisor`` (default :data:`SIM_DIVISOR`) clock cycles per bit, a
-faster line than the board's 1 Mbaud (the ``baud`` of ``sps run`` does not apply to it); the
-board's clock, buffers and timeouts are its own. The Verilator build is kept in ``build_dir``
+faster line than the board's 3 or 4 Mbaud (the ``baud`` of ``sps run`` does not apply to it);
+the board's clock, buffers and timeouts are its own. The Verilator build is kept in ``build_dir``
 (default ``$SPS_SIM_BOARDS/<board>`` or ``~/.cache/sps/sim-boards/<board>``) and reused while
 the design is unchanged; sessions sharing a build directory run one after the other.
 ``sps run --port sim:BOARD`` opens it through :func:`boards.transports.open_transport`.

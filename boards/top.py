@@ -10,6 +10,8 @@ from amaranth.build import ResourceError
 from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Module, ResetSignal, Signal
 from amaranth.lib import io, wiring
 
+from sps_hw.axi.slice import AXI4RegisterSlice
+
 from .clocks import ClockGenerator
 from .dram.controller import SDRAMController
 from .link import HostLink
@@ -109,7 +111,12 @@ clock from the board's PLL when ``spec.pll`` is set (:class:`~boards.clocks.Cloc
         clk_hz = self.spec.clk_hz
         if self.dram is not None:
             m.submodules.dram = self.dram
-            wiring.connect(m, linked.core.m_axi, self.dram.axi)
+            # Registered on every channel: the core and the controller's clock-domain
+            # crossing sit far apart on the die.
+            axi_slice = AXI4RegisterSlice(self.dram.axi.signature.flip())
+            m.submodules.axi_slice = axi_slice
+            wiring.connect(m, linked.core.m_axi, axi_slice.s_axi)
+            wiring.connect(m, axi_slice.m_axi, self.dram.axi)
             m.domains.dram = ClockDomain("dram")
             if platform is None:            # simulated: one clock, one reset
                 m.d.comb += [ClockSignal("dram").eq(ClockSignal("sync")),

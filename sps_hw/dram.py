@@ -14,7 +14,8 @@ the job before read the same tile. A reduction chunk (:mod:`sps_hw.jobs`) loads 
 the flattened source as one run; the chunks that leave their sums in the core store an empty
 crop (0 channels: the writer takes it and writes nothing).
 
-Layers the array cannot run (:func:`sps_hw.model.plan_layer`) are *host steps*: the table is
+Layers the array cannot run (:func:`sps_hw.model.plan_layer`), and those the caller leaves to
+the host (a board whose DRAM cannot hold their images), are *host steps*: the table is
 run in *steps*, ``("jobs", first, count)`` through the engine and ``("host", name)`` by the
 host between them (reading and writing the tensors in the image).
 """
@@ -163,19 +164,26 @@ def _image_bytes(words, width):
     return b"".join(int(w).to_bytes(n, "little") for w in words)
 
 
-def pack(model, cfg):
-    """The :class:`DramImage` of compiled ``model`` on a tile engine with core ``cfg``."""
+def pack(model, cfg, host=None):
+    """The :class:`DramImage` of compiled ``model`` on a tile engine with core ``cfg``;
+    ``host`` maps layers to leave to the host anyway to the reason (say, the image's room)."""
     if not isinstance(cfg, Config):
         raise TypeError(f"cfg must be a sps_hw.config.Config, not {cfg!r}")
+    host = dict(host or {})
+    unknown = set(host) - {layer["name"] for layer in model.layers}
+    if unknown:
+        raise ValueError(f"host names layers the model does not have: {sorted(unknown)}")
     shapes = {"input": tuple(model.manifest["input"]["shape"])}
     for layer in model.layers:
         shapes[layer["name"]] = tuple(layer["out_shape"])
     # The work: per layer its jobs, or a host step.
     work = []
-    host = {}
     for layer in model.layers:
         name = layer["name"]
         source = shapes[layer["inputs"][0]]
+        if name in host:
+            work.append((layer, None))
+            continue
         if layer["op"] != "conv":
             try:
                 work.append((layer, plan_vector_jobs(layer, max_width=VECTOR_WIDTH,

@@ -50,7 +50,7 @@ class SDRAMController(wiring.Component):
     def sources(self, sim=True):
         """The controller's Verilog file (generated once and cached), with timings for the
         ``dram`` clock ``clk_hz``."""
-        from . import litedram_gen          # deferred: Migen and LiteDRAM are the dram extra
+        from . import litedram_gen  # deferred: Migen and LiteDRAM are the dram extra
         return litedram_gen.generate(sim=sim, axi_clock=True, clk_freq=float(self.clk_hz))
 
     def elaborate(self, platform):

@@ -7,9 +7,10 @@ joins them with ``wiring.connect(m, link.core, core.link)``.
 The core's image memories are described by a :class:`MemoryMap`: for each
 :class:`~boards.protocol.Region` (weights, index, library, params, layers) the word width in
 bits and the depth in words; or, for a core that runs models from external memory
-(``boards.dram.core``), the one region ``dram``: bytes of the DRAM half uploads go to. The link writes uploaded words into the *staging* copy of a
-region; ``commit`` makes every staged region active at once. Until then the core keeps running
-on the previously committed images (see :class:`sps_hw.memories.StagedImages`).
+(``boards.dram.core``), the one region ``dram``: bytes of the DRAM half uploads go to. The
+link writes uploaded words into the *staging* copy of a region; ``commit`` makes every staged
+region active at once. Until then the core keeps running on the previously committed images
+(see :class:`sps_hw.memories.StagedImages`).
 """
 
 from dataclasses import dataclass

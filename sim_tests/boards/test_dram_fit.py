@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from boards.build import DRAM_TOP
-from boards.fit import check_dram_fit, check_fit, fit_board
+from boards.fit import check_dram_fit, check_fit, dram_fit, fit_board
 from boards.model_image import model_tag
 from boards.platforms import BOARDS
 from compiler import images
@@ -168,12 +168,26 @@ def test_board_without_dram_is_refused(big, tmp_path, capsys):
     _nothing_written(tmp_path)
 
 
-def test_image_larger_than_the_dram_is_refused(big, tmp_path, capsys, monkeypatch):
-    path, model = big
+def test_largest_layers_go_to_the_host(big):
+    """With half the DRAM 64 KiB the 89,088-byte image of BIG does not fit; its largest layer
+    (l2, 33,724 image bytes) runs on the host, between two engine segments."""
+    _, model = big
     small = dataclasses.replace(ULX3S, dram_bytes=2 * 65536)
+    fit, image = dram_fit(model, small)
+    reason = ("its 33,724 image bytes are left out of the external-memory image to fit half "
+              "the DRAM (65,536 bytes)")
+    assert fit["host_layers"] == {"l2": reason} and image.host == {"l2": reason}
+    assert fit["image_bytes"] == len(image.data) <= 65536
+    assert [s[0] for s in image.steps] == ["jobs", "host", "jobs"]
+    assert [s.layers for s in image.segments] == [["l0", "l1"], ["l3", "l4"]]
+
+
+def test_image_larger_than_the_dram_is_refused(big, tmp_path, capsys, monkeypatch):
+    """With 16 KiB halves the tensors alone (24,480 bytes) do not fit: no layer moves."""
+    path, model = big
+    small = dataclasses.replace(ULX3S, dram_bytes=2 * 16384)
     size = len(pack(model, ULX3S.config).data)
-    assert size > 65536
-    message = (f"its external-memory image of {size:,} bytes > the 65,536 bytes of half the "
+    message = (f"its external-memory image of {size:,} bytes > the 16,384 bytes of half the "
                f"DRAM (an upload is staged in the half the running model does not use)")
     with pytest.raises(SPSError,
                        match=f"^model big does not fit ulx3s-85f: {re.escape(message)}$"):

@@ -171,7 +171,9 @@ def demo8(tmp_path_factory):
 
 
 @pytest.mark.parametrize("lose,flip,p,match", [
-    (1.0, 0.0, 0.0, r"INFO: no valid answer \(timed out .*\) after 4 attempts"),
+    (1.0, 0.0, 0.0, r"--port sim:flaky: no board answered at any board's rate \(4,000,000 "
+                    r"baud: INFO: no valid answer \(timed out .*\) after 4 attempts; 3,000,000 "
+                    r"baud: .*\); give --baud$"),
     (0.1, 0.1, 0.1, r"--port sim:flaky: the board's core is not the SPS core of icebreaker"),
 ])
 def test_sps_run_gives_one_error_line(demo8, tmp_path, monkeypatch, capsys, lose, flip, p,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from boards.cli import BOARD_NAMES
-from boards.platforms import BOARDS
+from boards import cli
+from boards.platforms import BAUD_RATES, BOARDS
 from sps import extras
 from sps.cli import main
 
@@ -68,7 +68,7 @@ def test_base_install_runs_without_the_extras(tmp_path):
 
 
 def test_board_names_match_the_platforms():
-    assert BOARD_NAMES == tuple(BOARDS)
+    assert cli.BOARD_NAMES == tuple(BOARDS) and cli.BAUD_RATES == BAUD_RATES
 
 
 def test_extras_in_pyproject_install_their_modules():
