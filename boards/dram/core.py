@@ -21,11 +21,12 @@ the DRAM controller. The DRAM is two *halves*: the committed model's image
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from boards.link.core_if import CoreInterface, MemoryMap
 from sps_hw.axi.signature import AXI4Signature, join
+from sps_hw.axi.slice import skid_buffer
 from sps_hw.axi.tensors import TensorReader, TensorWriter
 from sps_hw.checks import check_int
 from sps_hw.config import Config
@@ -111,12 +112,19 @@ class DramCore(wiring.Component):
                 fields.update(keep_row1=1, keep_col1=nbytes)
             return [view[name].eq(value) for name, value in fields.items()]
 
-        # Image bytes: a one-byte command, then the byte, whenever the writer is the core's.
-        image = link.write
+        # Image bytes: a one-byte command, then the byte, whenever the writer is the core's;
+        # taken from the link through a skid buffer (no path from the writer into the link),
+        # with the staging half's address (a byte still in it at a commit keeps its half).
+        image = stream.Signature(data.StructLayout({"addr": 32, "data": 8})).create()
+        staged_addr = Signal(32)
+        m.d.comb += staged_addr.eq(staging | link.write.payload.addr)
+        skid_buffer(m, i_valid=link.write.valid, i_ready=link.write.ready,
+                    i_data=Cat(staged_addr, link.write.payload.data),
+                    o_valid=image.valid, o_ready=image.ready, o_data=image.payload.as_value())
         image_ok, sent = Signal(), Signal()
         with m.If(image_ok & image.valid & ~sent):
             m.d.comb += [writer.cmd.valid.eq(1),
-                         *rect(writer.cmd.payload, staging | image.payload.addr, 1, crop=True)]
+                         *rect(writer.cmd.payload, image.payload.addr, 1, crop=True)]
             with m.If(writer.cmd.ready):
                 m.d.sync += sent.eq(1)
         with m.If(sent):
