@@ -11,8 +11,8 @@ A model larger than the block RAM can run from the board's external memory throu
 engine (``sps_hw.engine``): :func:`check_dram_fit` packs it into one memory image
 (``sps_hw.dram.pack``: job table, tensors, images); when that exceeds half the board's DRAM
 (``BoardSpec.dram_bytes``; the other half stages uploads) the layers with the largest images
-run on the host instead, and it refuses the model only when even that leaves it too large. :func:`fit_board` decides between the two for
-``sps build``.
+run on the host instead; it refuses the model when its tensors and tables alone exceed that.
+:func:`fit_board` decides between the two for ``sps build``.
 """
 
 import math
