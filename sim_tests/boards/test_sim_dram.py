@@ -35,6 +35,12 @@ BIG = [layer("conv3", ci=3, h=16, w=16, co=64, keep=9),
        layer("conv3", co=128, keep=4, period=4, patterns=4, stride=2),
        layer("conv1", co=64),
        layer("conv1", co=10, relu=False)]
+#: 755,264 bytes of DRAM image: more than the ULX3S's whole block RAM (208 DP16KD, 468 KiB).
+HUGE = [layer("conv3", ci=32, h=8, w=8, co=128, keep=9),
+        layer("conv3", co=256, keep=4, period=4, patterns=4),
+        layer("conv3", co=256, keep=4, period=4, patterns=4),
+        layer("conv3", co=256, keep=4, period=4, patterns=4, pool=True),
+        layer("conv1", co=10, relu=False)]
 #: Small networks for the fault cases (a DRAM core runs any model from its DRAM): a residual
 #: add and a max-pool on the vector unit, a stride-2 layer.
 SMALL = [layer("conv3", ci=4, h=8, w=8, co=8, keep=4, period=2, patterns=2),
@@ -75,7 +81,8 @@ class DramModel:
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("dram-models")
     out = {}
-    for name, layers, seed in (("big", BIG, 7), ("a", SMALL, 1), ("b", SMALL, 2)):
+    for name, layers, seed in (("big", BIG, 7), ("huge", HUGE, 11), ("a", SMALL, 1),
+                               ("b", SMALL, 2)):
         out[name] = images.write(random_model(layers, seed=seed), root / name).path
     return out
 
@@ -115,6 +122,22 @@ def test_sps_run_equals_golden(build_root, models, tmp_path, capsys):
     y, g = np.load(tmp_path / "y.npy"), np.load(tmp_path / "g.npy")
     assert y.dtype == g.dtype == np.int8 and y.shape == g.shape == (10, 4, 4)
     np.testing.assert_array_equal(y, g)
+
+
+@pytest.mark.slow
+def test_larger_than_the_whole_block_ram(build_root, models):
+    """A 755,264-byte DRAM image, more than all 479,232 bytes of the 85F's block RAM, uploaded
+    through the simulated UART (about 34 M cycles) and run: equal to the golden model."""
+    model = DramModel(models["huge"], 6)
+    assert len(model.image) == 755_264 > 208 * 18432 // 8
+    transport = VerilatorTransport("ulx3s-85f", core="dram")
+    try:
+        link = Link(transport, timeout=0.005)
+        link.connect()
+        link.upload(model.images, model.tag)
+        assert_holds(link, model)
+    finally:
+        transport.close()
 
 
 def test_faults_keep_the_model_in_dram(loaded):
