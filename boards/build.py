@@ -12,11 +12,12 @@ succeeded; a failed build leaves its logs in ``BUILD.failed/`` and nothing at ``
 A model whose images the core's block RAM cannot hold but the board's DRAM can
 (:func:`boards.fit.fit_board`) makes a *DRAM build*: ``dram.bin`` and ``dram.json`` (the
 model packed for the tile engine, ``sps_hw.dram``; ``sps run`` uploads it) and a ``dram``
-entry in the report. On a board with a DRAM controller in its top (``BoardSpec.dram_pll``:
-the ULX3S) the core is :class:`~boards.dram.core.DramCore` beside the LiteDRAM controller.
-Elsewhere (the Arty) the top is the one without a model, the tile engine's Verilog is written
-as ``sps_engine.v``, and the build is refused, before anything is written, unless
-``do_build`` is ``False`` (``--no-synth``).
+entry in the report. On a board with a DRAM controller in its top
+(``BoardSpec.dram_controller``: the ULX3S's SDRAM, the Arty's DDR3L) the core is
+:class:`~boards.dram.core.DramCore` beside the LiteDRAM controller, whose Verilog joins the
+project (and the Xilinx estimate). Elsewhere the top is the one without a model, the tile
+engine's Verilog is written as ``sps_engine.v``, and the build is refused, before anything is
+written, unless ``do_build`` is ``False`` (``--no-synth``).
 """
 
 import contextlib
@@ -164,8 +165,7 @@ def build(board, out, *, model=None, core=None, do_build=True, seed=None, progre
     model : path or None
         A compiled model: checked against the board (refused with numbers if it cannot fit)
         and baked into block RAM; or, larger than the block RAM but within the board's DRAM,
-        packed for the tile engine (a DRAM build, ``do_build=False`` only; see the module
-        documentation).
+        packed for the tile engine (a DRAM build; see the module documentation).
     core : Component, "selftest" or None
         The core behind the link (``link`` port, ``memory_map``); the SPS core
         (:class:`~boards.core.SPSCore` of ``spec.config``) if ``None``; ``"selftest"`` for
@@ -185,7 +185,7 @@ def build(board, out, *, model=None, core=None, do_build=True, seed=None, progre
     if model is not None:
         compiled = images.load(model)
         where, fit, dram = fit_board(compiled, spec, name=f"model {model}")
-        if where == "dram" and do_build and spec.dram_pll is None:
+        if where == "dram" and do_build and spec.dram_controller is None:
             raise SPSError(
                 f"{fit['block_ram']}; its DRAM holds it ({fit['image_bytes']:,} of "
                 f"{fit['dram_bytes']:,} bytes, {fit['jobs']} jobs of the tile engine), but "
@@ -198,9 +198,9 @@ def build(board, out, *, model=None, core=None, do_build=True, seed=None, progre
                 baked = program.images
     if core == "selftest":
         core = SelfTestCore(SELFTEST_MAP)
-    elif core is None and dram is not None and spec.dram_pll is not None:
+    elif core is None and dram is not None and spec.dram_controller is not None:
         spec = spec.dram_build()
-        core = DramCore(spec.config, half_bytes=spec.dram_bytes // 2)
+        core = DramCore(spec.config, half_bytes=spec.dram_half_bytes)
     elif core is None:
         core = SPSCore(spec.config, baked)
     top = BoardTop(spec, core, model_valid=baked is not None, model_tag=tag)
@@ -213,7 +213,8 @@ def build(board, out, *, model=None, core=None, do_build=True, seed=None, progre
             overrides = {"script_after_read": YOSYS_AFTER_READ, **spec.overrides}
             if seed is not None and spec.lattice:
                 overrides["nextpnr_opts"] = f"--seed {int(seed)}"
-            plan = spec.make_platform().prepare(top, "top", **overrides)
+            platform = spec.make_platform()
+            plan = platform.prepare(top, "top", **overrides)
         plan.extract(tmp)
         if packed is not None:
             _write_images(tmp / "images", spec, program, packed)
@@ -265,7 +266,8 @@ def build(board, out, *, model=None, core=None, do_build=True, seed=None, progre
                           modules=module_resources(tmp / "top.json", spec.family))
         elif do_build:
             say(f"sps: build {spec.name}: resource estimate with yosys synth_xilinx")
-            script = (f"read_verilog top.v; {YOSYS_AFTER_READ}; "
+            verilog_files = " ".join(["top.v", *platform.iter_files(".v")])
+            script = (f"read_verilog {verilog_files}; {YOSYS_AFTER_READ}; "
                       "setparam -unset SIM_DEVICE t:BUFGCTRL; "
                       "synth_xilinx -family xc7 -flatten -top top; "
                       "tee -q -o stat.json stat -json; write_json estimate.json")

@@ -139,7 +139,7 @@ def _dram_fit(model, spec):
     if not spec.dram_bytes:
         return None, None, ("the board has no external memory (dram_bytes 0) for the tile "
                             "engine to run a model larger than its block RAM from")
-    half = spec.dram_bytes // 2
+    half = spec.dram_half_bytes
     try:
         image = pack_dram(model, cfg)
         host = _to_host(image, half)

@@ -77,7 +77,7 @@ def _board_row(spec, name, model, progress):
     progress(f"{spec.name} {name}: {len(image.data):,} bytes, {len(image.jobs):,} jobs, "
              f"{engine_s:.2f} s on the engine")
     return {"board": spec.name, "network": name, "image_bytes": len(image.data),
-            "half_bytes": spec.dram_bytes // 2, "jobs": len(image.jobs),
+            "half_bytes": spec.dram_half_bytes, "jobs": len(image.jobs),
             "segments": len(image.segments), "host_layers": fit["host_layers"],
             "baud": spec.baud, "clock_mhz": build.clk_hz / 1e6, "memory": memory.name,
             "upload_s": round(line_seconds(len(image.data), spec.baud, spec.max_payload), 1),

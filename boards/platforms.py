@@ -20,6 +20,9 @@ from compiler.errors import SPSError
 from sps_hw.config import Config
 
 from .clocks import PLL
+from .dram.arty_controller import ArtyDDR3Controller
+from .dram.arty_pins import ddram_resource
+from .dram.controller import SDRAMController
 from .link import MemoryMap, divisor_for
 
 __all__ = [
@@ -50,7 +53,11 @@ class ULX3S85F(ULX3S_85F_Platform):
 
 
 class ArtyA735(ArtyA7_35Platform):
-    """Digilent Arty A7-35T (XC7A35T-1L), 100 MHz; the red RESET button resets the link."""
+    """Digilent Arty A7-35T (XC7A35T-1L), 100 MHz; the red RESET button resets the link.
+    ``ddram`` 0 is the DDR3L as LiteX's target has it
+    (:func:`~boards.dram.arty_pins.ddram_resource`)."""
+
+    resources = (*ArtyA7_35Platform.resources, ddram_resource())
 
 
 #: Tool name (as Amaranth looks it up) -> YoWASP executable.
@@ -129,9 +136,13 @@ class BoardSpec:
     #: Bytes of the board's external memory (DRAM), where the tile engine
     #: (``sps_hw.engine``) runs models larger than the block RAM from; 0: none.
     dram_bytes: int = 0
-    #: The PLL of a DRAM build (None: the board's top has no DRAM controller): the core
-    #: clock, and as :attr:`PLL.secondary <boards.clocks.PLL>` the controller's ``dram``
-    #: clock and ``dram_ps``, the same shifted by 90 degrees for the SDRAM's clock pin.
+    #: The DRAM controller of the board's DRAM build, a
+    #: :class:`~boards.dram.controller.LiteDRAMController` subclass (None: the board's top
+    #: has none).
+    dram_controller: type = None
+    #: The PLL of a DRAM build (None: the core on the board's clock): the core clock, and as
+    #: :attr:`PLL.secondary <boards.clocks.PLL>` the controller's ``dram`` clock and
+    #: ``dram_ps``, the same shifted by 90 degrees for the SDRAM's clock pin.
     dram_pll: object = None
 
     @property
@@ -159,14 +170,22 @@ class BoardSpec:
         return Config(rows=self.rows, cols=self.cols, counters=False, **self.core)
 
     @property
+    def dram_half_bytes(self):
+        """Bytes of each half of the DRAM a DRAM build uses (one holds the running model, the
+        other stages uploads): half the DRAM, at most the link's largest region (16 MiB)."""
+        return min(self.dram_bytes // 2, 1 << 24)
+
+    @property
     def dram_clk_hz(self):
         """The DRAM controller's clock in a DRAM build."""
-        return round(self.dram_pll.secondary_hz("dram"))
+        return self.dram_controller.for_board(self.dram_build()).clk_hz
 
     def dram_build(self):
-        """The spec of the board's DRAM build: its core clock from :attr:`dram_pll`."""
-        if self.dram_pll is None:
+        """The spec of the board's DRAM build: its core clock from :attr:`dram_pll`, if any."""
+        if self.dram_controller is None:
             raise SPSError(f"{self.name}'s top has no DRAM controller yet")
+        if self.dram_pll is None:
+            return self
         return replace(self, clk_hz=round(self.dram_pll.output_hz()), pll=self.dram_pll)
 
     def make_platform(self):
@@ -221,6 +240,7 @@ BOARDS = {
               "max_patterns": 16, "count_bits": 16, "channel_bits": 12, "mult_bits": 16},
         # 32 MiB SDR SDRAM: one 16-bit 256 Mbit part (16M x 16, IS42S16160G or AS4C16M16SB).
         dram_bytes=32 * 2**20,
+        dram_controller=SDRAMController,
         # The DRAM build: the core, the tile engine and the link at 60 MHz, LiteDRAM at 50
         # (ecppll -i 25 -o 60 --clkout1 50 --clkout2 50 --phase2 90; docs/boards.md).
         dram_pll=PLL("EHXPLLL", 25_000_000, {"CLKI_DIV": 5, "CLKFB_DIV": 12, "CLKOP_DIV": 10,
@@ -244,6 +264,9 @@ BOARDS = {
               "max_patterns": 16, "count_bits": 16, "channel_bits": 12, "mult_bits": 16},
         # 256 MiB DDR3L: one 16-bit 2 Gbit part (128M x 16, Micron MT41K128M16JT-125).
         dram_bytes=256 * 2**20,
+        # The DRAM build: LiteDRAM's A7DDRPHY and controller at 100 MHz from its own PLL, the
+        # core on the board's 100 MHz (docs/boards.md).
+        dram_controller=ArtyDDR3Controller,
     ),
 }
 

@@ -117,7 +117,7 @@ def board_design(spec, core=None):
         core = SPSCore(spec.config)
     elif core == "dram":
         spec = spec.dram_build()
-        core = DramCore(spec.config, half_bytes=spec.dram_bytes // 2)
+        core = DramCore(spec.config, half_bytes=spec.dram_half_bytes)
     elif core == "selftest":
         core = SelfTestCore(SELFTEST_MAP)
     elif isinstance(core, str):

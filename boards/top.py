@@ -7,13 +7,12 @@
 """
 
 from amaranth.build import ResourceError
-from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Module, ResetSignal, Signal
+from amaranth.hdl import ClockDomain, Elaboratable, Module, Signal
 from amaranth.lib import io, wiring
 
 from sps_hw.axi.slice import AXI4RegisterSlice
 
 from .clocks import ClockGenerator
-from .dram.controller import SDRAMController
 from .link import HostLink
 
 __all__ = ["LED_SIGNALS", "BoardTop", "LinkedCore"]
@@ -80,8 +79,10 @@ class _Blinker(Elaboratable):
 
 
 class BoardTop(Elaboratable):
-    """A board's top level: UART ``uart`` 0 to the link, LEDs per ``spec.leds``, and the core
-clock from the board's PLL when ``spec.pll`` is set (:class:`~boards.clocks.ClockGenerator`).
+    """A board's top level: UART ``uart`` 0 to the link, LEDs per ``spec.leds``, the core
+clock from the board's PLL when ``spec.pll`` is set (:class:`~boards.clocks.ClockGenerator`),
+and for a core with an ``m_axi`` port the board's DRAM controller (``spec.dram_controller``)
+behind an AXI4 register slice.
 
     Parameters
     ----------
@@ -100,10 +101,9 @@ clock from the board's PLL when ``spec.pll`` is set (:class:`~boards.clocks.Cloc
         # A core with an AXI4 manager port (boards.dram.core) runs from the board's DRAM.
         self.dram = None
         if "m_axi" in core.signature.members:
-            if not any(domain == "dram" for domain, *_ in getattr(spec.pll, "secondary", ())):
-                raise ValueError(f"spec must be a DRAM build's (BoardSpec.dram_build()) for "
-                                 f"core {core!r}")
-            self.dram = SDRAMController(round(spec.pll.secondary_hz("dram")))
+            if spec.dram_controller is None:
+                raise ValueError(f"{spec.name}'s top has no DRAM controller for core {core!r}")
+            self.dram = spec.dram_controller.for_board(spec)
 
     def elaborate(self, platform):
         m = Module()
@@ -117,12 +117,9 @@ clock from the board's PLL when ``spec.pll`` is set (:class:`~boards.clocks.Cloc
             m.submodules.axi_slice = axi_slice
             wiring.connect(m, linked.core.m_axi, axi_slice.s_axi)
             wiring.connect(m, axi_slice.m_axi, self.dram.axi)
-            m.domains.dram = ClockDomain("dram")
-            if platform is None:            # simulated: one clock, one reset
-                m.d.comb += [ClockSignal("dram").eq(ClockSignal("sync")),
-                             ResetSignal("dram").eq(ResetSignal("sync"))]
-            else:
-                m.domains.dram_ps = ClockDomain("dram_ps")
+            if platform is not None:        # simulated, the controller runs on sync
+                for name in self.dram.domains:
+                    m.domains += ClockDomain(name)
         if platform is not None and self.spec.pll is not None:
             m.domains.sync = ClockDomain("sync")
             m.submodules.clocks = ClockGenerator(self.spec.pll)

@@ -130,6 +130,7 @@ from migen.genlib.cdc import MultiReg
 from migen.genlib.fsm import FSM, NextState, NextValue
 from migen.genlib.record import DIR_M_TO_S
 
+from boards.dram.arty_pins import DDRAM_PINS, DIFF, IN_TERM
 from boards.dram.litedram_gen import (
     AXI_CDC_DEPTHS,
     AXI_FIELDS,
@@ -161,19 +162,6 @@ PATTERNS = 3
 #: Cycles between the leveling sequencer's commands (above tRCD, WL + BL/2 + tWR, tRP at any
 #: ``clk_freq`` up to 200 MHz) and after each tap or bitslip change.
 LEVEL_GAP = 16
-#: The DDR3 pins of the Arty A7 (litex-boards ``litex_boards/platforms/digilent_arty.py``,
-#: ``("ddram", 0, ...)``): name -> package pins, index 0 first.
-DDRAM_PINS = {
-    "a": "R2 M6 N4 T1 N6 R7 V6 U7 R8 V7 R6 U6 T6 T8".split(),
-    "ba": "R1 P4 P2".split(), "ras_n": ["P3"], "cas_n": ["M4"], "we_n": ["P5"],
-    "cs_n": ["U8"], "dm": ["L1", "U1"],
-    "dq": "K5 L3 K3 L6 M3 M1 L4 M2 V4 T5 U4 V5 V1 T3 U3 R3".split(),
-    "dqs_p": ["N2", "U2"], "dqs_n": ["N1", "V2"], "clk_p": ["U9"], "clk_n": ["V9"],
-    "cke": ["N5"], "odt": ["R5"], "reset_n": ["K6"],
-}
-#: Pins with IN_TERM=UNTUNED_SPLIT_40 and differential ones (DIFF_SSTL135), as LiteX.
-_IN_TERM = ("dq", "dqs_p", "dqs_n")
-_DIFF = ("dqs_p", "dqs_n", "clk_p", "clk_n")
 
 
 def _tie_csrs(module, csrs, driven=()):
@@ -623,30 +611,37 @@ class LiteDRAMArty(Module):
         self.ios |= {self.clk100, self.rst, self.pll_locked}
 
 
-def constraints(axi_clock=None):
+def constraints(axi_clock=None, pins=True):
     """XDC for the ``ddram_*`` pins, ``clk100`` and the core's false paths, as LiteX's Vivado
     flow writes them for the Arty target (pins and IO standards from litex-boards'
-    ``digilent_arty.py``; ``INTERNAL_VREF 0.675`` on bank 34; the ``mr_ff``/``ars_ff`` false
-    paths of ``litex/build/xilinx/vivado.py``). ``axi_clock``: a Tcl expression for the AXI
-    port's clock object (e.g. ``[get_clocks clk_out1_clk_wiz_0]``) to declare asynchronous
-    to the controller's PLL clocks. Text only: not run through Vivado."""
-    lines = ["# litedram_arty: DDR3 pins of the Arty A7 (litex-boards digilent_arty.py)"]
-    for name, pins in DDRAM_PINS.items():
-        std = "DIFF_SSTL135" if name in _DIFF else "SSTL135"
-        for i, pin in enumerate(pins):
-            port = f"{{ddram_{name}[{i}]}}" if len(pins) > 1 else f"ddram_{name}"
-            lines.append(f"set_property -dict {{PACKAGE_PIN {pin} IOSTANDARD {std} SLEW FAST}} "
-                         f"[get_ports {port}]")
-            if name in _IN_TERM:
-                lines.append(f"set_property IN_TERM UNTUNED_SPLIT_40 [get_ports {port}]")
-    lines += ["set_property INTERNAL_VREF 0.675 [get_iobanks 34]",
-              "",
-              "# The board clock (100 MHz) and the reset button (active low: rst = ~cpu_reset_n)",
-              "set_property -dict {PACKAGE_PIN E3 IOSTANDARD LVCMOS33} [get_ports clk100]",
-              "create_clock -name clk100 -period 10.0 [get_ports clk100]",
-              "# with the reset button as a top port (rst = ~cpu_reset_n), uncomment:",
-              "# set_property -dict {PACKAGE_PIN C2 IOSTANDARD LVCMOS33} [get_ports cpu_reset_n]",
-              "",
+    ``digilent_arty.py``, :mod:`.arty_pins`; ``INTERNAL_VREF 0.675`` on bank 34; the
+    ``mr_ff``/``ars_ff`` false paths of ``litex/build/xilinx/vivado.py``). ``axi_clock``: a
+    Tcl expression for the AXI port's clock object (e.g. ``[get_clocks clk_out1_clk_wiz_0]``)
+    to declare asynchronous to the controller's PLL clocks. ``pins=False`` leaves out the pins
+    and ``clk100`` (a top whose platform constrains them: ``boards.dram.arty_controller``).
+    Text only: not run through Vivado."""
+    lines = ["# litedram_arty: DDR3 pins of the Arty A7 (litex-boards digilent_arty.py)" if pins
+             else "# litedram_arty: DDR3 bank and timing (the pins are in the top's XDC)"]
+    if pins:
+        for name, package_pins in DDRAM_PINS.items():
+            std = "DIFF_SSTL135" if name in DIFF else "SSTL135"
+            for i, pin in enumerate(package_pins):
+                port = f"{{ddram_{name}[{i}]}}" if len(package_pins) > 1 else f"ddram_{name}"
+                lines.append(f"set_property -dict {{PACKAGE_PIN {pin} IOSTANDARD {std} "
+                             f"SLEW FAST}} [get_ports {port}]")
+                if name in IN_TERM:
+                    lines.append(f"set_property IN_TERM UNTUNED_SPLIT_40 [get_ports {port}]")
+    lines.append("set_property INTERNAL_VREF 0.675 [get_iobanks 34]")
+    if pins:
+        lines += ["",
+                  "# The board clock (100 MHz) and the reset button (active low: "
+                  "rst = ~cpu_reset_n)",
+                  "set_property -dict {PACKAGE_PIN E3 IOSTANDARD LVCMOS33} [get_ports clk100]",
+                  "create_clock -name clk100 -period 10.0 [get_ports clk100]",
+                  "# with the reset button as a top port (rst = ~cpu_reset_n), uncomment:",
+                  "# set_property -dict {PACKAGE_PIN C2 IOSTANDARD LVCMOS33} "
+                  "[get_ports cpu_reset_n]"]
+    lines += ["",
               "# False paths (LiteX vivado.py): MultiReg inputs, AsyncResetSynchronizer presets",
               "set_false_path -quiet -through [get_nets -hierarchical -filter {mr_ff == TRUE}]",
               "set_false_path -quiet -to [get_pins -filter {REF_PIN_NAME == PRE} -of_objects "

@@ -1,9 +1,10 @@
 # amaranth: UnusedElaboratable=no
 """Models larger than a board's block RAM: the DRAM fit (``boards.fit.check_dram_fit``) and
 the DRAM build of ``sps build --no-synth`` (``dram.bin``, ``dram.json``, the ULX3S top with
-the DRAM core and its LiteDRAM controller, report.json's ``dram``); the Arty's (no controller
-in its top yet: the engine's Verilog, synthesis refused); refused on a board without DRAM and
-when the image exceeds half the DRAM. No synthesis, no simulation."""
+the DRAM core and its LiteDRAM controller, report.json's ``dram``); the Arty's (the DRAM core
+and its DDR3L controller in a Vivado project; slow: with the yosys estimate), a board's
+without a controller (the engine's Verilog, synthesis refused); refused on a
+board without DRAM and when the image exceeds half the DRAM. No simulation."""
 
 import dataclasses
 import json
@@ -122,11 +123,60 @@ def test_dram_build_without_synthesis(big, tmp_path, capsys):
     assert report["fmax_mhz"] is None and report["resources"] == {}
 
 
-def test_arty_dram_build(big, tmp_path, capsys):
-    """The Arty's top has no DRAM controller yet: --no-synth writes the engine's Verilog,
-    a build with synthesis is refused with one line, before anything is written."""
+def _arty_project(out):
+    """The Arty DRAM build's Vivado project in ``out``: the generated controller and its
+    timing XDC added, its instance in the top, the DDR3 pins constrained once."""
+    tcl = (out / "top.tcl").read_text()
+    assert 'add_files "litedram_arty.v"' in tcl and 'read_xdc "litedram_arty_timing.xdc"' in tcl
+    assert "module litedram_arty(" in (out / "litedram_arty.v").read_text()
+    top = (out / "top.v").read_text()
+    assert "  litedram_arty litedram (" in top and ".clk100(clk)," in top
+    assert re.search(r"inout \[15:0\] ddram_0__dq__io;", top)
+    pins = re.findall(r"set_property LOC (\w+) \[get_ports \"ddram_0__(\w+)__io",
+                      (out / "top.xdc").read_text())
+    assert len(set(pins)) == len(pins) == 48 and {("K5", "dq"), ("U9", "clk_p")} <= set(pins)
+    timing = (out / "litedram_arty_timing.xdc").read_text()
+    assert "PACKAGE_PIN" not in timing and "LOC" not in timing
+    assert "set_property INTERNAL_VREF 0.675 [get_iobanks 34]" in timing
+    assert timing.rstrip().endswith("-group [get_clocks clk100_0__io]")
+
+
+def _arty_dram_report(report, image):
+    controller = report["dram"].pop("controller")
+    assert controller.startswith("LiteDRAM 2024.12: A7DDRPHY, MT41K128M16 (256 MiB DDR3L")
+    assert report["dram"] == {"size_bytes": 256 * 2**20, "clock_mhz": 100.0,
+                              "image_bytes": len(image.data), "jobs": len(image.jobs),
+                              "segments": 1, "image": "dram.bin", "map": "dram.json",
+                              "top": "link + tile engine (boards.dram.core) + LiteDRAM "
+                                     "controller"}
+    assert report["clock_mhz"] == 100.0 and report["core"] == "DramCore"
+
+
+def test_arty_dram_build(big, tmp_path):
+    """The Arty's DRAM build with --no-synth: the DRAM core beside the DDR3L controller in a
+    Vivado project (unverified here: no Vivado)."""
+    pytest.importorskip("litedram", reason="the dram extra is not installed")
     path, model = big
     arty = BOARDS["arty-a7-35"]
+    out = tmp_path / "build"
+    assert main(["build", "--board", arty.name, "--model", str(path), "--no-synth",
+                 "-o", str(out)]) == 0
+    image = pack(model, arty.config)
+    report = json.loads((out / "report.json").read_text())
+    assert (out / "dram.bin").read_bytes() == bytes(image.data)
+    assert not (out / "sps_engine.v").exists()
+    _arty_project(out)
+    _arty_dram_report(report, image)
+    assert report["resources"] == {}
+
+
+def test_dram_build_without_controller(big, tmp_path, capsys, monkeypatch):
+    """A board with DRAM but no controller in its top (the Arty without one): --no-synth writes
+    the engine's Verilog, a build with synthesis is refused with one line, before anything is
+    written."""
+    path, model = big
+    arty = dataclasses.replace(BOARDS["arty-a7-35"], dram_controller=None)
+    monkeypatch.setitem(BOARDS, arty.name, arty)
     out = tmp_path / "build"
     assert main(["build", "--board", arty.name, "--model", str(path), "--no-synth",
                  "-o", str(out)]) == 0
@@ -151,6 +201,23 @@ def test_arty_dram_build(big, tmp_path, capsys):
     assert line.endswith("arty-a7-35's top has no DRAM controller yet: build it with "
                          "--no-synth"), line
     _nothing_written(tmp_path, "again")
+
+
+@pytest.mark.slow
+def test_arty_dram_build_estimate(big, tmp_path):
+    """The same with the yosys synth_xilinx estimate, the controller's Verilog read too."""
+    pytest.importorskip("litedram", reason="the dram extra is not installed")
+    path, model = big
+    arty = BOARDS["arty-a7-35"]
+    out = tmp_path / "build"
+    assert main(["build", "--board", arty.name, "--model", str(path), "-o", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    _arty_project(out)
+    _arty_dram_report(report, pack(model, arty.config))
+    resources = report["resources"]
+    assert resources["DSP48E1"]["available"] == 90 and resources["DSP48E1"]["used"] > 80
+    assert resources["LUT"]["available"] == 20800 and 0 < resources["LUT"]["used"] <= 20800
+    assert resources["PLLE2_ADV"]["used"] == 1 and resources["OSERDESE2"]["used"] == 45
 
 
 def test_board_without_dram_is_refused(big, tmp_path, capsys):
@@ -208,3 +275,22 @@ def test_no_layer_on_the_engine_is_refused():
                                         r"its tile engine \(8x8 core\): l0: stride 2 with a "
                                         r"fused pool$"):
         check_dram_fit(model, ULX3S, name="model tiny")
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_board_top_needs_the_dram_build():
+    """A DRAM core needs the DRAM build's spec: the ULX3S's with the controller's clock, the
+    Arty's on its 100 MHz clock, a board with a controller."""
+    from boards.dram.core import DramCore
+    from boards.top import BoardTop
+    arty = BOARDS["arty-a7-35"]
+    core = DramCore(arty.config, half_bytes=arty.dram_half_bytes)
+    assert BoardTop(arty.dram_build(), core).dram.clk_hz == 100_000_000
+    with pytest.raises(ValueError, match=r"^spec must be a DRAM build's on the board's 100 MHz "
+                                         r"clock, not 50 MHz$"):
+        BoardTop(dataclasses.replace(arty, clk_hz=50_000_000, baud=1_000_000), core)
+    with pytest.raises(ValueError, match=r"^spec must be a DRAM build's \(BoardSpec.dram_build"
+                                         r"\(\)\) with a 'dram' PLL output, not ulx3s-85f's$"):
+        BoardTop(ULX3S, DramCore(ULX3S.config, half_bytes=ULX3S.dram_half_bytes))
+    with pytest.raises(ValueError, match=r"^arty-a7-35's top has no DRAM controller for core "):
+        BoardTop(dataclasses.replace(arty, dram_controller=None), core)

@@ -124,6 +124,21 @@ def xdc_table(xdc):
     return table
 
 
+def test_platform_resource():
+    """The Arty platform's ``ddram`` resource (the Vivado project's pins) is litex-boards' table,
+    the bidirectional pins ``io``, the others ``o``."""
+    from boards.platforms import ArtyA735
+    resource = ArtyA735().lookup("ddram", 0)
+    got = {}
+    for sub in resource.ios:
+        (pins,) = sub.ios
+        assert pins.dir == ("io" if sub.name in INOUT else "o") and not pins.invert
+        attrs = dict(sub.attrs)
+        got[sub.name] = (" ".join(pins.names), attrs.pop("IOSTANDARD"), attrs.pop("IN_TERM", None))
+        assert attrs == {"SLEW": "FAST"}
+    assert got == LITEX_BOARDS_DDRAM
+
+
 def test_xdc_pins():
     """The XDC's DDR3 pins, IO standards, slew and terminations are litex-boards' (the table
     above), every ``ddram_*`` port bit has one, and bank 34 gets INTERNAL_VREF 0.675."""
@@ -143,6 +158,10 @@ def test_xdc_pins():
     assert "create_clock -name clk100 -period 10.0 [get_ports clk100]" in xdc
     assert "set_clock_groups" not in xdc
     assert "set_clock_groups -asynchronous" in litedram_arty.constraints("[get_clocks axi]")
+    top = litedram_arty.constraints("[get_clocks sync]", pins=False)
+    assert not xdc_table(top) and "clk100" not in top
+    assert "set_property INTERNAL_VREF 0.675 [get_iobanks 34]" in top.splitlines()
+    assert "-group [get_clocks sync]" in top and "mr_ff == TRUE" in top
     tcl = litedram_arty.vivado_tcl("/x/litedram_arty.v", "/x/litedram_arty.xdc")
     assert "add_files -norecurse {/x/litedram_arty.v}" in tcl
     assert "add_files -fileset constrs_1 -norecurse {/x/litedram_arty.xdc}" in tcl
