@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The AXI4 register slice: every channel delivers its beats in order, unchanged, under random
 stalls on both sides, one beat per cycle when neither side stalls, and no output depends
 combinationally on an input."""

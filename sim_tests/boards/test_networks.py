@@ -31,7 +31,7 @@ def test_row_of_a_model():
     assert row["host_layers"] == {"l1": "stride 2 with a fused pool"}
     assert row["clock_mhz"] == 60.0 and row["baud"] == 3_000_000
     assert row["upload_s"] == round(networks.line_seconds(len(image.data), 3_000_000, 512), 1)
-    assert row["engine_cycles"] > 0 and row["host_s"] > 0
+    assert row["engine_cycles"] > 0 and row["host_s"] >= 0     # a timing: may round to 0
     assert row["inference_s"] == pytest.approx(row["engine_s"] + row["link_s"] + row["host_s"],
                                                abs=2e-3)
 
