@@ -135,7 +135,7 @@ _REGION_KINDS = {"directory": "table", "table": "table", "tensor": "tensors",
 def _dram_fit(model, spec):
     """``(fit, image, reason)``: the DRAM fit of ``model`` on ``spec`` and its image, or a
     reason (without the model's and board's names) why it does not fit, and ``None`` s."""
-    cfg = spec.config
+    cfg = spec.dram_config
     if not spec.dram_bytes:
         return None, None, ("the board has no external memory (dram_bytes 0) for the tile "
                             "engine to run a model larger than its block RAM from")

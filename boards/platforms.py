@@ -144,6 +144,9 @@ class BoardSpec:
     #: :attr:`PLL.secondary <boards.clocks.PLL>` the controller's ``dram`` clock and
     #: ``dram_ps``, the same shifted by 90 degrees for the SDRAM's clock pin.
     dram_pll: object = None
+    #: ``(rows, cols)`` of the DRAM build's array when it differs from the block-RAM
+    #: build's (the tile engine's own multipliers share the DSP blocks; None: the same).
+    dram_array: tuple = None
 
     @property
     def divisor(self):
@@ -184,9 +187,18 @@ class BoardSpec:
         """The spec of the board's DRAM build: its core clock from :attr:`dram_pll`, if any."""
         if self.dram_controller is None:
             raise SPSError(f"{self.name}'s top has no DRAM controller yet")
-        if self.dram_pll is None:
-            return self
-        return replace(self, clk_hz=round(self.dram_pll.output_hz()), pll=self.dram_pll)
+        spec = self
+        if self.dram_array is not None:
+            spec = replace(spec, rows=self.dram_array[0], cols=self.dram_array[1])
+        if self.dram_pll is not None:
+            spec = replace(spec, clk_hz=round(self.dram_pll.output_hz()), pll=self.dram_pll)
+        return spec
+
+    @property
+    def dram_config(self):
+        """The :class:`sps_hw.config.Config` of the core a DRAM build's tile engine drives
+        (what its memory images are packed for)."""
+        return (self.dram_build() if self.dram_controller is not None else self).config
 
     def make_platform(self):
         return self.platform()
@@ -265,8 +277,10 @@ BOARDS = {
         # 256 MiB DDR3L: one 16-bit 2 Gbit part (128M x 16, Micron MT41K128M16JT-125).
         dram_bytes=256 * 2**20,
         # The DRAM build: LiteDRAM's A7DDRPHY and controller at 100 MHz from its own PLL, the
-        # core on the board's 100 MHz (docs/boards.md).
+        # core on the board's 100 MHz (docs/boards.md); a 16 x 4 array, as the tile engine
+        # takes 6 DSP48E1 of its own (16 x 5: 96 of 90 by the yosys estimate).
         dram_controller=ArtyDDR3Controller,
+        dram_array=(16, 4),
     ),
 }
 
