@@ -16,7 +16,7 @@ from sps_hw.checks import check_int
 
 from ..protocol import SYNC, Status
 from .ports import CRCPort, StallTimer
-from .serial import SerialCRC, gt_const
+from .serial import SerialCRC, gt_const, read_port
 
 __all__ = ["FRAME_CRC", "FrameReceiver", "frame_layout", "payload_layout"]
 
@@ -75,7 +75,7 @@ class FrameReceiver(wiring.Component):
         # write logic needed (yosys would add a bypass of ~30 flip-flops).
         m.submodules.mem = mem = memory.Memory(shape=8, depth=self.max_payload, init=[],
                                                attrs={"no_rw_check": 1})
-        wr, rd = mem.write_port(), mem.read_port()
+        wr, rd = mem.write_port(), read_port(m, mem, "payload")
         m.submodules.check = check = SerialCRC(16, 0x1021, 0xFFFF, reflect=False)
         rx_start, rx_valid, rx_data = Signal(), Signal(), Signal()
         hold, tx = self.frame.valid, self.tx_crc

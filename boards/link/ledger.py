@@ -12,6 +12,7 @@ from sps_hw.checks import check_int
 
 from .ports import LEDGER_DEPTH, LedgerPort, Source, op_layout
 from .scripts import Data, Program
+from .serial import read_port
 
 __all__ = ["COUNTERS", "LedgerCall", "StatusLedger"]
 
@@ -78,7 +79,7 @@ class StatusLedger(wiring.Component):
         # read by a later op only: no read-during-write logic.
         m.submodules.mem = mem = memory.Memory(shape=32, depth=LEDGER_DEPTH, init=self.init,
                                                attrs={"no_rw_check": 1})
-        wr, rd = mem.write_port(), mem.read_port()
+        wr, rd = mem.write_port(), read_port(m, mem, "ledger")
         call = self.call
 
         constants = {Source.ONE: 1, Source.C256: 1 << 8, Source.C64K: 1 << 16,

@@ -13,7 +13,7 @@ from .executor import answer, refuse
 from .ledger import LedgerCall
 from .ports import OUTPUT_HEADER, ExecutorSignature, LedgerPort, ndata_width
 from .scripts import Program, Script
-from .serial import gt_const
+from .serial import gt_const, read_port
 
 __all__ = ["OutputReadback", "check_ring"]
 
@@ -91,7 +91,7 @@ class OutputReadback(wiring.Component):
         # byte is not used): no read-during-write logic (``no_rw_check``).
         m.submodules.ring = ring = memory.Memory(shape=8, depth=self.out_depth, init=[],
                                                  attrs={"no_rw_check": 1})
-        ring_w, ring_r = ring.write_port(), ring.read_port()
+        ring_w, ring_r = ring.write_port(), read_port(m, ring, "ring")
         written = Signal(k + 2)             # bytes produced since RUN, mod 2 * out_depth
         released = Signal(k + 1)            # bytes the host has acknowledged, likewise
         level = Signal(k + 1)
