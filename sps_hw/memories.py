@@ -27,6 +27,7 @@ from .registers import delayed
 from .vendor import ice40, spram_fits
 
 __all__ = [
+    "NO_RW_CHECK",
     "READMEMH_ATTR",
     "READ_LATENCY",
     "ROM",
@@ -35,12 +36,40 @@ __all__ = [
     "StagedMemory",
     "image_words",
     "image_write_layout",
+    "read_port",
 ]
 
 #: Memory attribute naming the ``$readmemh`` image of a ROM in the emitted Verilog.
 READMEMH_ATTR = "sps_readmemh"
+#: Attributes of a memory never read and written at one word in the same cycle: Yosys adds
+#: no read-during-write logic around its block RAM (with :func:`read_port`).
+NO_RW_CHECK = {"no_rw_check": 1}
 #: Cycles from a read port's address to its data, by default.
 READ_LATENCY = 2
+
+
+class _ReadPort:
+    """The ``addr``, ``en`` and ``data`` of a :func:`read_port`."""
+
+    def __init__(self, addr, en, data):
+        self.addr, self.en, self.data = addr, en, data
+
+
+def read_port(m, mem, name, *, latency=1):
+    """A read port of ``mem`` whose ``data`` is the word at ``addr`` (taken while ``en``,
+    held otherwise) ``latency`` cycles later, as ``mem.read_port()`` with ``latency - 1``
+    registers behind it; for a memory whose users never read a word while writing it
+    (``no_rw_check``). It is an asynchronous port with a register behind it, which Yosys
+    merges into the block RAM: Yosys honours ``no_rw_check`` only on a port it makes
+    synchronous itself, and around a synchronous port it emulates the old data (a register
+    per write address and data bit, a comparator, and a multiplexer per data bit after the
+    block RAM's output)."""
+    rd = mem.read_port(domain="comb")
+    en = Signal(name=f"{name}_en", init=1)
+    data = Signal.like(rd.data, name=f"{name}_data", reset_less=True)
+    with m.If(en):
+        m.d.sync += data.eq(rd.data)
+    return _ReadPort(rd.addr, en, delayed(m, data, latency - 1, f"{name}_out", reset_less=True))
 
 
 def _read_data(m, value, read_latency, name):
@@ -170,7 +199,7 @@ class StagedMemory(wiring.Component):
         #: The memory (both banks: bank 1 at ``depth``); exposed for inspection in simulation.
         #: (Single-port banks are two memories made in ``elaborate``.)
         self.memory = None if self.single_port else memory.Memory(
-            shape=8 * self.word_bytes, depth=2 * depth, init=init)
+            shape=8 * self.word_bytes, depth=2 * depth, init=init, attrs=NO_RW_CHECK)
         super().__init__({
             "commit": In(1),
             "active": Out(1),
@@ -185,7 +214,9 @@ class StagedMemory(wiring.Component):
             return self._elaborate_single_port(platform)
         m = Module()
         m.submodules.mem = mem = self.memory
-        wp, rp = mem.write_port(granularity=8), mem.read_port()
+        # Reads (active bank) and writes (staging bank) never meet at one word.
+        wp = mem.write_port(granularity=8)
+        rp = read_port(m, mem, "data", latency=self.read_latency)
         active = Signal(reset_less=True)
         with m.If(self.commit):
             m.d.sync += active.eq(~active)
@@ -198,7 +229,7 @@ class StagedMemory(wiring.Component):
             wp.data.eq(w.data.replicate(self.word_bytes)),
             rp.en.eq(self.read.en),
             rp.addr.eq(Mux(active, self.read.addr + self.depth, self.read.addr)),
-            self.read.data.eq(_read_data(m, rp.data[:self.width], self.read_latency, "data")),
+            self.read.data.eq(rp.data[:self.width]),
         ]
         return m
 
@@ -227,9 +258,9 @@ class StagedMemory(wiring.Component):
                             mask=mask, wren=wen, data_out=out)
             else:
                 mem = memory.Memory(shape=8 * self.word_bytes, depth=self.depth,
-                                    init=self.init if bank == 0 else [])
+                                    init=self.init if bank == 0 else [], attrs=NO_RW_CHECK)
                 m.submodules[f"bank{bank}"] = mem
-                wp, rp = mem.write_port(granularity=8), mem.read_port()
+                wp, rp = mem.write_port(granularity=8), read_port(m, mem, f"bank{bank}")
                 m.d.comb += [wp.addr.eq(addr), rp.addr.eq(addr),
                              wp.en.eq(Mux(wen, lanes, 0)),
                              wp.data.eq(w.data.replicate(self.word_bytes)),
@@ -325,11 +356,10 @@ class FeatureBuffer(wiring.Component):
             # A bank is never read and written at one address in the same cycle (a layer
             # reads one buffer and writes the other): no collision logic (yosys no_rw_check).
             bank = memory.Memory(shape=signed(8), depth=max(2, self.depth), init=[],
-                                 attrs={"no_rw_check": 1})
+                                 attrs=NO_RW_CHECK)
             m.submodules[f"bank{b}"] = bank
             wiring.connect(m, wiring.flipped(self.write[b]), bank.write_port())
-            port = bank.read_port()
+            port = read_port(m, bank, f"data{b}", latency=self.read_latency)
             m.d.comb += [port.addr.eq(self.read[b].addr), port.en.eq(self.read[b].en),
-                         self.read[b].data.eq(_read_data(m, port.data, self.read_latency,
-                                                         f"data{b}"))]
+                         self.read[b].data.eq(port.data)]
         return m

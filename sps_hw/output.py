@@ -11,7 +11,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .checks import check_int
-from .memories import READ_LATENCY
+from .memories import NO_RW_CHECK, READ_LATENCY, read_port
 from .registers import delayed
 from .vendor import WIDE_PRODUCT_LATENCY, WideMultiplier
 
@@ -170,10 +170,11 @@ class Accumulator(wiring.Component):
         m = Module()
         row = data.ArrayLayout(signed(32), self.cols)
         m.submodules.buffer = buffer = memory.Memory(shape=row, depth=self.depth, init=[],
-                                                     attrs={"no_rw_check": 1})
-        wr, rd = buffer.write_port(), buffer.read_port()
+                                                     attrs=NO_RW_CHECK)
+        wr = buffer.write_port()
+        rd = read_port(m, buffer, "stored", latency=self.read_latency)
         m.d.comb += [rd.addr.eq(self.pixel), rd.en.eq(self.valid)]
-        stored = delayed(m, rd.data, self.read_latency - 1, "stored", reset_less=True)
+        stored = rd.data
         # The control of the arriving sums, and one cycle later of their total.
         valid, first, last, pixel = (delayed(m, v, self.read_latency, n) for v, n in (
             (self.valid, "valid"), (self.first, "first"), (self.last, "last"),

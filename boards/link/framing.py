@@ -13,10 +13,11 @@ from amaranth.lib import crc, data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from sps_hw.checks import check_int
+from sps_hw.memories import NO_RW_CHECK, read_port
 
 from ..protocol import SYNC, Status
 from .ports import CRCPort, StallTimer
-from .serial import SerialCRC, gt_const, read_port
+from .serial import SerialCRC, gt_const
 
 __all__ = ["FRAME_CRC", "FrameReceiver", "frame_layout", "payload_layout"]
 
@@ -74,7 +75,7 @@ class FrameReceiver(wiring.Component):
         # The payload is read back only while a frame is held (no writes): no read-during-
         # write logic needed (yosys would add a bypass of ~30 flip-flops).
         m.submodules.mem = mem = memory.Memory(shape=8, depth=self.max_payload, init=[],
-                                               attrs={"no_rw_check": 1})
+                                               attrs=NO_RW_CHECK)
         wr, rd = mem.write_port(), read_port(m, mem, "payload")
         m.submodules.check = check = SerialCRC(16, 0x1021, 0xFFFF, reflect=False)
         rx_start, rx_valid, rx_data = Signal(), Signal(), Signal()

@@ -9,10 +9,10 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from sps_hw.checks import check_int
+from sps_hw.memories import NO_RW_CHECK, read_port
 
 from .ports import LEDGER_DEPTH, LedgerPort, Source, op_layout
 from .scripts import Data, Program
-from .serial import read_port
 
 __all__ = ["COUNTERS", "LedgerCall", "StatusLedger"]
 
@@ -78,7 +78,7 @@ class StatusLedger(wiring.Component):
         # The RAM is read and written in different cycles of an op, and a word written is
         # read by a later op only: no read-during-write logic.
         m.submodules.mem = mem = memory.Memory(shape=32, depth=LEDGER_DEPTH, init=self.init,
-                                               attrs={"no_rw_check": 1})
+                                               attrs=NO_RW_CHECK)
         wr, rd = mem.write_port(), read_port(m, mem, "ledger")
         call = self.call
 

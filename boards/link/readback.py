@@ -7,13 +7,14 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from sps_hw.checks import check_int
+from sps_hw.memories import NO_RW_CHECK, read_port
 
 from .core_if import ACT_SHAPE
 from .executor import answer, refuse
 from .ledger import LedgerCall
 from .ports import OUTPUT_HEADER, ExecutorSignature, LedgerPort, ndata_width
 from .scripts import Program, Script
-from .serial import gt_const, read_port
+from .serial import gt_const
 
 __all__ = ["OutputReadback", "check_ring"]
 
@@ -90,7 +91,7 @@ class OutputReadback(wiring.Component):
         # The byte at ``written`` is never the one read (the ring is full then, or the read
         # byte is not used): no read-during-write logic (``no_rw_check``).
         m.submodules.ring = ring = memory.Memory(shape=8, depth=self.out_depth, init=[],
-                                                 attrs={"no_rw_check": 1})
+                                                 attrs=NO_RW_CHECK)
         ring_w, ring_r = ring.write_port(), read_port(m, ring, "ring")
         written = Signal(k + 2)             # bytes produced since RUN, mod 2 * out_depth
         released = Signal(k + 1)            # bytes the host has acknowledged, likewise

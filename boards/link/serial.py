@@ -11,25 +11,8 @@ from sps_hw.checks import check_int
 
 from .ports import CRCPort
 
-__all__ = ["SerialCRC", "gt_const", "read_port"]
+__all__ = ["SerialCRC", "gt_const"]
 
-
-class _ReadPort:
-    def __init__(self, addr, data):
-        self.addr, self.data = addr, data
-
-
-def read_port(m, mem, name):
-    """A synchronous read port of ``mem`` whose data on a read-during-write collision is
-    don't care: an asynchronous port and a register behind it, which Yosys merges into the
-    block RAM (``memory_dff`` honours the memory's ``no_rw_check`` attribute only when it
-    makes the port synchronous itself; on a port that is synchronous already it emulates the
-    old data with ~2 flip-flops and a LUT per data bit). Behaves as ``mem.read_port()``:
-    ``addr`` in one cycle, ``data`` in the next."""
-    rd = mem.read_port(domain="comb")
-    data = Signal(rd.data.shape(), name=f"{name}_data", reset_less=True)
-    m.d.sync += data.eq(rd.data)
-    return _ReadPort(rd.addr, data)
 
 def gt_const(value, const):
     """``value > const`` for a constant, as plain logic (yosys would use a carry chain)."""
