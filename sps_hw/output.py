@@ -13,7 +13,7 @@ from amaranth.lib.wiring import In, Out
 from .checks import check_int
 from .memories import NO_RW_CHECK, READ_LATENCY, read_port
 from .registers import delayed
-from .vendor import WIDE_PRODUCT_LATENCY, WideMultiplier
+from .vendor import WIDE_PRODUCT_LATENCY, WideMultiplier, replica
 
 __all__ = [
     "Accumulator",
@@ -175,13 +175,15 @@ class Accumulator(wiring.Component):
         rd = read_port(m, buffer, "stored", latency=self.read_latency)
         m.d.comb += [rd.addr.eq(self.pixel), rd.en.eq(self.valid)]
         stored = rd.data
-        # The control of the arriving sums, and one cycle later of their total.
-        valid, first, last, pixel = (delayed(m, v, self.read_latency, n) for v, n in (
-            (self.valid, "valid"), (self.first, "first"), (self.last, "last"),
-            (self.pixel, "pixel")))
+        # The control of the arriving sums, and one cycle later of their total; each column
+        # takes `first` from a register of its own (it selects 32 bits in each).
+        valid, last, pixel = (delayed(m, v, self.read_latency, n) for v, n in (
+            (self.valid, "valid"), (self.last, "last"), (self.pixel, "pixel")))
+        first = delayed(m, self.first, self.read_latency - 1, "first")
         total = Signal(row, reset_less=True)            # data: no reset logic
         for c in range(self.cols):
-            m.d.sync += total[c].eq(self.sums[c] + Mux(first, self.bias[c], stored[c]))
+            first_c = replica(m, platform, first, f"first_{c}")
+            m.d.sync += total[c].eq(self.sums[c] + Mux(first_c, self.bias[c], stored[c]))
         write, finish = delayed(m, valid & ~last, 1, "write"), delayed(m, valid & last, 1, "end")
         m.d.comb += [wr.addr.eq(delayed(m, pixel, 1, "wpixel")), wr.data.eq(total),
                      wr.en.eq(write), self.result_valid.eq(finish), self.result.eq(total)]

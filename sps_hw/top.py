@@ -17,7 +17,7 @@ from .output import Accumulator, ChannelParams, MaxPool2, OutputSequencer, Outpu
 from .pe import SystolicArray
 from .registers import delayed
 from .tensor_io import OutputWord, TensorDrainer, TensorLoader
-from .vendor import PRIMITIVES
+from .vendor import PRIMITIVES, replica
 from .window import WindowGenerator
 
 __all__ = ["Accelerator", "Stages", "descriptor_layout", "rom_bits", "rom_shapes",
@@ -254,7 +254,7 @@ class Accelerator(wiring.Component):
         ]
         self._input_side(m, ctrl, b, windows, roms)
         self._output_side(m, ctrl, b, roms)
-        self._feature_buffers(m, ctrl, b)
+        self._feature_buffers(m, platform, ctrl, b)
         if cfg.counters:
             self._counters(m, ctrl, b, roms)
         return m
@@ -324,10 +324,12 @@ class Accelerator(wiring.Component):
             ctrl.done.eq(delayed(m, seq.end, cfg.read_latency + POST_STAGES, "end")),
         ]
 
-    def _feature_buffers(self, m, ctrl, b):
+    def _feature_buffers(self, m, platform, ctrl, b):
         """Two feature buffers: the layer reads ``ctrl.buffer`` and writes the other; the
         loader writes buffer 0, the drainer reads the layer's output. Both buffers take the
-        same read addresses (what the other one reads is not used)."""
+        same read addresses (what the other one reads is not used). Each bank takes the
+        buffer choice from a register of its own (a cycle late: it changes a few cycles
+        before a layer, or a load or drain, uses it), not from one net across the die."""
         buffers = [FeatureBuffer(banks=self.cfg.banks, depth=self.cfg.fmap_depth,
                                  read_latency=self.cfg.read_latency) for _ in range(2)]
         m.submodules.fmap0, m.submodules.fmap1 = buffers
@@ -337,9 +339,11 @@ class Accelerator(wiring.Component):
             for buf in buffers:
                 m.d.comb += [buf.read[bank].addr.eq(addr),
                              buf.read[bank].en.eq(drainer.en | feeder.en)]
+        chosen = [replica(m, platform, ctrl.buffer, f"buffer_{bank}")
+                  for bank in range(self.cfg.banks)]
         for i, buf in enumerate(buffers):
             for bank, wr in enumerate(buf.write):
-                with m.If(ctrl.buffer == i):
+                with m.If(chosen[bank] == i):
                     with m.If(ctrl.loading):
                         wiring.connect(m, b.loader.write[bank], wr)
                 with m.Else():
@@ -347,7 +351,7 @@ class Accelerator(wiring.Component):
                                  wr.data.eq(b.writer.write[bank].data),
                                  wr.en.eq(b.writer.write[bank].en & ctrl.run.running)]
         for bank in range(self.cfg.banks):
-            data_out = Mux(ctrl.buffer, buffers[1].read[bank].data, buffers[0].read[bank].data)
+            data_out = Mux(chosen[bank], buffers[1].read[bank].data, buffers[0].read[bank].data)
             m.d.comb += [b.feeder.reads[bank].data.eq(data_out),
                          b.drainer.reads[bank].data.eq(data_out)]
 
