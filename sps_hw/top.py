@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, Module, Mux, Shape, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -329,7 +329,9 @@ class Accelerator(wiring.Component):
         loader writes buffer 0, the drainer reads the layer's output. Both buffers take the
         same read addresses (what the other one reads is not used). Each bank takes the
         buffer choice from a register of its own (a cycle late: it changes a few cycles
-        before a layer, or a load or drain, uses it), not from one net across the die."""
+        before a layer, or a load or drain, uses it), not from one net across the die, and
+        takes its writes a cycle late, from registers behind the choice between the loader
+        and the writer (nothing reads a word within cycles of its write)."""
         buffers = [FeatureBuffer(banks=self.cfg.banks, depth=self.cfg.fmap_depth,
                                  read_latency=self.cfg.read_latency) for _ in range(2)]
         m.submodules.fmap0, m.submodules.fmap1 = buffers
@@ -343,13 +345,20 @@ class Accelerator(wiring.Component):
                   for bank in range(self.cfg.banks)]
         for i, buf in enumerate(buffers):
             for bank, wr in enumerate(buf.write):
+                loader, writer = b.loader.write[bank], b.writer.write[bank]
+                addr = Signal.like(wr.addr, name=f"waddr_{i}_{bank}", reset_less=True)
+                data = Signal.like(wr.data, name=f"wdata_{i}_{bank}", reset_less=True)
+                en = Signal(name=f"wen_{i}_{bank}")
                 with m.If(chosen[bank] == i):
                     with m.If(ctrl.loading):
-                        wiring.connect(m, b.loader.write[bank], wr)
+                        m.d.sync += [addr.eq(loader.addr), data.eq(loader.data),
+                                     en.eq(loader.en)]
+                    with m.Else():
+                        m.d.sync += en.eq(0)
                 with m.Else():
-                    m.d.comb += [wr.addr.eq(b.writer.write[bank].addr),
-                                 wr.data.eq(b.writer.write[bank].data),
-                                 wr.en.eq(b.writer.write[bank].en & ctrl.run.running)]
+                    m.d.sync += [addr.eq(writer.addr), data.eq(writer.data),
+                                 en.eq(writer.en & ctrl.run.running)]
+                m.d.comb += [wr.addr.eq(addr), wr.data.eq(data), wr.en.eq(en)]
         for bank in range(self.cfg.banks):
             data_out = Mux(chosen[bank], buffers[1].read[bank].data, buffers[0].read[bank].data)
             m.d.comb += [b.feeder.reads[bank].data.eq(data_out),
