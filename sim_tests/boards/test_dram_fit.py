@@ -231,7 +231,7 @@ def test_board_without_dram_is_refused(big, tmp_path, capsys):
                  str(tmp_path / "build")]) == 2
     line = _one_line(capsys)
     assert line.startswith(f"sps: error: model {path} does not fit icebreaker: no layer runs "
-                           f"on its 2x1 core"), line
+                           f"on its 2x2 core"), line
     assert "; nor from external memory: the board has no external memory" in line
     _nothing_written(tmp_path)
 
