@@ -349,12 +349,9 @@ class Accelerator(wiring.Component):
                 addr = Signal.like(wr.addr, name=f"waddr_{i}_{bank}", reset_less=True)
                 data = Signal.like(wr.data, name=f"wdata_{i}_{bank}", reset_less=True)
                 en = Signal(name=f"wen_{i}_{bank}")
-                with m.If(chosen[bank] == i):
-                    with m.If(ctrl.loading):
-                        m.d.sync += [addr.eq(loader.addr), data.eq(loader.data),
-                                     en.eq(loader.en)]
-                    with m.Else():
-                        m.d.sync += en.eq(0)
+                with m.If(chosen[bank] == i):           # the layer's input: the loader's
+                    m.d.sync += [addr.eq(loader.addr), data.eq(loader.data),
+                                 en.eq(loader.en & ctrl.loading)]
                 with m.Else():
                     m.d.sync += [addr.eq(writer.addr), data.eq(writer.data),
                                  en.eq(writer.en & ctrl.run.running)]

