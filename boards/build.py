@@ -36,6 +36,7 @@ from compiler.errors import SPSError
 from sps_hw import verilog
 from sps_hw.axi import verilog_ports
 from sps_hw.engine import TileEngine
+from sps_hw.memories import DROP_INIT
 from sps_hw.program import build as build_program
 from sps_hw.program import hex_lines
 
@@ -68,7 +69,8 @@ XC7A35T_RESOURCES = {"LUT": 20800, "FF": 41600, "CARRY4": 8150, "DSP48E1": 90,
 #: signal (``window[3]``, 8 bits beside the 72-bit ``window``); ABC9 names the bits of
 #: ``window`` the same way and Yosys (0.50 to 0.70) then fails an assertion re-reading the
 #: mapped netlist ("count_id(wire->name) == 0"). The field wires are only names: hide them.
-YOSYS_AFTER_READ = "rename -hide w:*[*]"
+#: And the block RAMs' read registers lose their power-up value (sps_hw.memories.NO_INIT).
+YOSYS_AFTER_READ = f"rename -hide w:*[*]; {DROP_INIT}"
 
 _UTIL_LINE = re.compile(r"^Info:\s+([A-Za-z0-9_]+):\s+(\d+)/\s*(\d+)\s+\d+%")
 _FMAX_LINE = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz "

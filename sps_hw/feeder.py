@@ -13,11 +13,10 @@ __all__ = ["Feeder", "FeederLayer"]
 
 
 class FeederLayer(wiring.Signature):
-    """The layer fields the feeder takes: ``hw`` pixels per pass, ``stride`` words per
-    channel block of the input tensor."""
+    """The layer field the feeder takes: ``hw`` pixels per pass."""
 
-    def __init__(self, hw_bits, addr_bits):
-        super().__init__({"hw": Out(hw_bits), "stride": Out(addr_bits)})
+    def __init__(self, hw_bits):
+        super().__init__({"hw": Out(hw_bits)})
 
 
 class Feeder(wiring.Component):
@@ -25,9 +24,9 @@ class Feeder(wiring.Component):
 
     A pass needs at most ``banks`` consecutive channels, which live in distinct banks, so
     every bank is read once per pixel: bank ``b`` reads the pass's channel that lives there,
-    at word ``block + (stride if b < first_bank) + pixel + j`` for the ``j``-th pixel of the
-    pass (``stride`` = words per channel block, ``pixel`` the pass's first pixel; see
-    :class:`~sps_hw.indexing.BaseConfig`). Row ``r`` takes the bank its channel is in
+    at word ``(block_next if b < first_bank else block) + pixel + j`` for the ``j``-th pixel
+    of the pass (``pixel`` the pass's first pixel; see :class:`~sps_hw.indexing.BaseConfig`).
+    Row ``r`` takes the bank its channel is in
     (:class:`~sps_hw.indexing.RouteConfig`).
 
     ``issue`` reads the next pixel (``hw`` per pass, passes back to back); the pixels reach
@@ -50,7 +49,7 @@ class Feeder(wiring.Component):
         super().__init__({
             "restart": In(1),
             "issue": In(1),
-            "layer": In(FeederLayer(hw_bits, addr_bits)),
+            "layer": In(FeederLayer(hw_bits)),
             "bases": In(BaseConfig(banks, addr_bits, hw_bits)),
             "routes": In(RouteConfig(rows, banks)),
             "reads": In(memory.ReadPort.Signature(addr_width=addr_bits,
@@ -71,9 +70,8 @@ class Feeder(wiring.Component):
                  for r in range(rows)]
         bases = self.bases
         with m.If(bases.en):
-            word = bases.block + bases.pixel
-            m.d.sync += [base[bases.slot].eq(word),
-                         base_next[bases.slot].eq(word + self.layer.stride),
+            m.d.sync += [base[bases.slot].eq(bases.block + bases.pixel),
+                         base_next[bases.slot].eq(bases.block_next + bases.pixel),
                          ahead[bases.slot].eq(Cat(b < bases.first_bank for b in range(banks - 1)))]
         for r in range(rows):
             with m.If(self.routes.en & (self.routes.row == r)):

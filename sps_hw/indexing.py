@@ -65,13 +65,14 @@ class RouteConfig(wiring.Signature):
 
 class BaseConfig(wiring.Signature):
     """Where the channels of the pass in ``slot`` live: the first channel is in bank
-    ``first_bank`` at word ``block`` (``(c // banks) * HW``); pixels start at ``pixel``."""
+    ``first_bank`` at word ``block`` (``(c // banks) * HW``), the channels after the last
+    bank at ``block_next`` (``block + HW``); pixels start at ``pixel``."""
 
     def __init__(self, banks, addr_bits, hw_bits):
         self.banks, self.addr_bits, self.hw_bits = banks, addr_bits, hw_bits
         super().__init__({"en": Out(1), "slot": Out(range(SLOTS)),
                           "first_bank": Out(range(banks)), "block": Out(addr_bits),
-                          "pixel": Out(hw_bits)})
+                          "block_next": Out(addr_bits), "pixel": Out(hw_bits)})
 
     def __eq__(self, other):
         return type(other) is type(self) and (
@@ -80,16 +81,16 @@ class BaseConfig(wiring.Signature):
 
 
 #: A library ROM word: the taps of a pattern, slot ``s`` in bits ``4s..4s+3``, ZERO_TAP after
-#: the last.
-TAP_LIST_BITS = 36
+#: the last. Slot 8 is not stored: only a pattern of all 9 taps has one, and it is tap 8.
+TAP_LIST_BITS = 32
 
 
 def tap_list(mask):
     """The library ROM word of pattern ``mask`` (9 bits): its set bits in ascending order,
-    4 bits each, the slots beyond them :data:`ZERO_TAP`."""
+    4 bits each, the slots beyond them :data:`ZERO_TAP`, up to slot 7."""
     taps = [t for t in range(9) if (mask >> t) & 1]
     taps += [ZERO_TAP] * (9 - len(taps))
-    return sum(t << (4 * i) for i, t in enumerate(taps))
+    return sum(t << (4 * i) for i, t in enumerate(taps[:8]))
 
 
 def nth_set_bit(mask, n):
@@ -107,12 +108,14 @@ class IndexingUnit(wiring.Component):
     """N-of-9 tap selection of every array row.
 
     Each row holds its tap for :data:`SLOTS` passes (written through ``config`` by the
-    :class:`PassWalker`); for the pixel on ``windows`` (one 3x3 window per row) in pass slot
-    ``slot`` it outputs, one cycle later on ``acts`` (a register), the window value at the
-    row's tap, or 0 if the tap is outside the image (``inside`` bit clear) or the row is
-    unused. ``slot`` and ``inside`` come a cycle ahead of the pixel's ``windows``: each row
-    registers its tap and the mask, so that only the 9-way multiplexer (beside the mask's)
-    lies between the windows and ``acts``. ``bank``, the pixel's weight bank, travels along.
+    :class:`PassWalker`); for the pixel on ``windows`` (one :data:`~sps_hw.window.Window`
+    per row) in pass slot ``slot`` it outputs, one cycle later on ``acts`` (a register), the
+    window value at the row's tap, or 0 if the tap is outside the image (``inside`` bit
+    clear) or the row is unused. ``slot`` and ``inside`` come a cycle ahead of the pixel's
+    ``windows``, and with them ``ky`` goes out, the row of each row's tap (the window
+    generators keep only that row of the older columns); each row registers its tap and the
+    mask, so that only a 5-way multiplexer (beside the mask's) lies between the windows and
+    ``acts``. ``bank``, the pixel's weight bank, travels along.
     With ``used``, an output ``used`` flags, with ``acts``, the rows whose activation is a
     tap (not a row past the reduction): the strobes of the action counters.
     """
@@ -128,6 +131,7 @@ class IndexingUnit(wiring.Component):
             "slot": In(range(SLOTS)),
             "bank": In(1),
             "config": In(TapConfig(rows)),
+            "ky": Out(data.ArrayLayout(range(3), rows)),
             "acts": Out(data.ArrayLayout(Activation, rows)),
             **({"used": Out(rows)} if used else {}),
         })
@@ -145,14 +149,17 @@ class IndexingUnit(wiring.Component):
             # pass's last tap in the cycle its first pixel's pick is made).
             tap = Signal(4, name=f"tap_{r}")
             writing = cfg.en & (cfg.row == r) & (cfg.slot == self.slot)
-            m.d.comb += tap.eq(Mux(writing, cfg.tap, taps[self.slot]))
+            m.d.comb += [tap.eq(Mux(writing, cfg.tap, taps[self.slot])),
+                         self.ky[r].eq(Mux(tap < 3, 0, Mux(tap < 6, 1, 2)))]
             pick = Signal(4, init=ZERO_TAP, name=f"pick_{r}")
             m.d.sync += pick.eq(tap)
-            value = Signal(signed(8), name=f"value_{r}")
+            window, value = self.windows[r], Signal(signed(8), name=f"value_{r}")
             with m.Switch(pick):
                 for t in range(9):
+                    ky, kx = divmod(t, 3)
+                    tap_value = window.column[ky] if kx == 2 else window.left[1 - kx]
                     with m.Case(t):
-                        m.d.comb += value.eq(Mux(inside[t], self.windows[r][t], 0))
+                        m.d.comb += value.eq(Mux(inside[t], tap_value, 0))
             act = Signal(Activation, name=f"act_{r}", reset_less=True)   # data: no reset
             m.d.sync += [act.value.eq(value), act.bank.eq(self.bank)]
             m.d.comb += self.acts[r].eq(act)
@@ -234,9 +241,12 @@ class PassWalker(wiring.Component):
         # row == 0, a flag kept in step with `row`: the first row's test starts the pixel and
         # base arithmetic of the feeder (two adders), so no comparator may precede it.
         row_zero = Signal(init=1)
-        # Walk state: the channel c (as c mod banks, (c // banks) * hw, c mod P), slot s, q.
+        # Walk state: the channel c (as c mod banks, (c // banks) * hw, c mod P), slot s, q;
+        # and the next block's word, block + hw (the feeder's two bases then take one adder
+        # each, not two in a row).
         bank = Signal(range(banks))
         block = Signal(len(self.bases.block))
+        block_next = Signal.like(block)
         phase = Signal(range(2 ** len(self.index_rom.addr)))
         s = Signal(range(9))
         q = Signal(len(self.layer.reduction))
@@ -246,6 +256,7 @@ class PassWalker(wiring.Component):
         # The row being visited, with the walk reset for a new reduction.
         cur_bank = Mux(begin, 0, bank)
         cur_block = Mux(begin, 0, block)
+        cur_block_next = Mux(begin, self.layer.hw, block_next)
         cur_phase = Mux(begin, 0, phase)
         cur_s = Mux(begin, 0, s)
         cur_q = Mux(begin, 0, q)
@@ -264,21 +275,24 @@ class PassWalker(wiring.Component):
                 m.d.sync += [
                     s.eq(0),
                     bank.eq(Mux(cur_bank == banks - 1, 0, cur_bank + 1)),
-                    block.eq(Mux(cur_bank == banks - 1, cur_block + self.layer.hw, cur_block)),
+                    block.eq(Mux(cur_bank == banks - 1, cur_block_next, cur_block)),
+                    block_next.eq(Mux(cur_bank == banks - 1, cur_block_next + self.layer.hw,
+                                      cur_block_next)),
                     phase.eq(Mux(cur_phase == self.layer.period - 1, 0, cur_phase + 1)),
                 ]
             with m.Else():
                 m.d.sync += [s.eq(cur_s + 1), bank.eq(cur_bank), block.eq(cur_block),
-                             phase.eq(cur_phase)]
+                             block_next.eq(cur_block_next), phase.eq(cur_phase)]
         with m.If(self.restart):
             m.d.sync += [slot.eq(0), row.eq(0), row_zero.eq(1), s.eq(0), q.eq(0), bank.eq(0),
-                         block.eq(0), phase.eq(0)]
+                         block.eq(0), block_next.eq(self.layer.hw), phase.eq(0)]
 
         m.d.comb += [
             self.bases.en.eq(first_row),
             self.bases.slot.eq(slot),
             self.bases.first_bank.eq(cur_bank),
             self.bases.block.eq(cur_block),
+            self.bases.block_next.eq(cur_block_next),
             self.bases.pixel.eq(Mux(begin, self.pixel, pixel)),
             self.routes.en.eq(self.start),
             self.routes.row.eq(row),
@@ -294,12 +308,15 @@ class PassWalker(wiring.Component):
             (self.start, "v"), (row, "row"), (slot, "slot"), (cur_s, "s"),
             (cur_q < self.layer.reduction, "used")))
         m.d.comb += self.library_rom.addr.eq(self.index_rom.data)
-        # Slot s_t's field of the tap list (a multiplexer, not a variable shift).
+        # Slot s_t's field of the tap list (a multiplexer, not a variable shift); slot 8
+        # only a pattern of all 9 taps has, and it is tap 8.
         tap = Signal(4)
         with m.Switch(s_t):
-            for i in range(9):
+            for i in range(8):
                 with m.Case(i):
                     m.d.comb += tap.eq(self.library_rom.data[4 * i:4 * i + 4])
+            with m.Default():
+                m.d.comb += tap.eq(8)
         m.d.comb += [
             self.taps.en.eq(v),
             self.taps.row.eq(row_t),

@@ -27,6 +27,8 @@ from .registers import delayed
 from .vendor import ice40, spram_fits
 
 __all__ = [
+    "DROP_INIT",
+    "NO_INIT",
     "NO_RW_CHECK",
     "READMEMH_ATTR",
     "READ_LATENCY",
@@ -44,6 +46,13 @@ READMEMH_ATTR = "sps_readmemh"
 #: Attributes of a memory never read and written at one word in the same cycle: Yosys adds
 #: no read-during-write logic around its block RAM (with :func:`read_port`).
 NO_RW_CHECK = {"no_rw_check": 1}
+#: Attribute of a block RAM's read register whose power-up value nothing relies on: it is
+#: reset-less, so after a reset it holds whatever was read last, and the design already
+#: tolerates that. The board builds drop its ``init`` (:data:`DROP_INIT`): an iCE40 block RAM
+#: has no initial output value, and Yosys emulates one with an AND per data bit.
+NO_INIT = {"sps_no_init": 1}
+#: The Yosys command (after reading the design) that drops those registers' ``init``.
+DROP_INIT = "setattr -unset init a:sps_no_init"
 #: Cycles from a read port's address to its data, by default.
 READ_LATENCY = 2
 
@@ -66,7 +75,7 @@ def read_port(m, mem, name, *, latency=1):
     block RAM's output)."""
     rd = mem.read_port(domain="comb")
     en = Signal(name=f"{name}_en", init=1)
-    data = Signal.like(rd.data, name=f"{name}_data", reset_less=True)
+    data = Signal.like(rd.data, name=f"{name}_data", reset_less=True, attrs=NO_INIT)
     with m.If(en):
         m.d.sync += data.eq(rd.data)
     return _ReadPort(rd.addr, en, delayed(m, data, latency - 1, f"{name}_out", reset_less=True))

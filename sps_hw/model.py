@@ -128,8 +128,8 @@ def plan_layer(layer, source_shape, cfg):
     rows, cols, banks = cfg.rows, cfg.cols, cfg.banks
     if k == 3:
         keep = int(layer["keep"])
-        if h < 2:
-            return f"3x3 on a {h}x{w} map (needs at least 2 rows)"
+        if h < 2 or w < 2:
+            return f"3x3 on a {h}x{w} map (needs at least 2 rows and 2 columns)"
         if w > cfg.max_width:
             return f"width {w} > max_width {cfg.max_width}"
         kind, hw, in_channels, in_hw, subs = "conv3", h * w, ci, h * w, 1

@@ -375,10 +375,12 @@ class MaxPool2(wiring.Component):
         row = data.ArrayLayout(signed(8), self.cols)
         m.submodules.raster = raster = _Raster(self.layer.hw, self.layer.width)
         m.d.comb += [raster.restart.eq(self.restart), raster.step.eq(self.valid)]
+        # The only read of a word in the cycle of its write (width 2: the odd row's first
+        # pixel reads the pair the even row's last one writes) is not used.
         m.submodules.line = line = memory.Memory(shape=row, depth=max(1, self.max_width // 2),
-                                                 init=[])
+                                                 init=[], attrs=NO_RW_CHECK)
         wr = line.write_port()
-        rd = line.read_port()
+        rd = read_port(m, line, "line")
         # Stage 1: the pixel and its position, registered; the maximum with the even column
         # (held), registered; the even row's maximum (line buffer) read at x // 2.
         x = raster.x

@@ -211,7 +211,7 @@ class Accelerator(wiring.Component):
         }
         fields = {"loader": {"channels": "in_channels", "hw": "in_hw"},
                   "drainer": {"channels": "out_channels", "hw": "out_hw"},
-                  "walker": {"hw": "in_hw"}, "feeder": {"stride": "in_hw"},
+                  "walker": {"hw": "in_hw"}, "feeder": {},
                   "window_0": {"length": "ring"}, "sequencer": {"hw": "acc_hw"},
                   "pool": {"hw": "acc_hw"},
                   "writer": {"channels": "out_channels"}}
@@ -277,7 +277,7 @@ class Accelerator(wiring.Component):
         advance = delayed(m, ctrl.issue_in, stages.pixel - 1, "advance")
         for r, window in enumerate(windows):
             m.d.comb += [window.restart.eq(restart), window.advance.eq(advance),
-                         window.pixel.eq(b.feeder.pixels[r]),
+                         window.pixel.eq(b.feeder.pixels[r]), window.ky.eq(b.indexing.ky[r]),
                          b.indexing.windows[r].eq(window.window)]
         m.d.comb += [
             # The slot and the inside mask a cycle ahead of the windows (IndexingUnit).
@@ -326,40 +326,37 @@ class Accelerator(wiring.Component):
 
     def _feature_buffers(self, m, platform, ctrl, b):
         """Two feature buffers: the layer reads ``ctrl.buffer`` and writes the other; the
-        loader writes buffer 0, the drainer reads the layer's output. Both buffers take the
-        same read addresses (what the other one reads is not used). Each bank takes the
-        buffer choice from a register of its own (a cycle late: it changes a few cycles
-        before a layer, or a load or drain, uses it), not from one net across the die, and
-        takes its writes a cycle late, from registers behind the choice between the loader
-        and the writer (nothing reads a word within cycles of its write)."""
-        buffers = [FeatureBuffer(banks=self.cfg.banks, depth=self.cfg.fmap_depth,
-                                 read_latency=self.cfg.read_latency) for _ in range(2)]
-        m.submodules.fmap0, m.submodules.fmap1 = buffers
-        for bank in range(self.cfg.banks):
+        loader writes buffer 0, the drainer reads the layer's output. Bank ``b`` of both is
+        one memory (the buffer is the address's top bit): a layer reads one buffer and
+        writes the other, a load only writes, a drain only reads, so one read and one write
+        port serve both, and on an iCE40 one block RAM holds a bank of each buffer. Each
+        bank takes the buffer choice from a register of its own (a cycle late: it changes a
+        few cycles before a layer, or a load or drain, uses it), not from one net across the
+        die, and takes its writes a cycle late, from registers behind the choice between
+        the loader and the writer (nothing reads a word within cycles of its write)."""
+        cfg = self.cfg
+        words = 1 << cfg.fmap_bits
+        m.submodules.fmap = fmap = FeatureBuffer(banks=cfg.banks, depth=2 * words,
+                                                 read_latency=cfg.read_latency)
+        for bank in range(cfg.banks):
+            chosen = replica(m, platform, ctrl.buffer, f"buffer_{bank}")
             feeder, drainer = b.feeder.reads[bank], b.drainer.reads[bank]
-            addr = Mux(ctrl.draining, drainer.addr, feeder.addr)
-            for buf in buffers:
-                m.d.comb += [buf.read[bank].addr.eq(addr),
-                             buf.read[bank].en.eq(drainer.en | feeder.en)]
-        chosen = [replica(m, platform, ctrl.buffer, f"buffer_{bank}")
-                  for bank in range(self.cfg.banks)]
-        for i, buf in enumerate(buffers):
-            for bank, wr in enumerate(buf.write):
-                loader, writer = b.loader.write[bank], b.writer.write[bank]
-                addr = Signal.like(wr.addr, name=f"waddr_{i}_{bank}", reset_less=True)
-                data = Signal.like(wr.data, name=f"wdata_{i}_{bank}", reset_less=True)
-                en = Signal(name=f"wen_{i}_{bank}")
-                with m.If(chosen[bank] == i):           # the layer's input: the loader's
-                    m.d.sync += [addr.eq(loader.addr), data.eq(loader.data),
-                                 en.eq(loader.en & ctrl.loading)]
-                with m.Else():
-                    m.d.sync += [addr.eq(writer.addr), data.eq(writer.data),
-                                 en.eq(writer.en & ctrl.run.running)]
-                m.d.comb += [wr.addr.eq(addr), wr.data.eq(data), wr.en.eq(en)]
-        for bank in range(self.cfg.banks):
-            data_out = Mux(chosen[bank], buffers[1].read[bank].data, buffers[0].read[bank].data)
-            m.d.comb += [b.feeder.reads[bank].data.eq(data_out),
-                         b.drainer.reads[bank].data.eq(data_out)]
+            loader, writer = b.loader.write[bank], b.writer.write[bank]
+            read, write = fmap.read[bank], fmap.write[bank]
+            m.d.comb += [read.addr.eq(Cat(Mux(ctrl.draining, drainer.addr, feeder.addr),
+                                          chosen)),
+                         read.en.eq(drainer.en | feeder.en),
+                         feeder.data.eq(read.data), drainer.data.eq(read.data)]
+            addr = Signal.like(write.addr, name=f"waddr_{bank}", reset_less=True)
+            data = Signal.like(write.data, name=f"wdata_{bank}", reset_less=True)
+            en = Signal(name=f"wen_{bank}")
+            with m.If(loader.en & ctrl.loading):        # into the layer's input buffer
+                m.d.sync += [addr.eq(Cat(loader.addr, chosen)), data.eq(loader.data),
+                             en.eq(1)]
+            with m.Else():                              # into its output buffer
+                m.d.sync += [addr.eq(Cat(writer.addr, ~chosen)), data.eq(writer.data),
+                             en.eq(writer.en & ctrl.run.running)]
+            m.d.comb += [write.addr.eq(addr), write.data.eq(data), write.en.eq(en)]
 
     def _counters(self, m, ctrl, b, roms):
         """The action counters, fed with the strobes of the blocks."""

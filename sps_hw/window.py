@@ -1,16 +1,21 @@
 """The line-buffer 3x3 window generator of one array row."""
 
-from amaranth.hdl import Cat, Module, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .checks import check_int
+from .memories import NO_RW_CHECK, read_port
 from .vendor import replica
 
 __all__ = ["Window", "WindowGenerator", "WindowLayer"]
 
-#: A 3x3 window, tap ``t = ky * 3 + kx`` (0 = top left, 8 = the newest pixel).
-Window = data.ArrayLayout(signed(8), 9)
+#: What a window generator keeps of a 3x3 window (tap ``t = ky * 3 + kx``, 0 = top left,
+#: 8 = the newest pixel): the newest column whole (``column[ky]``, ``kx = 2``) and of the two
+#: older columns only the row its consumer picks (``left[0]``: ``kx = 1``, ``left[1]``:
+#: ``kx = 0``).
+Window = data.StructLayout({"column": data.ArrayLayout(signed(8), 3),
+                            "left": data.ArrayLayout(signed(8), 2)})
 
 
 class WindowLayer(wiring.Signature):
@@ -27,13 +32,24 @@ class WindowGenerator(wiring.Component):
     A ring of ``length`` entries (at most ``max_width``) holds the two image rows above the
     incoming pixel. The stream is issued one cycle ahead of its data: ``advance`` says that a
     pixel is read this cycle (the ring is read with it) and ``pixel`` carries its value the
-    next cycle. One cycle later ``window`` holds, for the ``i``-th pixel shifted in::
+    next cycle, with ``ky``, the row of the tap the consumer will pick from the window the
+    pixel completes. One cycle later ``window`` holds, for the ``i``-th pixel shifted in
+    (with ``ky = k[i]``)::
 
-        window[ky * 3 + kx] = pixel[i - (2 - ky) * length - (2 - kx)]
+        window.column[ky] = pixel[i - (2 - ky) * length]
+        window.left[0]    = pixel[i - (2 - k[i]) * length - 1]
+        window.left[1]    = pixel[i - (2 - k[i - 1]) * length - 2]
 
-    so the window is centred on pixel ``i - length - 1``. Values from before the image (or
-    from the previous pass of a layer) are whatever was streamed then: the consumer masks
-    taps outside the image. ``restart`` rewinds the ring (at the start of a layer).
+    for ``length`` of at least 2 (with ``length`` 1, a 1x1 layer's, only ``column[2]``, the
+    newest pixel, is meaningful), so a consumer that picks tap ``(ky, kx)`` of a pass (``k``
+    constant) gets
+    ``pixel[i - (2 - ky) * length - (2 - kx)]``, of the window centred on pixel
+    ``i - length - 1``. Where ``k`` changes (a new pass), ``left[1]`` still holds the old
+    row: its consumer is the pass's first window, at ``x = 0``, where ``kx = 0`` lies outside
+    the image. Values from before the image (or from the previous pass of a layer) are
+    whatever was streamed then: the consumer masks taps outside the image. ``restart``
+    rewinds the ring (at the start of a layer). Three columns of one row instead of nine
+    taps: 40 registers, not 72.
     """
 
     def __init__(self, *, max_width):
@@ -44,16 +60,20 @@ class WindowGenerator(wiring.Component):
             "layer": In(WindowLayer(max_width)),
             "advance": In(1),
             "pixel": In(signed(8)),
+            "ky": In(range(3)),
             "window": Out(Window),
         })
 
     def elaborate(self, platform):
         m = Module()
         # Entry j: [pixel one row above, pixel two rows above] the pixel at ring position j.
+        # A ring entry is written (in the cycle after its read) before it is read again,
+        # unless the ring has one entry (length 1: only the newest pixel is used).
         m.submodules.ring = ring = memory.Memory(
-            shape=data.ArrayLayout(signed(8), 2), depth=self.max_width, init=[])
+            shape=data.ArrayLayout(signed(8), 2), depth=self.max_width, init=[],
+            attrs=NO_RW_CHECK)
         wr = ring.write_port()
-        rd = ring.read_port(transparent_for=(wr,))
+        rd = read_port(m, ring, "ring")
 
         ptr = Signal(range(self.max_width))
         ptr_last = Signal()                 # ptr == length - 1, kept in step
@@ -67,7 +87,7 @@ class WindowGenerator(wiring.Component):
                 m.d.sync += [ptr.eq(0), ptr_last.eq(length == 1)]
             with m.Else():
                 m.d.sync += [ptr.eq(ptr + 1), ptr_last.eq(ptr + 2 == length)]
-        # Each window's own copy: the shift enables 72 window registers and the ring here.
+        # Each window's own copy: the shift enables 40 window registers and the ring here.
         shift = replica(m, platform, self.advance & ~self.restart, "shift")
         m.d.sync += ptr_d.eq(ptr)
 
@@ -77,14 +97,13 @@ class WindowGenerator(wiring.Component):
             wr.en.eq(shift),
             wr.data.eq(Cat(self.pixel, above)),
         ]
-        column = [above2, above, self.pixel]           # rows ky = 0, 1, 2 of the new column
         window = Signal(Window, reset_less=True)        # data: no reset logic
         with m.If(shift):
-            for ky in range(3):
-                m.d.sync += [
-                    window[ky * 3 + 0].eq(window[ky * 3 + 1]),
-                    window[ky * 3 + 1].eq(window[ky * 3 + 2]),
-                    window[ky * 3 + 2].eq(column[ky]),
-                ]
+            m.d.sync += [
+                window.column.eq(Cat(above2, above, self.pixel)),   # rows ky = 0, 1, 2
+                window.left[0].eq(Mux(self.ky == 0, window.column[0],
+                                      Mux(self.ky == 1, window.column[1], window.column[2]))),
+                window.left[1].eq(window.left[0]),
+            ]
         m.d.comb += self.window.eq(window)
         return m

@@ -51,7 +51,7 @@ def test_memory_map_follows_the_roms():
     mm = memory_map(CFG)
     assert {r.name for r in mm} == set(ROM_NAMES)
     assert mm["weights"].width == 8 * CFG.cols and mm["weights"].depth == CFG.weight_depth
-    assert mm["library"].width == 36             # tap lists (sps_hw.indexing.tap_list)
+    assert mm["library"].width == 32             # tap lists (sps_hw.indexing.tap_list)
 
 
 def test_upload_and_run_segments():

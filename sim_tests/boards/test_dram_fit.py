@@ -238,11 +238,11 @@ def test_board_without_dram_is_refused(big, tmp_path, capsys):
 
 def test_largest_layers_go_to_the_host(big):
     """With half the DRAM 64 KiB the 89,088-byte image of BIG does not fit; its largest layer
-    (l2, 33,724 image bytes) runs on the host, between two engine segments."""
+    (l2, 33,720 image bytes) runs on the host, between two engine segments."""
     _, model = big
     small = dataclasses.replace(ULX3S, dram_bytes=2 * 65536)
     fit, image = dram_fit(model, small)
-    reason = ("its 33,724 image bytes are left out of the external-memory image to fit half "
+    reason = ("its 33,720 image bytes are left out of the external-memory image to fit half "
               "the DRAM (65,536 bytes)")
     assert fit["host_layers"] == {"l2": reason} and image.host == {"l2": reason}
     assert fit["image_bytes"] == len(image.data) <= 65536

@@ -62,7 +62,7 @@ def check_invariants(cfg, plan):
 
 @settings(max_examples=60, deadline=None)
 @given(rows=st.integers(1, 40), cols=st.integers(1, 40), ci=st.integers(1, 300),
-       co=st.integers(1, 300), h=st.integers(2, 40), w=st.integers(1, 40),
+       co=st.integers(1, 300), h=st.integers(2, 40), w=st.integers(2, 40),
        keep=st.integers(1, 9), pool=st.booleans())
 def test_invariants_on_random_conv3_layers(rows, cols, ci, co, h, w, keep, pool):
     cfg = Config(rows=rows, cols=cols, **BIG)

@@ -43,16 +43,25 @@ def test_indexing_unit_selects_masked_taps(rows):
         ctx.set(dut.inside, int(insides[0]))
         await ctx.tick()
         for i in range(n):
-            win = rng.integers(-128, 128, size=(rows, 9))
+            # Per row the window's column (kx = 2) and the picked row's kx = 1, 0.
+            win = rng.integers(-128, 128, size=(rows, 5))
             bank = int(rng.integers(0, 2))
-            ctx.set(dut.windows, [[int(v) for v in w] for w in win])
+            ctx.set(dut.windows, [{"column": [int(v) for v in w[:3]],
+                                   "left": [int(v) for v in w[3:]]} for w in win])
             ctx.set(dut.bank, bank)
             ctx.set(dut.slot, int(slots[i + 1]))
             ctx.set(dut.inside, int(insides[i + 1]))
+            for r in range(rows):               # the row of the next pixel's tap
+                t = taps[slots[i + 1], r]
+                if t < 9:
+                    assert ctx.get(dut.ky[r]) == t // 3
             await ctx.tick()
             for r in range(rows):
                 t = taps[slots[i], r]
-                want = win[r, t] if t < 9 and insides[i] >> t & 1 else 0
+                if t < 9:
+                    ky, kx = divmod(int(t), 3)
+                    value = win[r, ky] if kx == 2 else win[r, 4 - kx]
+                want = value if t < 9 and insides[i] >> t & 1 else 0
                 assert ctx.get(dut.acts[r].value) == want
                 assert ctx.get(dut.acts[r].bank) == bank
 
@@ -120,16 +129,17 @@ def test_walker_matches_reduction_order(rows, banks, keep, ci, period, read_late
 
     async def monitor(ctx):
         async for _, _, r_en, r_row, r_slot, r_bank, t_en, t_row, t_slot, t_tap, b_en, \
-                b_slot, b_bank, b_block, b_pixel in ctx.tick().sample(
+                b_slot, b_bank, b_block, b_next, b_pixel in ctx.tick().sample(
                     dut.routes.en, dut.routes.row, dut.routes.slot, dut.routes.bank,
                     dut.taps.en, dut.taps.row, dut.taps.slot, dut.taps.tap,
                     dut.bases.en, dut.bases.slot, dut.bases.first_bank, dut.bases.block,
-                    dut.bases.pixel):
+                    dut.bases.block_next, dut.bases.pixel):
             if r_en:
                 routes.setdefault(r_slot, []).append((r_row, r_bank))
             if t_en:
                 taps.setdefault(t_slot, []).append((t_row, t_tap))
             if b_en:
+                assert b_next == b_block + hw           # the next channel block's word
                 bases.setdefault(b_slot, []).append((b_bank, b_block, b_pixel))
 
     sim = Simulator(bench)
@@ -165,7 +175,7 @@ def test_constructors_reject_bad_parameters():
         IndexingUnit(0)
     with pytest.raises(TypeError, match=r"index_rom must be a memory\.ReadPort\.Signature"):
         PassWalker(rows=2, banks=2, addr_bits=4, hw_bits=4, index_rom=None, library_rom=sig)
-    with pytest.raises(ValueError, match="library_rom must read 36-bit tap lists"):
+    with pytest.raises(ValueError, match="library_rom must read 32-bit tap lists"):
         PassWalker(rows=2, banks=2, addr_bits=4, hw_bits=4, index_rom=sig,
                    library_rom=memory.ReadPort.Signature(addr_width=4, shape=unsigned(8)))
     gc.collect()

@@ -30,6 +30,7 @@ def conv(ci, co, h, w, keep=4, k=3, stride=1, pad=None, pool=None, name="l"):
      "stride 2 with a fused pool"),
     (conv(3, 64, 32, 32, k=7, pad=3, keep=49), None, "7x7 kernel"),
     (conv(8, 8, 1, 16), None, "needs at least 2 rows"),
+    (conv(8, 8, 16, 1), None, "and 2 columns"),
     (conv(8, 8, 16, 40), None, "width 40 > max_width 32"),
     (conv(8, 8, 16, 16, pool={"k": 3, "s": 2, "p": 1}), None, "fused pool"),
     ({"name": "a", "op": "add", "inputs": ["x", "y"]}, None, "add runs on the host"),
@@ -71,7 +72,7 @@ def test_fc_on_a_flattened_tensor():
 
 @settings(max_examples=60, deadline=None)
 @given(rows=st.integers(1, 40), cols=st.integers(1, 40), ci=st.integers(1, 300),
-       co=st.integers(1, 300), h=st.integers(2, 40), w=st.integers(1, 40),
+       co=st.integers(1, 300), h=st.integers(2, 40), w=st.integers(2, 40),
        keep=st.integers(1, 9))
 def test_pass_count_and_cycle_formula(rows, cols, ci, co, h, w, keep):
     cfg = Config(rows=rows, cols=cols, **BIG)

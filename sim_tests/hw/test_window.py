@@ -9,12 +9,19 @@ from amaranth.sim import Simulator
 from sps_hw.window import WindowGenerator
 
 
-def expected_windows(stream, width):
-    """``window[i][ky*3+kx] = stream[i - (2-ky)*width - (2-kx)]`` where that index exists."""
-    n = len(stream)
-    idx = np.arange(n)[:, None] - np.array([(2 - t // 3) * width + (2 - t % 3)
-                                            for t in range(9)])[None, :]
-    return np.where(idx >= 0, stream[np.clip(idx, 0, None)], 0), idx >= 0
+def expected_windows(stream, width, ky):
+    """Per stream index ``i`` (shifted in with row ``ky[i]``), the five values a window keeps
+    (``column[0..2]``, ``left[0]``, ``left[1]``): ``column[r] = stream[i - (2-r)*width]``,
+    ``left[0] = stream[i - (2-ky[i])*width - 1]``, ``left[1] = stream[i - (2-ky[i-1])*width
+    - 2]``; and where that index exists (with ``width`` 1 only ``column[2]``)."""
+    i = np.arange(len(stream))
+    before = np.concatenate([[0], ky[:-1]])
+    idx = np.stack([i - 2 * width, i - width, i, i - (2 - ky) * width - 1,
+                    i - (2 - before) * width - 2], axis=1)
+    known = idx >= 0
+    if width == 1:                      # a 1x1 layer's ring: only the newest pixel is used
+        known[:, [0, 1, 3, 4]] = False
+    return np.where(known, stream[np.clip(idx, 0, None)], 0), known
 
 
 @pytest.mark.parametrize("max_width, width, gap_prob", [
@@ -23,7 +30,11 @@ def test_windows_match_numpy(max_width, width, gap_prob):
     dut = WindowGenerator(max_width=max_width)
     rng = np.random.default_rng(max_width * 100 + width)
     stream = rng.integers(-128, 128, size=6 * width + 7)
-    want, known = expected_windows(stream, width)
+    # The row the consumer picks: held for a run of pixels (a pass), then another.
+    ky = np.repeat(rng.integers(0, 3, size=len(stream)), rng.integers(1, 2 * width + 2,
+                                                                      size=len(stream)))
+    ky = ky[:len(stream)]
+    want, known = expected_windows(stream, width, ky)
 
     async def testbench(ctx):
         ctx.set(dut.layer.length, width)
@@ -43,11 +54,13 @@ def test_windows_match_numpy(max_width, width, gap_prob):
         for t, i in enumerate(issue):
             ctx.set(dut.advance, i is not None)
             prev = issue[t - 1] if t else None
-            if prev is not None:
-                ctx.set(dut.pixel, int(stream[prev]))     # data arrives the cycle after issue
+            if prev is not None:                # data arrives the cycle after issue, with ky
+                ctx.set(dut.pixel, int(stream[prev]))
+                ctx.set(dut.ky, int(ky[prev]))
             await ctx.tick()
             if prev is not None:                           # shifted in at the end of cycle t
-                got[prev] = [ctx.get(dut.window[k]) for k in range(9)]
+                window = ctx.get(dut.window)
+                got[prev] = [*window.column, *window.left]
         assert sorted(got) == list(range(len(stream)))
         win = np.array([got[i] for i in range(len(stream))])
         np.testing.assert_array_equal(np.where(known, win, 0), want)
