@@ -215,8 +215,8 @@ BOARDS = {
                                              "FILTER_RANGE": 1}),
         # The UP5K is logic-bound: beside the host link (~1,500 logic cells) the core's control
         # leaves room for a 2 x 2 array (two SB_MAC16 in 8x8 mode; four more for the two
-        # 32 x 16 requantizers): 5,128 of the 5,280 cells with one-cycle block-RAM reads;
-        # 4 x 2 needs ~6,200 and 35 of the 30 block RAMs (docs/boards.md).
+        # 32 x 16 requantizers): 4,827 of the 5,280 cells; 4 x 2 needs 5,668 (and all 30
+        # block RAMs; docs/boards.md).
         rows=2, cols=2,
         leds=("error", "model_valid"),                  # led 0 red, led 1 green
         budget={"lut": 5280, "dsp": 8, "bram_bits": 30 * 4096, "spram_bits": 4 * 262144},
