@@ -41,14 +41,13 @@ class WindowGenerator(wiring.Component):
         window.left[1]    = pixel[i - (2 - k[i - 1]) * length - 2]
 
     for ``length`` of at least 2 (with ``length`` 1, a 1x1 layer's, only ``column[2]``, the
-    newest pixel, is meaningful), so a consumer that picks tap ``(ky, kx)`` of a pass (``k``
-    constant) gets
-    ``pixel[i - (2 - ky) * length - (2 - kx)]``, of the window centred on pixel
-    ``i - length - 1``. Where ``k`` changes (a new pass), ``left[1]`` still holds the old
-    row: its consumer is the pass's first window, at ``x = 0``, where ``kx = 0`` lies outside
-    the image. Values from before the image (or from the previous pass of a layer) are
-    whatever was streamed then: the consumer masks taps outside the image. ``restart``
-    rewinds the ring (at the start of a layer). Three columns of one row instead of nine
+    newest pixel, is meaningful). So a consumer that picks tap ``(ky, kx)`` throughout a pass
+    (``k`` constant) gets ``pixel[i - (2 - ky) * length - (2 - kx)]``, of the window centred
+    on pixel ``i - length - 1``. Where ``k`` changes (a new pass), ``left[1]`` still holds the
+    old row: its consumer is the pass's first window, at ``x = 0``, where ``kx = 0`` lies
+    outside the image. Values from before the image (or from the previous pass of a layer)
+    are whatever was streamed then: the consumer masks taps outside the image. ``restart``
+    rewinds the ring (at the start of a layer). A column and two pixels instead of nine
     taps: 40 registers, not 72.
     """
 

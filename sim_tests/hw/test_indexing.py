@@ -20,6 +20,13 @@ def simulate(dut, testbench):
     sim.run()
 
 
+def tap_value(window, t):
+    """Tap ``t`` of a window kept as (``column[0..2]``, ``left[0]``, ``left[1]``): the column
+    for ``kx = 2``, else ``left[1 - kx]`` (sps_hw.window.Window)."""
+    ky, kx = divmod(t, 3)
+    return window[ky] if kx == 2 else window[4 - kx]
+
+
 @pytest.mark.parametrize("rows", [1, 3, 8])
 def test_indexing_unit_selects_masked_taps(rows):
     dut = IndexingUnit(rows)
@@ -57,11 +64,8 @@ def test_indexing_unit_selects_masked_taps(rows):
                     assert ctx.get(dut.ky[r]) == t // 3
             await ctx.tick()
             for r in range(rows):
-                t = taps[slots[i], r]
-                if t < 9:
-                    ky, kx = divmod(int(t), 3)
-                    value = win[r, ky] if kx == 2 else win[r, 4 - kx]
-                want = value if t < 9 and insides[i] >> t & 1 else 0
+                t = int(taps[slots[i], r])
+                want = tap_value(win[r], t) if t < 9 and insides[i] >> t & 1 else 0
                 assert ctx.get(dut.acts[r].value) == want
                 assert ctx.get(dut.acts[r].bank) == bank
 

