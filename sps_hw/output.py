@@ -107,8 +107,10 @@ class OutputSequencer(wiring.Component):
         m = Module()
         layer = self.layer
         m.submodules.raster = raster = _Raster(layer.hw)
-        p, sub, group = Signal.like(layer.passes), Signal.like(layer.subs), Signal.like(self.group)
-        # Each counter's end (`n == limit - 1`) is a flag kept in step with it.
+        # The passes and sub-passes left (from the limit down to 1) and the group; each
+        # counter's end (the last pass, sub-pass, group) is a flag kept in step with it.
+        p_left, sub_left = Signal.like(layer.passes), Signal.like(layer.subs)
+        group, groups_left = Signal.like(self.group), Signal.like(layer.groups)
         p_end, sub_end, group_end, p_zero, sub_zero = (
             Signal(name=n) for n in ("p_end", "sub_end", "group_end", "p_zero", "sub_zero"))
         last_pass = p_end & sub_end
@@ -119,22 +121,24 @@ class OutputSequencer(wiring.Component):
             self.last.eq(last_pass),
             self.end.eq(self.valid & raster.last & last_pass & group_end),
         ]
-        first_p = [p.eq(0), p_end.eq(layer.passes == 1), p_zero.eq(1)]
-        first_sub = [sub.eq(0), sub_end.eq(layer.subs == 1), sub_zero.eq(1)]
+        first_p = [p_left.eq(layer.passes), p_end.eq(layer.passes == 1), p_zero.eq(1)]
+        first_sub = [sub_left.eq(layer.subs), sub_end.eq(layer.subs == 1), sub_zero.eq(1)]
         with m.If(self.restart):
-            m.d.sync += [*first_p, *first_sub, group.eq(0), group_end.eq(layer.groups == 1)]
+            m.d.sync += [*first_p, *first_sub, group.eq(0), groups_left.eq(layer.groups),
+                         group_end.eq(layer.groups == 1)]
         with m.Elif(self.valid):
             with m.If(raster.last):
                 with m.If(p_end):
                     m.d.sync += first_p
                     with m.If(sub_end):
                         m.d.sync += [*first_sub, group.eq(group + 1),
-                                     group_end.eq(group + 2 == layer.groups)]
+                                     groups_left.eq(groups_left - 1),
+                                     group_end.eq(groups_left == 2)]
                     with m.Else():
-                        m.d.sync += [sub.eq(sub + 1), sub_end.eq(sub + 2 == layer.subs),
+                        m.d.sync += [sub_left.eq(sub_left - 1), sub_end.eq(sub_left == 2),
                                      sub_zero.eq(0)]
                 with m.Else():
-                    m.d.sync += [p.eq(p + 1), p_end.eq(p + 2 == layer.passes), p_zero.eq(0)]
+                    m.d.sync += [p_left.eq(p_left - 1), p_end.eq(p_left == 2), p_zero.eq(0)]
         return m
 
 
@@ -389,11 +393,13 @@ class MaxPool2(wiring.Component):
         p1 = Signal(pixel)
         m.d.sync += [p1.valid.eq(self.valid), p1.first.eq(raster.first), p1.x_odd.eq(x[0]),
                      p1.y_odd.eq(raster.y_odd), p1.half.eq(x >> 1), p1.values.eq(self.values)]
+        # Without pooling `pair` is the pixel itself: the values of stage 2.
         held, pair = Signal(row, reset_less=True), Signal(row, reset_less=True)
         with m.If(p1.valid & ~p1.x_odd):
             m.d.sync += held.eq(p1.values)
         for c in range(self.cols):
-            m.d.sync += pair[c].eq(Mux(held[c] > p1.values[c], held[c], p1.values[c]))
+            bigger = self.layer.pool & (held[c] > p1.values[c])
+            m.d.sync += pair[c].eq(Mux(bigger, held[c], p1.values[c]))
         m.d.comb += [rd.addr.eq(p1.half), rd.en.eq(p1.valid)]
         # Stage 2: the 2x2 maximum; the even row's pairs go into the line buffer.
         p2 = Signal(pixel)
@@ -414,7 +420,7 @@ class MaxPool2(wiring.Component):
         m.d.sync += [
             self.out_valid.eq(emit),
             self.out_first.eq(emit & (p2.first | fresh)),
-            self.out.eq(Mux(self.layer.pool, quad, p2.values)),
+            self.out.eq(Mux(self.layer.pool, quad, pair)),
         ]
         return m
 
@@ -433,13 +439,13 @@ class OutputWriter(wiring.Component):
     ``(co // banks) * out_hw + i``. Groups of ``cols`` channels arrive in order, each with
     its pixels in order (``first`` on pixel 0); ``restart`` (at a layer's start) selects group
     0, and channels at or beyond ``channels`` are not written. Every bank's words are thus
-    written in ascending order: its address is a counter. A pixel is written :attr:`latency`
-    cycles after it arrives. The placement of the next group (which bank takes which column)
-    is computed ahead: a group starts at least two cycles after the one before it and after
-    ``restart``.
+    written in ascending order: its address is a counter. A pixel is on ``write`` in the
+    cycle it arrives (:attr:`latency` 0; the feature buffers register their writes). The
+    placement of the next group (which bank takes which column) is computed ahead: a group
+    starts at least two cycles after the one before it and after ``restart``.
     """
 
-    latency = 1
+    latency = 0
 
     def __init__(self, *, cols, banks, addr_bits, channel_bits=16):
         for name, value in (("cols", cols), ("banks", banks), ("addr_bits", addr_bits),
@@ -469,11 +475,16 @@ class OutputWriter(wiring.Component):
         nxt_bank = Signal(range(banks))
         nxt_left = Signal(len(self.layer.channels) + 1)
         nxt, cur = Signal(placement), Signal(placement)
+        # col < nxt_left for a col below banks: no comparison as wide as nxt_left.
+        low = len(Const(banks - 1))
+        many = nxt_left[low:].any()
         for b in range(banks):
             # (b - nxt_bank) mod banks; the last bank is never below nxt_bank.
-            col = b - nxt_bank if b == banks - 1 else \
-                Mux(b >= nxt_bank, b - nxt_bank, b + banks - nxt_bank)
-            used = col < nxt_left if cols == banks else (col < cols) & (col < nxt_left)
+            col = Signal(range(banks), name=f"col_{b}")
+            m.d.comb += col.eq(b - nxt_bank if b == banks - 1 else
+                               Mux(b >= nxt_bank, b - nxt_bank, b + banks - nxt_bank))
+            left = many | (col < nxt_left[:low])
+            used = left if cols == banks else (col < cols) & left
             m.d.sync += [nxt.col[b].eq(col), nxt.mask[b].eq(used)]
         starts = self.valid & self.first
         with m.If(self.restart):
@@ -483,12 +494,14 @@ class OutputWriter(wiring.Component):
             m.d.sync += [cur.eq(nxt), nxt_left.eq(nxt_left - cols),
                          nxt_bank.eq(Mux(wrap, nxt_bank + cols - banks, nxt_bank + cols))]
         # The write stage.
-        place = delayed(m, placement(Mux(starts, nxt, cur)), 1, "place", reset_less=True)
-        valid = delayed(m, self.valid, 1, "valid")
-        values = delayed(m, self.values, 1, "values", reset_less=True)
+        valid, values = self.valid, self.values
         for b in range(banks):
+            col = Signal.like(cur.col[b], name=f"place_col_{b}")
+            mask = Signal(name=f"place_mask_{b}")
+            m.d.comb += [col.eq(Mux(starts, nxt.col[b], cur.col[b])),
+                         mask.eq(Mux(starts, nxt.mask[b], cur.mask[b]))]
             value = Signal(signed(8), name=f"value_{b}")
-            with m.Switch(place.col[b]):
+            with m.Switch(col):
                 for c in range(cols):
                     with m.Case(c):
                         m.d.comb += value.eq(values[c])
@@ -497,7 +510,7 @@ class OutputWriter(wiring.Component):
             addr = Signal(addr_bits, name=f"addr_{b}")
             port = self.write[b]
             m.d.comb += [port.addr.eq(addr), port.data.eq(value),
-                         port.en.eq(valid & place.mask[b])]
+                         port.en.eq(valid & mask)]
             with m.If(self.restart):
                 m.d.sync += addr.eq(0)
             with m.Elif(port.en):

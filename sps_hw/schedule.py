@@ -21,6 +21,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .checks import check_int
+from .logic import gt_const
 from .pe import RowLoad
 from .registers import delayed
 
@@ -100,15 +101,14 @@ class FeedSchedule(wiring.Component):
         cfg, layer, run = self.cfg, self.layer, self.run
         start = _Countdown(m, run, layer.t_feed, "feed")
         # The slot counter `slot` with its flags: `wrap` (slot == S - 1), `pixel` (slot < hw),
-        # `pixel_last` (slot == hw - 1), `lead` (slot >= hw - D), `low` (slot < rows).
+        # `lead` (slot >= hw - D), `low` (slot < rows).
         active, started, counting = Signal(), Signal(), Signal()
         virtual = Signal(init=1)            # in pass -1 (the window lead-in)
         real = Signal()                     # in passes 0..N-1
         slot = Signal(cfg.slot_bits)
-        wrap, pixel, pixel_last, lead, low = (Signal(name=n) for n in (
-            "wrap", "pixel", "pixel_last", "lead", "low"))
-        passes = Signal(cfg.count_bits)
-        last = Signal()                     # passes == N - 1
+        wrap, pixel, lead, low = (Signal(name=n) for n in ("wrap", "pixel", "lead", "low"))
+        passes_left = Signal(cfg.count_bits)    # N - 1 - the pass
+        last = Signal()                         # passes_left == 0
         slot3, bank2 = Signal(range(3)), Signal()
         position = Signal()                 # a pixel position of passes 0..N-1
         even = Signal()                     # at an even row and column (_inside)
@@ -121,11 +121,11 @@ class FeedSchedule(wiring.Component):
             self.due.en.eq(real & low), self.due.row.eq(slot), self.due.bank.eq(bank2),
         ]
         first_slot = [slot.eq(0), wrap.eq(layer.last_slot == 0), pixel.eq(1),
-                      pixel_last.eq(layer.hw == 1), lead.eq(layer.lead_from == 0), low.eq(1)]
+                      lead.eq(layer.lead_from == 0), low.eq(1)]
         with m.If(run.restart):
             m.d.sync += [active.eq(0), started.eq(0), counting.eq(0), virtual.eq(1),
-                         real.eq(0), passes.eq(0), last.eq(layer.last_pass == 0),
-                         slot3.eq(0), bank2.eq(0), *first_slot]
+                         real.eq(0), passes_left.eq(layer.last_pass),
+                         last.eq(layer.last_pass == 0), slot3.eq(0), bank2.eq(0), *first_slot]
         with m.Elif(run.running):
             with m.If(start.zero & ~started):
                 m.d.sync += [active.eq(1), started.eq(1), counting.eq(1)]
@@ -138,14 +138,14 @@ class FeedSchedule(wiring.Component):
                 with m.If(virtual):
                     m.d.sync += real.eq(1)
                 with m.Else():
-                    m.d.sync += [passes.eq(passes + 1), last.eq(passes + 1 == layer.last_pass),
+                    m.d.sync += [passes_left.eq(passes_left - 1), last.eq(passes_left == 1),
                                  slot3.eq(Mux(slot3 == 2, 0, slot3 + 1)), bank2.eq(~bank2)]
                     with m.If(last):
                         m.d.sync += real.eq(0)
             with m.Elif(counting):
                 m.d.sync += [slot.eq(slot + 1), wrap.eq(slot + 1 == layer.last_slot),
-                             pixel_last.eq(slot + 2 == layer.hw), low.eq(slot + 1 < cfg.rows)]
-                with m.If(pixel_last):
+                             low.eq(~gt_const(slot, cfg.rows - 2))]
+                with m.If(slot + 1 == layer.hw):
                     m.d.sync += pixel.eq(0)
                 with m.If(slot + 1 == layer.lead_from):
                     m.d.sync += lead.eq(1)
@@ -156,32 +156,34 @@ class FeedSchedule(wiring.Component):
         """The 3x3 taps inside the image (padding 1) at the pixel ``position``, from its
         column and row flags; whether it is ``even`` (row and column) and the ``final``
         output position of a pass (the last pixel, or with stride 2 the last even one); 1x1
-        layers use the newest pixel, tap 8."""
+        layers use the newest pixel, tap 8. The columns and rows left (``width - x``,
+        ``height - y``) count down, so every flag is a comparison with a constant."""
         layer, hw_bits = self.layer, self.cfg.hw_bits
-        x, y = Signal(hw_bits), Signal(hw_bits)
+        x_left, y_left = Signal(hw_bits), Signal(hw_bits)
+        x_odd, y_odd = Signal(), Signal()
         x_first, x_last, y_first, y_last = (Signal(name=n) for n in (
             "x_first", "x_last", "y_first", "y_last"))
         # x >= width - 2 and y >= height - 2: at an even position, the last even column/row.
         x_near, y_near = Signal(name="x_near"), Signal(name="y_near")
-        m.d.comb += [even.eq(~x[0] & ~y[0]),
+        m.d.comb += [even.eq(~x_odd & ~y_odd),
                      final.eq(Mux(layer.stride2, x_near & y_near, x_last & y_last))]
+        row = [x_left.eq(layer.width), x_odd.eq(0), x_first.eq(1),
+               x_last.eq(layer.width == 1), x_near.eq(layer.width <= 2)]
+        image = [y_left.eq(layer.height), y_odd.eq(0), y_first.eq(1),
+                 y_last.eq(layer.height == 1), y_near.eq(layer.height <= 2)]
         with m.If(run.restart):
-            m.d.sync += [x.eq(0), y.eq(0), x_first.eq(1), y_first.eq(1),
-                         x_last.eq(layer.width == 1), y_last.eq(layer.height == 1),
-                         x_near.eq(layer.width <= 2), y_near.eq(layer.height <= 2)]
+            m.d.sync += [*row, *image]
         with m.Elif(run.running & position):
             with m.If(x_last):
-                m.d.sync += [x.eq(0), x_first.eq(1), x_last.eq(layer.width == 1),
-                             x_near.eq(layer.width <= 2)]
+                m.d.sync += row
                 with m.If(y_last):
-                    m.d.sync += [y.eq(0), y_first.eq(1), y_last.eq(layer.height == 1),
-                                 y_near.eq(layer.height <= 2)]
+                    m.d.sync += image
                 with m.Else():
-                    m.d.sync += [y.eq(y + 1), y_first.eq(0), y_last.eq(y + 2 == layer.height),
-                                 y_near.eq(y + 3 >= layer.height)]
+                    m.d.sync += [y_left.eq(y_left - 1), y_odd.eq(~y_odd), y_first.eq(0),
+                                 y_last.eq(y_left == 2), y_near.eq(y_left[2:] == 0)]
             with m.Else():
-                m.d.sync += [x.eq(x + 1), x_first.eq(0), x_last.eq(x + 2 == layer.width),
-                             x_near.eq(x + 3 >= layer.width)]
+                m.d.sync += [x_left.eq(x_left - 1), x_odd.eq(~x_odd), x_first.eq(0),
+                             x_last.eq(x_left == 2), x_near.eq(x_left[2:] == 0)]
         ok_row = [~y_first, Const(1), ~y_last]
         ok_col = [~x_first, Const(1), ~x_last]
         m.d.comb += self.inside.eq(Mux(layer.conv3, Cat(*(ok_row[t // 3] & ok_col[t % 3]
@@ -206,16 +208,17 @@ class WalkSchedule(wiring.Component):
         begin = _Countdown(m, run, layer.t_walk, "walk")
         active, started = Signal(), Signal()
         slot = Signal(cfg.slot_bits)
-        count = Signal(cfg.count_bits)      # passes walked
-        passes = Signal(cfg.count_bits)     # pass within the (group, sub-pass)
+        count_left = Signal(cfg.count_bits)     # N - 1 - the passes walked
+        passes_left = Signal(cfg.count_bits)    # NP - the pass within the (group, sub-pass)
         sub = Signal(cfg.hw_bits)
-        # Flags in step: slot == S - 1, slot < rows, count == N - 1, passes == NP - 1,
-        # passes == 0, sub == NS - 1.
+        # Flags in step: slot == S - 1, slot < rows, count_left == 0, passes_left == 1 (the
+        # last pass of the group), the first pass, sub == NS - 1.
         wrap, low, last, pass_end, first, sub_end = (Signal(name=n) for n in (
             "wrap", "low", "last", "pass_end", "first", "sub_end"))
         m.d.comb += [self.start.eq(active & low), self.first.eq(first), self.pixel.eq(sub)]
         with m.If(run.restart):
-            m.d.sync += [active.eq(0), started.eq(0), slot.eq(0), count.eq(0), passes.eq(0),
+            m.d.sync += [active.eq(0), started.eq(0), slot.eq(0),
+                         count_left.eq(layer.last_pass), passes_left.eq(layer.passes),
                          sub.eq(0), wrap.eq(layer.last_slot == 0), low.eq(1),
                          last.eq(layer.last_pass == 0), pass_end.eq(layer.passes == 1),
                          first.eq(1), sub_end.eq(layer.subs == 1)]
@@ -224,21 +227,22 @@ class WalkSchedule(wiring.Component):
                 m.d.sync += [active.eq(1), started.eq(1)]
             with m.If(active & wrap):
                 m.d.sync += [slot.eq(0), wrap.eq(layer.last_slot == 0), low.eq(1),
-                             count.eq(count + 1), last.eq(count + 1 == layer.last_pass)]
+                             count_left.eq(count_left - 1), last.eq(count_left == 1)]
                 with m.If(last):
                     m.d.sync += active.eq(0)
                 with m.If(pass_end):
-                    m.d.sync += [passes.eq(0), first.eq(1), pass_end.eq(layer.passes == 1)]
+                    m.d.sync += [passes_left.eq(layer.passes), first.eq(1),
+                                 pass_end.eq(layer.passes == 1)]
                     with m.If(sub_end):
                         m.d.sync += [sub.eq(0), sub_end.eq(layer.subs == 1)]
                     with m.Else():
                         m.d.sync += [sub.eq(sub + 1), sub_end.eq(sub + 2 == layer.subs)]
                 with m.Else():
-                    m.d.sync += [passes.eq(passes + 1), first.eq(0),
-                                 pass_end.eq(passes + 2 == layer.passes)]
+                    m.d.sync += [passes_left.eq(passes_left - 1), first.eq(0),
+                                 pass_end.eq(passes_left == 2)]
             with m.Elif(active):
                 m.d.sync += [slot.eq(slot + 1), wrap.eq(slot + 1 == layer.last_slot),
-                             low.eq(slot + 1 < cfg.rows)]
+                             low.eq(~gt_const(slot, cfg.rows - 2))]
         return m
 
 

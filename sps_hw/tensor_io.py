@@ -5,7 +5,7 @@ in raster order). In a feature buffer channel ``c``, pixel ``i`` is bank ``c mod
 word ``(c // banks) * hw + i``.
 """
 
-from amaranth.hdl import Array, Cat, Elaboratable, Module, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Elaboratable, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -13,7 +13,8 @@ from .checks import check_int
 from .memories import READ_LATENCY
 from .registers import delayed
 
-__all__ = ["OutputWord", "TensorDrainer", "TensorLoader", "TensorShape"]
+__all__ = ["OutputWord", "TensorDrainer", "TensorIO", "TensorIOLayer", "TensorLoader",
+           "TensorShape"]
 
 #: A result byte and whether it is the last of its tensor.
 OutputWord = data.StructLayout({"data": signed(8), "last": unsigned(1)})
@@ -31,11 +32,21 @@ def _check(**values):
         check_int(name, value, minimum=1)
 
 
+class TensorIOLayer(wiring.Signature):
+    """The shapes :class:`TensorIO` takes: the layer's input tensor (loaded) and its output
+    tensor (drained)."""
+
+    def __init__(self, channel_bits, hw_bits):
+        super().__init__({"in_channels": Out(channel_bits), "in_hw": Out(hw_bits),
+                          "out_channels": Out(channel_bits), "out_hw": Out(hw_bits)})
+
+
 class _Walk(Elaboratable):
     """Position (bank, word) of the next element of a tensor in C, H, W order.
 
     ``last`` (the next element is the tensor's last) is a register kept in step with the
-    counters, so no comparison lies between them and the users of ``last``."""
+    counters, so no comparison lies between them and the users of ``last``. Users that take
+    turns share one walk, each through the ``restart`` and ``step`` of its :meth:`user`."""
 
     def __init__(self, banks, addr_bits, hw_bits, channel_bits):
         self.banks = banks
@@ -44,22 +55,33 @@ class _Walk(Elaboratable):
         self.bank = Signal(range(banks))
         self.word = Signal(addr_bits)
         self.last = Signal()
+        self._users = []
+
+    def user(self):
+        """A ``(restart, step)`` pair of signals for one more user of this walk."""
+        pair = Signal(name=f"restart_{len(self._users)}"), Signal(name=f"step_{len(self._users)}")
+        self._users.append(pair)
+        return pair
 
     def elaborate(self, platform):
         m = Module()
+        if self._users:
+            m.d.comb += [self.restart.eq(Cat(r for r, _ in self._users).any()),
+                         self.step.eq(Cat(s for _, s in self._users).any())]
         pixel = Signal.like(self.hw)
-        channel = Signal.like(self.channels)
+        channels_left = Signal.like(self.channels)     # channels - the channel
         block = Signal.like(self.word)
         pixel_end = Signal()            # pixel == hw - 1
-        channel_end = Signal()          # channel == channels - 1
+        channel_end = Signal()          # channels_left == 1
         m.d.comb += [self.word.eq(block + pixel), self.last.eq(pixel_end & channel_end)]
         with m.If(self.restart):
-            m.d.sync += [pixel.eq(0), channel.eq(0), block.eq(0), self.bank.eq(0),
-                         pixel_end.eq(self.hw == 1), channel_end.eq(self.channels == 1)]
+            m.d.sync += [pixel.eq(0), channels_left.eq(self.channels), block.eq(0),
+                         self.bank.eq(0), pixel_end.eq(self.hw == 1),
+                         channel_end.eq(self.channels == 1)]
         with m.Elif(self.step):
             with m.If(pixel_end):
-                m.d.sync += [pixel.eq(0), channel.eq(channel + 1), pixel_end.eq(self.hw == 1),
-                             channel_end.eq(channel + 2 == self.channels)]
+                m.d.sync += [pixel.eq(0), channels_left.eq(channels_left - 1),
+                             pixel_end.eq(self.hw == 1), channel_end.eq(channels_left == 2)]
                 with m.If(self.bank == self.banks - 1):
                     m.d.sync += [self.bank.eq(0), block.eq(block + self.hw)]
                 with m.Else():
@@ -69,18 +91,32 @@ class _Walk(Elaboratable):
         return m
 
 
+def _walk_of(m, block):
+    """The walk ``block`` steps and its ``(restart, step)``: the shared one it was given, or
+    one of its own (a submodule) over its ``layer``."""
+    if block._user is not None:
+        return (block._walk, *block._user)
+    m.submodules.walk = walk = _Walk(block.banks, block.addr_bits, block.hw_bits,
+                                     len(block.layer.channels))
+    m.d.comb += [walk.channels.eq(block.layer.channels), walk.hw.eq(block.layer.hw)]
+    return walk, walk.restart, walk.step
+
+
 class TensorLoader(wiring.Component):
     """Writes a ``channels x hw`` tensor (``layer``) from the ``stream`` into the
     feature-buffer banks.
 
-    ``start`` begins; ``done`` is high in the cycle the last element is written, one cycle
-    after it was taken (the writes are registered). ``stream`` is ready only while a tensor
-    is being loaded.
+    ``start`` begins; an element is written in the cycle it is taken (a feature buffer's
+    owner may register the writes), ``done`` is high in the cycle after the last one.
+    ``stream`` is ready only while a tensor is being loaded. ``walk`` (of :class:`TensorIO`)
+    is a walk shared with a drainer, which its owner gives the tensor's shape; by default the
+    loader has its own.
     """
 
-    def __init__(self, *, banks, addr_bits, hw_bits, channel_bits=16):
+    def __init__(self, *, banks, addr_bits, hw_bits, channel_bits=16, walk=None):
         _check(banks=banks, addr_bits=addr_bits, hw_bits=hw_bits, channel_bits=channel_bits)
         self.banks, self.addr_bits, self.hw_bits = banks, addr_bits, hw_bits
+        self._walk, self._user = walk, None if walk is None else walk.user()
         super().__init__({
             "start": In(1), "layer": In(TensorShape(channel_bits, hw_bits)),
             "stream": In(stream.Signature(signed(8))),
@@ -91,13 +127,11 @@ class TensorLoader(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.walk = walk = _Walk(self.banks, self.addr_bits, self.hw_bits,
-                                         len(self.layer.channels))
+        walk, restart, step = _walk_of(m, self)
         active = Signal()
         take = Signal()
         m.d.comb += [
-            walk.channels.eq(self.layer.channels), walk.hw.eq(self.layer.hw),
-            walk.restart.eq(self.start), walk.step.eq(take),
+            restart.eq(self.start), step.eq(take),
             self.stream.ready.eq(active),
             take.eq(active & self.stream.valid),
             self.done.eq(delayed(m, take & walk.last, 1, "done")),
@@ -106,12 +140,11 @@ class TensorLoader(wiring.Component):
             m.d.sync += active.eq(1)
         with m.Elif(take & walk.last):
             m.d.sync += active.eq(0)
-        addr, value = delayed(m, walk.word, 1, "addr"), delayed(m, self.stream.payload, 1, "data")
         for b in range(self.banks):
             m.d.comb += [
-                self.write[b].addr.eq(addr),
-                self.write[b].data.eq(value),
-                self.write[b].en.eq(delayed(m, take & (walk.bank == b), 1, f"en{b}")),
+                self.write[b].addr.eq(walk.word),
+                self.write[b].data.eq(self.stream.payload),
+                self.write[b].en.eq(take & (walk.bank == b)),
             ]
         return m
 
@@ -121,13 +154,15 @@ class TensorDrainer(wiring.Component):
 
     ``start`` begins; each element leaves on ``stream`` (the last one flagged), at up to one
     per cycle, with backpressure. ``done`` is high in the cycle the last element is taken.
+    ``walk`` is as for :class:`TensorLoader`.
     """
 
     def __init__(self, *, banks, addr_bits, hw_bits, channel_bits=16,
-                 read_latency=READ_LATENCY):
+                 read_latency=READ_LATENCY, walk=None):
         _check(banks=banks, addr_bits=addr_bits, hw_bits=hw_bits, channel_bits=channel_bits)
         self.read_latency = check_int("read_latency", read_latency, minimum=1, maximum=2)
         self.banks, self.addr_bits, self.hw_bits = banks, addr_bits, hw_bits
+        self._walk, self._user = walk, None if walk is None else walk.user()
         super().__init__({
             "start": In(1), "layer": In(TensorShape(channel_bits, hw_bits)),
             "reads": In(memory.ReadPort.Signature(addr_width=addr_bits,
@@ -141,8 +176,7 @@ class TensorDrainer(wiring.Component):
         # Reads in flight (read_latency) plus the queue never exceed the queue's depth.
         latency = self.read_latency
         depth = latency + 3
-        m.submodules.walk = walk = _Walk(self.banks, self.addr_bits, self.hw_bits,
-                                         len(self.layer.channels))
+        walk, restart, step = _walk_of(m, self)
         m.submodules.queue = queue = fifo.SyncFIFOBuffered(width=9, depth=depth)
         active = Signal()           # elements left to read
         issue = Signal()
@@ -155,8 +189,7 @@ class TensorDrainer(wiring.Component):
         bank = delayed(m, walk.bank, latency, "bank")
         last = delayed(m, walk.last, latency, "last")
         m.d.comb += [
-            walk.channels.eq(self.layer.channels), walk.hw.eq(self.layer.hw),
-            walk.restart.eq(self.start), walk.step.eq(issue),
+            restart.eq(self.start), step.eq(issue),
             issue.eq(active & (queue.level + sum(flight) < depth)),
         ]
         with m.If(self.start):
@@ -174,4 +207,45 @@ class TensorDrainer(wiring.Component):
             queue.r_en.eq(self.stream.ready),
             self.done.eq(queue.r_rdy & self.stream.ready & queue.r_data[8]),
         ]
+        return m
+
+
+class TensorIO(wiring.Component):
+    """A :class:`TensorLoader` and a :class:`TensorDrainer` sharing one walk: a layer's
+    input tensor (``layer.in_*``) is loaded while ``loading`` is high, its output tensor
+    (``layer.out_*``) drained otherwise; the two never run at once."""
+
+    def __init__(self, *, banks, addr_bits, hw_bits, channel_bits=16,
+                 read_latency=READ_LATENCY):
+        _check(banks=banks, addr_bits=addr_bits, hw_bits=hw_bits, channel_bits=channel_bits)
+        self.walk = _Walk(banks, addr_bits, hw_bits, channel_bits)
+        shared = {"banks": banks, "addr_bits": addr_bits, "hw_bits": hw_bits,
+                  "channel_bits": channel_bits, "walk": self.walk}
+        self.loader = TensorLoader(**shared)
+        self.drainer = TensorDrainer(**shared, read_latency=read_latency)
+        load, drain = self.loader.signature.members, self.drainer.signature.members
+        super().__init__({
+            "layer": In(TensorIOLayer(channel_bits, hw_bits)), "loading": In(1),
+            "load_start": load["start"], "load_done": load["done"],
+            "act_in": load["stream"], "write": load["write"],
+            "drain_start": drain["start"], "drain_done": drain["done"],
+            "act_out": drain["stream"], "reads": drain["reads"],
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        walk, loader, drainer = self.walk, self.loader, self.drainer
+        m.submodules.walk, m.submodules.loader, m.submodules.drainer = walk, loader, drainer
+        layer = self.layer
+        m.d.comb += [
+            walk.channels.eq(Mux(self.loading, layer.in_channels, layer.out_channels)),
+            walk.hw.eq(Mux(self.loading, layer.in_hw, layer.out_hw)),
+            loader.start.eq(self.load_start), self.load_done.eq(loader.done),
+            drainer.start.eq(self.drain_start), self.drain_done.eq(drainer.done),
+        ]
+        wiring.connect(m, wiring.flipped(self.act_in), loader.stream)
+        wiring.connect(m, drainer.stream, wiring.flipped(self.act_out))
+        for ours, theirs in ((self.write, loader.write), (self.reads, drainer.reads)):
+            for outer, inner in zip(ours, theirs):
+                wiring.connect(m, wiring.flipped(outer), inner)
         return m

@@ -16,7 +16,7 @@ from .memories import ROM, FeatureBuffer, StagedImages, image_write_layout
 from .output import Accumulator, ChannelParams, MaxPool2, OutputSequencer, OutputWriter, Requantizer
 from .pe import SystolicArray
 from .registers import delayed
-from .tensor_io import OutputWord, TensorDrainer, TensorLoader
+from .tensor_io import OutputWord, TensorIO
 from .vendor import PRIMITIVES, replica
 from .window import WindowGenerator
 
@@ -192,7 +192,7 @@ class Accelerator(wiring.Component):
             addr_width=_addr_bits(shapes[name][1]), shape=shapes[name][0])
             for name in ("index", "library"))
         blocks = {
-            "loader": TensorLoader(**tensor), "drainer": TensorDrainer(**tensor, **latency),
+            "tensors": TensorIO(**tensor, **latency),
             "walker": PassWalker(rows=rows, banks=banks, addr_bits=fmap_bits, hw_bits=hw_bits,
                                  index_rom=index_rom, library_rom=library_rom,
                                  count_bits=cfg.count_bits, **latency),
@@ -209,9 +209,7 @@ class Accelerator(wiring.Component):
                                    channel_bits=cfg.channel_bits),
             **{f"window_{r}": WindowGenerator(max_width=cfg.max_width) for r in range(rows)},
         }
-        fields = {"loader": {"channels": "in_channels", "hw": "in_hw"},
-                  "drainer": {"channels": "out_channels", "hw": "out_hw"},
-                  "walker": {"hw": "in_hw"}, "feeder": {},
+        fields = {"tensors": {}, "walker": {"hw": "in_hw"}, "feeder": {},
                   "window_0": {"length": "ring"}, "sequencer": {"hw": "acc_hw"},
                   "pool": {"hw": "acc_hw"},
                   "writer": {"channels": "out_channels"}}
@@ -246,11 +244,13 @@ class Accelerator(wiring.Component):
         wiring.connect(m, ctrl.weights, roms["weights"])
         wiring.connect(m, ctrl.row_load, b.array.load)
         wiring.connect(m, wiring.flipped(self.stats), ctrl.stats)
-        wiring.connect(m, wiring.flipped(self.act_in), b.loader.stream)
-        wiring.connect(m, wiring.flipped(self.act_out), b.drainer.stream)
+        wiring.connect(m, wiring.flipped(self.act_in), b.tensors.act_in)
+        wiring.connect(m, wiring.flipped(self.act_out), b.tensors.act_out)
         m.d.comb += [
-            b.loader.start.eq(ctrl.load_start), ctrl.load_done.eq(b.loader.done),
-            b.drainer.start.eq(ctrl.drain_start), ctrl.drain_done.eq(b.drainer.done),
+            b.tensors.loading.eq(ctrl.loading),
+            b.tensors.load_start.eq(ctrl.load_start), ctrl.load_done.eq(b.tensors.load_done),
+            b.tensors.drain_start.eq(ctrl.drain_start),
+            ctrl.drain_done.eq(b.tensors.drain_done),
         ]
         self._input_side(m, ctrl, b, windows, roms)
         self._output_side(m, ctrl, b, roms)
@@ -340,8 +340,8 @@ class Accelerator(wiring.Component):
                                                  read_latency=cfg.read_latency)
         for bank in range(cfg.banks):
             chosen = replica(m, platform, ctrl.buffer, f"buffer_{bank}")
-            feeder, drainer = b.feeder.reads[bank], b.drainer.reads[bank]
-            loader, writer = b.loader.write[bank], b.writer.write[bank]
+            feeder, drainer = b.feeder.reads[bank], b.tensors.reads[bank]
+            loader, writer = b.tensors.write[bank], b.writer.write[bank]
             read, write = fmap.read[bank], fmap.write[bank]
             m.d.comb += [read.addr.eq(Cat(Mux(ctrl.draining, drainer.addr, feeder.addr),
                                           chosen)),

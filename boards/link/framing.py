@@ -13,11 +13,12 @@ from amaranth.lib import crc, data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from sps_hw.checks import check_int
+from sps_hw.logic import gt_const
 from sps_hw.memories import NO_RW_CHECK, read_port
 
 from ..protocol import SYNC, Status
 from .ports import CRCPort, StallTimer
-from .serial import SerialCRC, gt_const
+from .serial import SerialCRC
 
 __all__ = ["FRAME_CRC", "FrameReceiver", "frame_layout", "payload_layout"]
 

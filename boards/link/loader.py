@@ -7,13 +7,14 @@ from amaranth.lib import crc, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from sps_hw.checks import check_int
+from sps_hw.logic import gt_const
 
 from .core_if import MemoryMap
 from .executor import accept_offset, answer, refuse
 from .ledger import LedgerCall
 from .ports import ExecutorSignature, LedgerPort, Op
 from .scripts import Program, Script
-from .serial import SerialCRC, gt_const
+from .serial import SerialCRC
 
 __all__ = ["IMAGE_CRC", "ImageLoader"]
 

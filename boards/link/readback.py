@@ -7,6 +7,7 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from sps_hw.checks import check_int
+from sps_hw.logic import gt_const
 from sps_hw.memories import NO_RW_CHECK, read_port
 
 from .core_if import ACT_SHAPE
@@ -14,7 +15,6 @@ from .executor import answer, refuse
 from .ledger import LedgerCall
 from .ports import OUTPUT_HEADER, ExecutorSignature, LedgerPort, ndata_width
 from .scripts import Program, Script
-from .serial import gt_const
 
 __all__ = ["OutputReadback", "check_ring"]
 

@@ -1,4 +1,5 @@
-"""Small pieces that keep the link cheap on an iCE40: a bit-serial CRC, constant comparisons.
+"""A small piece that keeps the link cheap on an iCE40: a bit-serial CRC (the constant
+comparisons are :func:`sps_hw.logic.gt_const`).
 
 The UART gives the link at least ``10 * divisor`` (>= 40) clock cycles per byte, so CRCs are
 computed one bit per cycle (8 cycles a byte) instead of byte-parallel.
@@ -11,19 +12,7 @@ from sps_hw.checks import check_int
 
 from .ports import CRCPort
 
-__all__ = ["SerialCRC", "gt_const"]
-
-
-def gt_const(value, const):
-    """``value > const`` for a constant, as plain logic (yosys would use a carry chain)."""
-    if const < 0:
-        return Const(1, 1)
-    if const >> len(value):
-        return Const(0, 1)
-    gt = Const(0, 1)
-    for i in range(len(value)):                 # from the least significant bit up
-        gt = (value[i] & gt) if const >> i & 1 else (value[i] | gt)
-    return gt
+__all__ = ["SerialCRC"]
 
 
 class SerialCRC(wiring.Component):

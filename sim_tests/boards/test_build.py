@@ -156,7 +156,7 @@ def test_demo_fits_every_board(demo):
         manifest = json.loads((demo / "manifest.json").read_text())
         assert words["weights"]["used"] == \
             requirements(manifest, spec.rows, spec.cols)["words"]["weights"]
-    assert check_fit(model, BOARDS["icebreaker"])["words"]["weights"]["used"] == 2088   # 2x2
+    assert check_fit(model, BOARDS["icebreaker"])["words"]["weights"]["used"] == 2096   # 4x2
 
 
 def _scaled(tmp_path, size):
@@ -173,9 +173,9 @@ def test_too_large_is_refused_before_synthesis(demo, tmp_path):
     (On the ULX3S both run from DRAM: ``test_dram_fit``.)"""
     out = tmp_path / "build"
     for size, message in (
-            (512, "no layer runs on its 2x2 core (max_hw 256, max_width 32, fmap_depth 256): "
+            (512, "no layer runs on its 4x2 core (max_hw 256, max_width 32, fmap_depth 256): "
                   "conv1: width 512 > max_width 32; "),
-            (64, "conv3: input tensor needs 2048 words per bank > fmap_depth 256; ")):
+            (64, "conv3: input tensor needs 1024 words per bank > fmap_depth 256; ")):
         big = _scaled(tmp_path, size)
         proc = subprocess.run([*SPS, "build", "--board", "icebreaker", "--model", str(big),
                                "-o", str(out)], capture_output=True, text=True)
@@ -194,10 +194,10 @@ def test_icebreaker_core_and_selftest(demo, tmp_path):
     cannot initialise, so the model is checked and packed but not baked (``sps run`` uploads
     it). ``core="selftest"`` builds the link's bring-up core instead."""
     report = build("icebreaker", tmp_path / "b", model=demo, do_build=False)
-    assert report["core"] == "SPSCore" and report["array"] == {"rows": 2, "cols": 2}
+    assert report["core"] == "SPSCore" and report["array"] == {"rows": 4, "cols": 2}
     assert report["model_baked"] is False
     assert report["model_tag"] == model_tag(pack_model(images.load(demo), BOARDS["icebreaker"]))
-    assert (tmp_path / "b" / "images" / "weights.bin").stat().st_size == 4176
+    assert (tmp_path / "b" / "images" / "weights.bin").stat().st_size == 4192
     report = build("icebreaker", tmp_path / "c", core="selftest", do_build=False)
     assert report["core"] == "SelfTestCore"
     proc = subprocess.run([*SPS, "build", "--board", "icebreaker", "--selftest", "--model",

@@ -221,17 +221,20 @@ def test_arty_dram_build_estimate(big, tmp_path):
     assert resources["PLLE2_ADV"]["used"] == 1 and resources["OSERDESE2"]["used"] == 45
 
 
-def test_board_without_dram_is_refused(big, tmp_path, capsys):
-    path, model = big
+def test_board_without_dram_is_refused(tmp_path, capsys):
+    """A model none of whose layers the iCEBreaker's core runs (64 x 64 maps), with no DRAM."""
+    model = random_model([layer("conv3", ci=3, h=64, w=64, co=16, keep=9),
+                          layer("conv1", co=10, relu=False)], seed=3)
+    path = images.write(model, tmp_path / "wide").path
     icebreaker = BOARDS["icebreaker"]
-    with pytest.raises(SPSError, match=r"^model big does not fit icebreaker: the board has no "
+    with pytest.raises(SPSError, match=r"^model wide does not fit icebreaker: the board has no "
                                         r"external memory \(dram_bytes 0\)"):
-        check_dram_fit(model, icebreaker, name="model big")
+        check_dram_fit(model, icebreaker, name="model wide")
     assert main(["build", "--board", "icebreaker", "--model", str(path), "--no-synth", "-o",
                  str(tmp_path / "build")]) == 2
     line = _one_line(capsys)
     assert line.startswith(f"sps: error: model {path} does not fit icebreaker: no layer runs "
-                           f"on its 2x2 core"), line
+                           f"on its 4x2 core"), line
     assert "; nor from external memory: the board has no external memory" in line
     _nothing_written(tmp_path)
 

@@ -25,11 +25,12 @@ from boards.host import Link, LinkError
 from boards.link import HostLink, MemoryMap, UARTRx, UARTTx, divisor_for
 from boards.link.framing import FRAME_CRC
 from boards.link.loader import IMAGE_CRC
-from boards.link.serial import SerialCRC, gt_const
+from boards.link.serial import SerialCRC
 from boards.model_image import model_tag
 from boards.protocol import Cmd, Status, encode_frame
 from boards.selftest import selftest_reference
 from boards.simulation import AmaranthTransport
+from sps_hw.logic import gt_const
 
 from ..support.selftest_board import CLK, LINK, MM, N_IN, Board, make_images, words_of
 

@@ -201,31 +201,31 @@ def test_writer_bank_layout(cols, banks, channels, out_hw):
 
 
 def test_sequencer_counts_passes_and_groups():
+    """Two layers one after the other: each counter starts over at the restart."""
     dut = OutputSequencer(hw_bits=6)
-    hw, passes, subs, groups = 6, 2, 3, 2
 
     async def testbench(ctx):
-        for name, v in (("hw", hw), ("passes", passes), ("subs", subs), ("groups", groups)):
-            ctx.set(getattr(dut.layer, name), v)
-        ctx.set(dut.restart, 1)
-        await ctx.tick()
-        ctx.set(dut.restart, 0)
-        seen = []
-        for g in range(groups):
-            for sub in range(subs):
-                for p in range(passes):
-                    for i in range(hw):
-                        ctx.set(dut.valid, 1)
-                        seen.append((ctx.get(dut.group), ctx.get(dut.pixel), ctx.get(dut.first),
-                                     ctx.get(dut.last), ctx.get(dut.end)))
-                        want = (g, i, int(sub == 0 and p == 0),
-                                int(sub == subs - 1 and p == passes - 1),
-                                int(g == groups - 1 and sub == subs - 1 and p == passes - 1
-                                    and i == hw - 1))
-                        assert seen[-1] == want
-                        await ctx.tick()
-                        ctx.set(dut.valid, 0)
-                        await ctx.tick()
+        for hw, passes, subs, groups in ((6, 2, 3, 2), (3, 1, 2, 3)):
+            for name, v in (("hw", hw), ("passes", passes), ("subs", subs), ("groups", groups)):
+                ctx.set(getattr(dut.layer, name), v)
+            ctx.set(dut.restart, 1)
+            await ctx.tick()
+            ctx.set(dut.restart, 0)
+            for g in range(groups):
+                for sub in range(subs):
+                    for p in range(passes):
+                        for i in range(hw):
+                            ctx.set(dut.valid, 1)
+                            got = (ctx.get(dut.group), ctx.get(dut.pixel), ctx.get(dut.first),
+                                   ctx.get(dut.last), ctx.get(dut.end))
+                            want = (g, i, int(sub == 0 and p == 0),
+                                    int(sub == subs - 1 and p == passes - 1),
+                                    int(g == groups - 1 and sub == subs - 1
+                                        and p == passes - 1 and i == hw - 1))
+                            assert got == want
+                            await ctx.tick()
+                            ctx.set(dut.valid, 0)
+                            await ctx.tick()
 
     simulate(dut, testbench)
 

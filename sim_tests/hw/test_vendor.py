@@ -1,6 +1,7 @@
 # amaranth: UnusedElaboratable=no
 """:func:`sps_hw.vendor.replica`: copies of one control register that Yosys keeps apart on the
-ECP5 (each drives a share of a large fanout), and that behave as plain registers."""
+ECP5 (each drives a share of a large fanout), and that behave as plain registers;
+:func:`sps_hw.vendor.crossing`: a register on the fast parts, none on the iCE40."""
 
 import re
 import subprocess
@@ -9,14 +10,20 @@ import pytest
 from amaranth.back import verilog
 from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.sim import Simulator
-from amaranth.vendor import LatticePlatform
+from amaranth.vendor import LatticePlatform, SiliconBluePlatform
 
 from boards.platforms import tool_path
-from sps_hw.vendor import replica
+from sps_hw.vendor import crossing, replica
 
 
 class _ECP5(LatticePlatform):
     device, package, speed = "LFE5U-85F", "BG381", "6"
+    default_clk = None
+    resources, connectors = [], []
+
+
+class _ICE40(SiliconBluePlatform):
+    device, package = "iCE40UP5K", "SG48"
     default_clk = None
     resources, connectors = [], []
 
@@ -70,3 +77,28 @@ def test_replica_is_a_register_in_simulation():
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
+
+
+@pytest.mark.parametrize("platform", [_ECP5(), _ICE40(), None], ids=["ecp5", "ice40", "none"])
+def test_crossing_registers_only_on_fast_parts(platform):
+    """On the iCE40 a crossing is the value itself; elsewhere the value a cycle later."""
+    a = Signal(8)
+    m = Module()
+    y = crossing(m, platform, a, "x", reset_less=True)
+    if isinstance(platform, _ICE40):
+        assert y is a
+        return
+    seen = []
+
+    async def bench(ctx):
+        for v in (3, 7, 250):
+            ctx.set(a, v)
+            seen.append(ctx.get(y))             # still the value before
+            await ctx.tick()
+        seen.append(ctx.get(y))
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == [0, 3, 7, 250]
