@@ -105,10 +105,12 @@ class TensorDrainerHarness(Elaboratable):
                      Assert(queue.r_rdy | (q["inner_level"] <= 1)),
                      Assert(written + in_flight <= total), Assert((hw == 0) | (p < hw))]
         with m.If(active):
-            pixel, channel = w["pixel"], w["channel"]
-            m.d.comb += [Assert((pixel < hw) & (channel < channels)),
+            # The walk counts the channels left (channels - channel) down to 1.
+            pixel, left = w["pixel"], w["channels_left"]
+            channel = channels - left
+            m.d.comb += [Assert((pixel < hw) & (left >= 1) & (left <= channels)),
                          Assert(w["pixel_end"] == (pixel == hw - 1)),
-                         Assert(w["channel_end"] == (channel == channels - 1)),
+                         Assert(w["channel_end"] == (left == 1)),
                          Assert(walk.bank == channel[0]),
                          Assert(w["block"] == (channel >> 1) * hw),
                          Assert(channel * hw + pixel == written + in_flight)]
