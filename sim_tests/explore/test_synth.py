@@ -17,7 +17,7 @@ def test_synth_sweep_reads_the_build_report(tmp_path, capsys):
     [row] = read_csv(results / "points.csv")
     assert row["synth"] == "1" and row["area"] == "synthesis", row
     assert row["status"] in ("ok", "timing"), row
-    assert 4000 < int(row["lut"]) <= 5280 and int(row["dsp"]) == 6     # placed logic cells; 2 x 2
+    assert 4000 < int(row["lut"]) <= 5280 and int(row["dsp"]) == 8     # placed logic cells; 4 x 2
     assert float(row["fmax_mhz"]) > 0
 
     def rerun():
