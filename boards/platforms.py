@@ -98,7 +98,7 @@ def toolchain_env(tools=None):
 
 #: LUT mapping for area on the logic-bound iCE40 (its designs close with slack at their
 #: clocks): ABC's area-recovering mapper twice instead of its delay-driven default. On the
-#: iCEBreaker's 4 x 2 core: 5,688 -> 5,626 logic cells.
+#: iCEBreaker's 4 x 2 core (one netlist, packed by nextpnr): 5,688 -> 5,626 logic cells.
 ICE40_AREA = ("scratchpad -set abc9.script "
               "+&scorr;&sweep;&dc2;&dch,-f;&if,-a,-K,4;&mfs;&dc2;&dch,-f;&if,-a,-K,4;&mfs")
 
@@ -221,7 +221,7 @@ BOARDS = {
                                              "FILTER_RANGE": 1}),
         # The UP5K is logic-bound: beside the host link (~1,500 logic cells) the core takes a
         # 4 x 2 array (8 PE multipliers in four SB_MAC16 in 8x8 mode; four more for the two
-        # 32 x 16 requantizers): 5,268 of the 5,280 cells, 29 of 30 block RAMs, 26 MHz
+        # 32 x 16 requantizers): 5,224 of the 5,280 cells, 29 of 30 block RAMs, 25.4 MHz
         # routed (docs/boards.md). Requests of 256 bytes and a 512-byte output ring keep the
         # link small enough for it.
         rows=4, cols=2, max_payload=256, out_depth=512,

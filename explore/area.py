@@ -19,7 +19,7 @@ import math
 __all__ = ["MEASURED", "dsp_blocks", "estimate", "logic_units"]
 
 #: board -> (rows, cols, logic used) of a measured build of its SPS core with the demo model.
-MEASURED = {"icebreaker": (4, 2, 5268), "ulx3s-85f": (8, 8, 15075), "arty-a7-35": (16, 5, 7871)}
+MEASURED = {"icebreaker": (4, 2, 5224), "ulx3s-85f": (8, 8, 15075), "arty-a7-35": (16, 5, 7871)}
 #: Logic cells of the fixed part, and per PE, per column and per row (iCE40 logic cells).
 FIXED, PER_PE, PER_COL, PER_ROW = 3400, 36, 560, 450
 

@@ -494,7 +494,6 @@ class OutputWriter(wiring.Component):
             m.d.sync += [cur.eq(nxt), nxt_left.eq(nxt_left - cols),
                          nxt_bank.eq(Mux(wrap, nxt_bank + cols - banks, nxt_bank + cols))]
         # The write stage.
-        valid, values = self.valid, self.values
         for b in range(banks):
             col = Signal.like(cur.col[b], name=f"place_col_{b}")
             mask = Signal(name=f"place_mask_{b}")
@@ -504,13 +503,13 @@ class OutputWriter(wiring.Component):
             with m.Switch(col):
                 for c in range(cols):
                     with m.Case(c):
-                        m.d.comb += value.eq(values[c])
+                        m.d.comb += value.eq(self.values[c])
             # Bank b takes channels b, b + banks, ... and each one's pixels in order: its
             # words are written in ascending order from 0, so a counter is its address.
             addr = Signal(addr_bits, name=f"addr_{b}")
             port = self.write[b]
             m.d.comb += [port.addr.eq(addr), port.data.eq(value),
-                         port.en.eq(valid & mask)]
+                         port.en.eq(self.valid & mask)]
             with m.If(self.restart):
                 m.d.sync += addr.eq(0)
             with m.Elif(port.en):

@@ -45,12 +45,11 @@ class _Walk(Elaboratable):
     """Position (bank, word) of the next element of a tensor in C, H, W order.
 
     ``last`` (the next element is the tensor's last) is a register kept in step with the
-    counters, so no comparison lies between them and the users of ``last``. Users that take
-    turns share one walk, each through the ``restart`` and ``step`` of its :meth:`user`."""
+    counters, so no comparison lies between them and the users of ``last``. Each user (one,
+    or several that take turns) restarts and steps it through the pair of :meth:`user`."""
 
     def __init__(self, banks, addr_bits, hw_bits, channel_bits):
         self.banks = banks
-        self.restart, self.step = Signal(), Signal()
         self.channels, self.hw = Signal(channel_bits), Signal(hw_bits)
         self.bank = Signal(range(banks))
         self.word = Signal(addr_bits)
@@ -65,20 +64,18 @@ class _Walk(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        if self._users:
-            m.d.comb += [self.restart.eq(Cat(r for r, _ in self._users).any()),
-                         self.step.eq(Cat(s for _, s in self._users).any())]
+        restart, step = (Cat(pair[i] for pair in self._users).any() for i in range(2))
         pixel = Signal.like(self.hw)
         channels_left = Signal.like(self.channels)     # channels - the channel
         block = Signal.like(self.word)
         pixel_end = Signal()            # pixel == hw - 1
         channel_end = Signal()          # channels_left == 1
         m.d.comb += [self.word.eq(block + pixel), self.last.eq(pixel_end & channel_end)]
-        with m.If(self.restart):
+        with m.If(restart):
             m.d.sync += [pixel.eq(0), channels_left.eq(self.channels), block.eq(0),
                          self.bank.eq(0), pixel_end.eq(self.hw == 1),
                          channel_end.eq(self.channels == 1)]
-        with m.Elif(self.step):
+        with m.Elif(step):
             with m.If(pixel_end):
                 m.d.sync += [pixel.eq(0), channels_left.eq(channels_left - 1),
                              pixel_end.eq(self.hw == 1), channel_end.eq(channels_left == 2)]
@@ -99,7 +96,7 @@ def _walk_of(m, block):
     m.submodules.walk = walk = _Walk(block.banks, block.addr_bits, block.hw_bits,
                                      len(block.layer.channels))
     m.d.comb += [walk.channels.eq(block.layer.channels), walk.hw.eq(block.layer.hw)]
-    return walk, walk.restart, walk.step
+    return (walk, *walk.user())
 
 
 class TensorLoader(wiring.Component):

@@ -265,7 +265,9 @@ def test_lattice_bitstream(tmp_path, demo, board):
         lc = report["resources"]["ICESTORM_LC"]
         assert 0 < lc["used"] <= lc["available"] == 5280
         dsp = report["resources"]["ICESTORM_DSP"]
-        assert dsp["available"] == 8 and dsp["used"] >= 3    # 2 PEs in one, 2 requantizer
+        # 4 x 2: the 8 PEs two to a block, the two requantizers two blocks each
+        assert report["array"] == {"rows": 4, "cols": 2} and report["multipliers"] == 8
+        assert dsp["available"] == 8 and dsp["used"] == 8
         assert report["resources"]["ICESTORM_SPRAM"]["used"] == 2
     else:
         assert report["model_baked"]

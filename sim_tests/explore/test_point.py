@@ -34,7 +34,7 @@ def test_dsp_blocks_and_logic_decide_the_fit():
     dsp = evaluate(point("ulx3s-85f", 16, 16), DEMO)
     assert dsp["status"] == "no-fit" and "DSP blocks 288 > 156 (counted)" in dsp["reason"]
     logic = evaluate(point("icebreaker", 6, 1), DEMO)
-    assert logic["status"] == "no-fit" and "logic 5,482 > 5,280 (estimated)" in logic["reason"]
+    assert logic["status"] == "no-fit" and "logic 5,436 > 5,280 (estimated)" in logic["reason"]
     assert evaluate(point("icebreaker", 4, 2), DEMO)["status"] == "ok"
 
 
