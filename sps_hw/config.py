@@ -4,11 +4,18 @@ from dataclasses import dataclass, fields, replace
 
 from .checks import check_int
 
-__all__ = ["ROM_NAMES", "Config", "word_bytes"]
+__all__ = ["MAX_READ_LATENCY", "ROM_NAMES", "Config", "check_read_latency", "word_bytes"]
 
 #: The accelerator's image memories, in the order that numbers them: the ``region`` of an
 #: image write and of the host link's uploads is the index of its name here.
 ROM_NAMES = ("weights", "index", "library", "params", "layers")
+#: The most cycles a block-RAM read may take (``Config.read_latency``).
+MAX_READ_LATENCY = 3
+
+
+def check_read_latency(value):
+    """``value`` if it is a valid ``read_latency`` (1 to :data:`MAX_READ_LATENCY` cycles)."""
+    return check_int("read_latency", value, minimum=1, maximum=MAX_READ_LATENCY)
 
 
 def word_bytes(width):
@@ -60,8 +67,10 @@ class Config:
         requantizer's multipliers).
     read_latency : int
         Cycles of every block-RAM read: 2 puts a register behind each RAM output and the
-        feeder's addresses (a 100 MHz ECP5), 1 reads into logic (fewer registers, for a small
-        part at a low clock: the iCE40). The cycle model follows (``sps_hw.model``).
+        feeder's addresses (a 100 MHz ECP5), 3 a second one, so that the first can sit
+        beside its block RAM wherever the reader is on the die (the largest ECP5 core), 1
+        reads into logic (fewer registers, for a small part at a low clock: the iCE40). The
+        cycle model follows (``sps_hw.model``).
     counters : bool
         Whether the accelerator counts every layer's actions (``sps_hw.actions``) and reports
         them on its ``actions`` stream; the board builds leave the counters out.
@@ -98,7 +107,7 @@ class Config:
         if self.max_width > self.max_hw:
             raise ValueError(f"max_width ({self.max_width}) must not exceed max_hw "
                              f"({self.max_hw})")
-        check_int("read_latency", self.read_latency, minimum=1, maximum=2)
+        check_read_latency(self.read_latency)
         for name in ("count_bits", "channel_bits", "mult_bits"):
             if not 2 <= getattr(self, name) <= 32:
                 raise ValueError(f"{name} must be in 2..32, not {getattr(self, name)}")

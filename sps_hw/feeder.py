@@ -5,6 +5,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .checks import check_int
+from .config import check_read_latency
 from .indexing import SLOTS, BaseConfig, RouteConfig
 from .memories import READ_LATENCY
 from .registers import delayed
@@ -39,7 +40,7 @@ class Feeder(wiring.Component):
         for name, value in (("rows", rows), ("banks", banks), ("addr_bits", addr_bits),
                             ("hw_bits", hw_bits)):
             check_int(name, value, minimum=1)
-        check_int("read_latency", read_latency, minimum=1, maximum=2)
+        check_read_latency(read_latency)
         if banks < rows:
             raise ValueError(f"banks ({banks}) must be at least rows ({rows})")
         self.rows, self.banks = rows, banks

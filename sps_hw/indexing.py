@@ -13,6 +13,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .checks import check_int
+from .config import check_read_latency
 from .memories import READ_LATENCY
 from .pe import Activation
 from .registers import delayed
@@ -208,7 +209,7 @@ class PassWalker(wiring.Component):
         for name, value in (("rows", rows), ("banks", banks), ("addr_bits", addr_bits),
                             ("hw_bits", hw_bits), ("count_bits", count_bits)):
             check_int(name, value, minimum=1)
-        check_int("read_latency", read_latency, minimum=1, maximum=2)
+        check_read_latency(read_latency)
         self.tap_latency = 2 * read_latency
         for name, sig in (("index_rom", index_rom), ("library_rom", library_rom)):
             if not isinstance(sig, memory.ReadPort.Signature):

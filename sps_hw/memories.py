@@ -4,7 +4,10 @@ feature buffers.
 Every read port here has ``read_latency`` cycles (:data:`READ_LATENCY` by default): with
 2, the word at ``addr`` (taken while ``en``) is on ``data`` two cycles later, from a
 register behind the block RAM's own, so nothing but a register ever follows a block RAM
-output (its clock-to-out is most of a cycle at 100 MHz on an ECP5); with 1, the next cycle.
+output (its clock-to-out is most of a cycle at 100 MHz on an ECP5); with 3, from a second
+register behind that one (the first then sits beside the block RAM, the second near the
+reader: an ECP5 DP16KD's output, 5.6 ns, leaves no time to cross the die); with 1, the
+next cycle.
 """
 
 import numpy as np
@@ -22,7 +25,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .checks import check_int
-from .config import ROM_NAMES, word_bytes
+from .config import ROM_NAMES, check_read_latency, word_bytes
 from .registers import delayed
 from .vendor import ice40, spram_fits
 
@@ -98,7 +101,7 @@ class ROM(wiring.Component):
 
     def __init__(self, *, shape, depth, init=None, image=None, read_latency=READ_LATENCY):
         check_int("depth", depth, minimum=1)
-        self.read_latency = check_int("read_latency", read_latency, minimum=1, maximum=2)
+        self.read_latency = check_read_latency(read_latency)
         if image is not None and (not isinstance(image, str) or "/" in image):
             raise ValueError(f"image must be a plain file name, not {image!r}")
         Shape.cast(shape)                  # a ShapeLike: a shape or a data layout
@@ -190,7 +193,7 @@ class StagedMemory(wiring.Component):
                  read_latency=READ_LATENCY):
         for name, value in (("width", width), ("depth", depth)):
             check_int(name, value, minimum=1)
-        self.read_latency = check_int("read_latency", read_latency, minimum=1, maximum=2)
+        self.read_latency = check_read_latency(read_latency)
         init = [int(v) for v in init]
         if len(init) > depth:
             raise ValueError(f"init has {len(init)} words, the memory holds {depth}")
@@ -349,7 +352,7 @@ class FeatureBuffer(wiring.Component):
     def __init__(self, *, banks, depth, read_latency=READ_LATENCY):
         for name, value in (("banks", banks), ("depth", depth)):
             check_int(name, value, minimum=1)
-        self.read_latency = check_int("read_latency", read_latency, minimum=1, maximum=2)
+        self.read_latency = check_read_latency(read_latency)
         self.banks, self.depth = banks, depth
         addr_width = max(1, (depth - 1).bit_length())
         super().__init__({

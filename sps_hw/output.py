@@ -11,6 +11,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .checks import check_int
+from .config import check_read_latency
 from .memories import NO_RW_CHECK, READ_LATENCY, read_port
 from .registers import delayed
 from .vendor import WIDE_PRODUCT_LATENCY, WideMultiplier, replica
@@ -157,7 +158,7 @@ class Accumulator(wiring.Component):
     def __init__(self, *, cols, depth, read_latency=READ_LATENCY):
         check_int("cols", cols, minimum=1)
         check_int("depth", depth, minimum=1)
-        self.read_latency = check_int("read_latency", read_latency, minimum=1, maximum=2)
+        self.read_latency = check_read_latency(read_latency)
         self.cols, self.depth = cols, depth
         #: Cycles from a pixel's read to the write of its new total, plus one: the least
         #: distance between two reads of one pixel (no read-during-write logic in the RAM).

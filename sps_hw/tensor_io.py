@@ -10,6 +10,7 @@ from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .checks import check_int
+from .config import check_read_latency
 from .memories import READ_LATENCY
 from .registers import delayed
 
@@ -157,7 +158,7 @@ class TensorDrainer(wiring.Component):
     def __init__(self, *, banks, addr_bits, hw_bits, channel_bits=16,
                  read_latency=READ_LATENCY, walk=None):
         _check(banks=banks, addr_bits=addr_bits, hw_bits=hw_bits, channel_bits=channel_bits)
-        self.read_latency = check_int("read_latency", read_latency, minimum=1, maximum=2)
+        self.read_latency = check_read_latency(read_latency)
         self.banks, self.addr_bits, self.hw_bits = banks, addr_bits, hw_bits
         self._walk, self._user = walk, None if walk is None else walk.user()
         super().__init__({

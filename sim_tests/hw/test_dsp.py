@@ -75,6 +75,21 @@ def _pack(values, bits):
     return word
 
 
+def test_mult18x18d_operands_use_eight_pins_each():
+    """Each PE operand enters its MULT18X18D on the top 8 pins, the 10 below tied to 0 (no
+    sign extension routed to 10 more pins; nextpnr ties constant DSP inputs in the block)."""
+    dut = SystolicArray(2, 2, multiplier="MULT18X18D")
+    text = verilog.convert(dut, name="array", ports=ports_of(dut), emit_src=False)
+    blocks = re.findall(r"MULT18X18D #\(.*?\);", text, re.S)
+    assert len(blocks) == 4
+    for block in blocks:
+        pins = dict(re.findall(r"\.([AB]\d+)\(([^()]*)\)", block))
+        for operand in "AB":
+            assert all(pins[f"{operand}{i}"] == "1'h0" for i in range(10))
+            high = [pins[f"{operand}{i}"] for i in range(10, 18)]
+            assert len(set(high)) == 8 and "1'h0" not in high
+
+
 @pytest.mark.parametrize("multiplier, rows, cols", [("SB_MAC16", 3, 3), ("SB_MAC16", 2, 2),
                                                     ("MULT18X18D", 3, 2)])
 def test_dsp_array_matches_matmul(tmp_path, multiplier, rows, cols):

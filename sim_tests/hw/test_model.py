@@ -104,17 +104,24 @@ def test_vgg16_ratio_is_nine_fourths(size):
         assert sps.utilization(cfg) >= 0.9 and dense.utilization(cfg) >= 0.9
 
 
-@pytest.mark.parametrize("read_latency, fetch, latency", [(2, 5, 15), (1, 4, 13)])
+@pytest.mark.parametrize("read_latency, fetch, latency", [(2, 5, 15), (1, 4, 13), (3, 6, 16)])
 def test_layer_cycles_closed_form(read_latency, fetch, latency):
     """``cycles = fetch + t_feed + N * S + HW + R + C + latency`` with the constants of
-    docs/hardware.md section 4, and the shortest pass on a tiny array."""
+    docs/hardware.md section 4, and the shortest pass on a tiny array. Reads of 3 cycles
+    walk a pass one cycle earlier (``t_feed`` one more) and need passes of 5 cycles."""
     cfg = Config(rows=4, cols=3, read_latency=read_latency)
     assert (fetch_cycles(cfg), Stages.of(cfg).latency) == (fetch, 4 + 3 + latency)
+    period, t_feed = max(4, read_latency + 2), 3 + max(0, read_latency - 2)
     assert layer_cycles(cfg, hw=1, lead=0, total=10) == (
-        4, 3, 0, fetch + 3 + 40 + 1 + 4 + 3 + latency)
+        period, t_feed, 0, fetch + t_feed + 10 * period + 1 + 4 + 3 + latency)
     tiny = Config(rows=1, cols=2, read_latency=read_latency)
     assert layer_cycles(tiny, hw=1, lead=0, total=3)[0] == min_pass_cycles(tiny) == \
         read_latency + 2
+
+
+def test_read_latency_is_checked():
+    with pytest.raises(ValueError, match=r"read_latency must be in 1\.\.3, not 4"):
+        Config(read_latency=4)
 
 
 def test_report_on_resnet18(capsys):

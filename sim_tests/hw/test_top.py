@@ -29,9 +29,11 @@ CASES = {
 
 
 @pytest.mark.parametrize("case, read_latency", [*((c, 2) for c in sorted(CASES)),
-                                                 ("chain", 1), ("conv1_fc", 1), ("one_pe", 1)])
+                                                 ("chain", 1), ("conv1_fc", 1), ("one_pe", 1),
+                                                 *((c, 3) for c in sorted(CASES))])
 def test_network_matches_golden(case, read_latency):
-    """Block-RAM reads of 2 cycles (the 100 MHz pipeline) and of 1 (the small one)."""
+    """Block-RAM reads of 2 cycles (the 100 MHz pipeline), of 3 (a register beside each
+    block RAM as well: the largest ECP5 core) and of 1 (the small one)."""
     rows, cols, specs = CASES[case]
     model = random_model(specs, seed=len(case))
     cfg = prog.fit_config(model, rows=rows, cols=cols, read_latency=read_latency)

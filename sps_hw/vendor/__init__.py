@@ -100,7 +100,7 @@ class Multipliers(wiring.Component):
         for i in range(self.n):
             if kind == "MULT18X18D":
                 p = ecp5.mult18x18d(m, self.a[i], self.b[i], f"mult_{i}", output_reg=True)
-                m.d.comb += self.p[i].eq(p[:16])
+                m.d.comb += self.p[i].eq(p)
             elif kind is None:
                 a = delayed(m, self.a[i], 1, f"a{i}", reset_less=True)
                 b = delayed(m, self.b[i], 1, f"b{i}", reset_less=True)

@@ -5,25 +5,33 @@ from amaranth.hdl import Cat, ClockSignal, Const, Instance, ResetSignal, Signal,
 __all__ = ["ehxplll", "kept_ff", "mult18x18d", "mult_32x18"]
 
 
-def _ports(prefix, value, width):
-    """``{prefix<i>: bit i}`` of ``value`` sign-extended to ``width`` bits."""
+def _ports(prefix, value):
+    """``{prefix<i>: bit i}`` of ``value`` (signed, at most 18 bits) in the top bits of an
+    18-bit operand, whose low bits are tied to 0: no bit is routed to more than one pin (a
+    sign extension would route the sign to every pin above it), and nextpnr ties constant
+    DSP inputs in the block itself, without routing."""
     value = Value.cast(value)
-    wide = value.as_signed() if len(value) < width else value
-    bits = [wide[i] if i < len(wide) else wide[-1] for i in range(width)]
-    return {f"{prefix}{i}": bit for i, bit in enumerate(bits)}
+    bits = Cat(Const(0, 18 - len(value)), value)
+    return {f"{prefix}{i}": bits[i] for i in range(18)}
 
 
 def mult18x18d(m, a, b, name, *, output_reg=True):
     """``a * b`` (signed, at most 18 bits each) in a MULT18X18D whose input registers capture
-    ``a`` and ``b``; with ``output_reg`` the product is registered too. The result (36 bits)
-    is the product of the operands of two cycles before (one without ``output_reg``)."""
+    ``a`` and ``b``; with ``output_reg`` the product is registered too. The result (signed,
+    ``len(a) + len(b)`` bits) is the product of the operands of two cycles before (one
+    without ``output_reg``). The operands enter the multiplier left-aligned (:func:`_ports`),
+    so the product is in the top bits of its 36."""
+    a, b = Value.cast(a), Value.cast(b)
+    for operand, value in (("a", a), ("b", b)):
+        if len(value) > 18:
+            raise ValueError(f"{operand} must be at most 18 bits wide, not {len(value)}")
     p = Signal(36, name=f"{name}_p")
     # Unused inputs (C, the shift chains, the other clocks) stay unconnected, as in Yosys'
     # own mapping: tying them to constants makes nextpnr route a constant net to every pin.
     ports = {"i_CLK0": ClockSignal("sync"), "i_CE0": 1, "i_RST0": 0,
              "i_SIGNEDA": 1, "i_SIGNEDB": 1, "i_SOURCEA": 0, "i_SOURCEB": 0}
-    ports.update({f"i_{k}": v for k, v in _ports("A", a, 18).items()})
-    ports.update({f"i_{k}": v for k, v in _ports("B", b, 18).items()})
+    ports.update({f"i_{k}": v for k, v in _ports("A", a).items()})
+    ports.update({f"i_{k}": v for k, v in _ports("B", b).items()})
     ports.update({f"o_P{i}": p[i] for i in range(36)})
     m.submodules[name] = Instance(
         "MULT18X18D", p_REG_INPUTA_CLK="CLK0", p_REG_INPUTB_CLK="CLK0",
@@ -33,7 +41,7 @@ def mult18x18d(m, a, b, name, *, output_reg=True):
         p_SOURCEB_MODE="B_SHIFT", p_CAS_MATCH_REG="FALSE", p_HIGHSPEED_CLK="NONE",
         p_CLK0_DIV="ENABLED", p_CLK1_DIV="ENABLED", p_CLK2_DIV="ENABLED",
         p_CLK3_DIV="ENABLED", **ports)
-    return p
+    return p[36 - len(a) - len(b):].as_signed()
 
 
 def kept_ff(m, d, name):
@@ -55,7 +63,7 @@ def mult_32x18(m, a, b, name):
     low = mult18x18d(m, Cat(a[:17], Const(0, 1)), b, f"{name}_lo")
     high = mult18x18d(m, a[17:32].as_signed(), b, f"{name}_hi")
     product = Signal(signed(32 + len(b)), name=f"{name}_p", reset_less=True)
-    m.d.sync += product.eq(low.as_signed() + (high.as_signed() << 17))
+    m.d.sync += product.eq(low + (high << 17))
     return product
 
 
