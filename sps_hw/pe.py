@@ -118,7 +118,7 @@ class SystolicArray(wiring.Component):
         for name, value in (("rows", rows), ("cols", cols)):
             check_int(name, value, minimum=1)
         self.rows, self.cols = rows, cols
-        self.multipliers = Multipliers(rows * cols, primitive=multiplier)
+        self.multipliers = Multipliers(rows * cols, primitive=multiplier, grid=(rows, cols))
         super().__init__({
             "acts": In(data.ArrayLayout(Activation, rows)),
             "sums": Out(data.ArrayLayout(signed(32), cols)),

@@ -1,7 +1,8 @@
 # amaranth: UnusedElaboratable=no
 """:func:`sps_hw.vendor.replica`: copies of one control register that Yosys keeps apart on the
 ECP5 (each drives a share of a large fanout), and that behave as plain registers;
-:func:`sps_hw.vendor.crossing`: a register on the fast parts, none on the iCE40."""
+:func:`sps_hw.vendor.crossing`: a register on the fast parts, none on the iCE40;
+:func:`sps_hw.vendor.ecp5.grid_sites`: the array's multipliers placed along the DSP rows."""
 
 import re
 import subprocess
@@ -13,7 +14,10 @@ from amaranth.sim import Simulator
 from amaranth.vendor import LatticePlatform, SiliconBluePlatform
 
 from boards.platforms import tool_path
+from sps_hw.pe import SystolicArray
 from sps_hw.vendor import crossing, replica
+from sps_hw.vendor.ecp5 import grid_sites
+from sps_hw.verilog import ports_of
 
 
 class _ECP5(LatticePlatform):
@@ -102,3 +106,32 @@ def test_crossing_registers_only_on_fast_parts(platform):
     sim.add_testbench(bench)
     sim.run()
     assert seen == [0, 3, 7, 250]
+
+
+def test_grid_sites_follow_the_columns():
+    """The 16 x 8 array on an LFE5U-85F: 128 distinct DSP sites; a column's multipliers are
+    neighbours on a DSP row (or at a row's end, the same end of the next row), so a partial
+    sum moves at most a DSP slice's width, or one DSP row down."""
+    sites = grid_sites("LFE5U-85F", 16, 8)
+    flat = [s for row in sites for s in row]
+    assert len(set(flat)) == 128
+    where = {s: tuple(int(v) for v in re.match(r"X(\d+)/Y(\d+)/MULT18_\d$", s).groups())
+             for s in flat}
+    for c in range(8):
+        for r in range(1, 16):
+            (x0, y0), (x1, y1) = where[sites[r - 1][c]], where[sites[r][c]]
+            assert (y0 == y1 and abs(x1 - x0) <= 11) or (y1 - y0 == 24 and abs(x1 - x0) <= 1)
+    assert grid_sites("LFE5U-25F", 2, 2) is None            # sites not known here
+    assert grid_sites("LFE5U-85F", 16, 10) is None          # 160 > 156
+
+
+def test_array_multipliers_are_placed_on_ecp5():
+    """On an LFE5U-85F each PE's MULT18X18D carries its site (nextpnr's BEL attribute); the
+    requantizer's and those of an unknown device are left to the placer."""
+    array = SystolicArray(2, 3, multiplier="MULT18X18D")
+    text = verilog.convert(array, platform=_ECP5(), ports=ports_of(array), emit_src=False)
+    bels = re.findall(r'\(\* BEL = "([^"]+)" \*\)\s*MULT18X18D', text)
+    want = grid_sites("LFE5U-85F", 2, 3)
+    assert sorted(bels) == sorted(s for row in want for s in row)
+    plain = SystolicArray(2, 3, multiplier="MULT18X18D")
+    assert "BEL" not in verilog.convert(plain, ports=ports_of(plain), emit_src=False)

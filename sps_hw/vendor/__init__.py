@@ -84,12 +84,17 @@ class Multipliers(wiring.Component):
     cycles before (the operands and the product are registered, as in a DSP block).
 
     ``primitive`` (:data:`PRIMITIVES`, or ``"auto"``: the platform's DSP block) builds them.
+    ``grid``, ``(rows, cols)`` with ``rows * cols == n``, says they are an array's (``i = r *
+    cols + c``, sums moving down the columns): on a device whose DSP sites are known
+    (:func:`.ecp5.grid_sites`) each is placed for it.
     """
 
-    def __init__(self, n, *, primitive="auto"):
+    def __init__(self, n, *, primitive="auto", grid=None):
         check_int("n", n, minimum=1)
         _primitive(primitive, None)
-        self.n, self.primitive = n, primitive
+        if grid is not None and (len(grid) != 2 or grid[0] * grid[1] != n):
+            raise ValueError(f"grid must be (rows, cols) with rows * cols == {n}, not {grid!r}")
+        self.n, self.primitive, self.grid = n, primitive, grid
         operands = data.ArrayLayout(signed(8), n)
         super().__init__({"a": In(operands), "b": In(operands),
                           "p": Out(data.ArrayLayout(signed(16), n))})
@@ -97,9 +102,13 @@ class Multipliers(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         kind = _primitive(self.primitive, platform)
+        sites = None
+        if kind == "MULT18X18D" and self.grid is not None and platform is not None:
+            sites = ecp5.grid_sites(platform.device, *self.grid)
         for i in range(self.n):
             if kind == "MULT18X18D":
-                p = ecp5.mult18x18d(m, self.a[i], self.b[i], f"mult_{i}", output_reg=True)
+                site = sites and sites[i // self.grid[1]][i % self.grid[1]]
+                p = ecp5.mult18x18d(m, self.a[i], self.b[i], f"mult_{i}", site=site)
                 m.d.comb += self.p[i].eq(p)
             elif kind is None:
                 a = delayed(m, self.a[i], 1, f"a{i}", reset_less=True)

@@ -2,7 +2,7 @@
 
 from amaranth.hdl import Cat, ClockSignal, Const, Instance, ResetSignal, Signal, Value, signed
 
-__all__ = ["ehxplll", "kept_ff", "mult18x18d", "mult_32x18"]
+__all__ = ["ehxplll", "grid_sites", "kept_ff", "mult18x18d", "mult_32x18"]
 
 
 def _ports(prefix, value):
@@ -15,12 +15,37 @@ def _ports(prefix, value):
     return {f"{prefix}{i}": bits[i] for i in range(18)}
 
 
-def mult18x18d(m, a, b, name, *, output_reg=True):
+#: The MULT18X18D sites of an LFE5U-85F (nextpnr's BEL names ``X<x>/Y<y>/MULT18_<n>``): three
+#: rows of 13 DSP slices, each slice's 4 multipliers at ``x``, ``x + 1``, ``x + 4``, ``x + 5``.
+_SITES = {"LFE5U-85F": ((10, 34, 58), (4, 13, 22, 31, 40, 49, 58, 69, 78, 87, 96, 105, 114))}
+
+
+def grid_sites(device, rows, cols):
+    """A MULT18X18D site for each multiplier ``(r, c)`` of a ``rows x cols`` array whose
+    partial sums move down its columns, by ``[r][c]``; None for a device whose sites are not
+    known here, or too few. The sites are taken in a snake (the DSP rows left to right, right
+    to left, ...), a column's multipliers one after another: a partial sum moves to the next
+    site, an activation (register to register) a column's length along the snake. Without
+    it, nextpnr packs the logic beside the I/O and spreads the multipliers over the die, and
+    the 16 x 8 array does not route."""
+    if device not in _SITES:
+        return None
+    ys, xs = _SITES[device]
+    snake = []
+    for i, y in enumerate(ys):
+        row = [f"X{x + dx}/Y{y}/MULT18_{dx}" for x in xs for dx in (0, 1, 4, 5)]
+        snake += row[::-1] if i % 2 else row
+    if rows * cols > len(snake):
+        return None
+    return [[snake[c * rows + r] for c in range(cols)] for r in range(rows)]
+
+
+def mult18x18d(m, a, b, name, *, output_reg=True, site=None):
     """``a * b`` (signed, at most 18 bits each) in a MULT18X18D whose input registers capture
     ``a`` and ``b``; with ``output_reg`` the product is registered too. The result (signed,
     ``len(a) + len(b)`` bits) is the product of the operands of two cycles before (one
     without ``output_reg``). The operands enter the multiplier left-aligned (:func:`_ports`),
-    so the product is in the top bits of its 36."""
+    so the product is in the top bits of its 36. ``site`` places it (a nextpnr BEL name)."""
     a, b = Value.cast(a), Value.cast(b)
     for operand, value in (("a", a), ("b", b)):
         if len(value) > 18:
@@ -33,6 +58,8 @@ def mult18x18d(m, a, b, name, *, output_reg=True):
     ports.update({f"i_{k}": v for k, v in _ports("A", a).items()})
     ports.update({f"i_{k}": v for k, v in _ports("B", b).items()})
     ports.update({f"o_P{i}": p[i] for i in range(36)})
+    if site is not None:
+        ports["a_BEL"] = site
     m.submodules[name] = Instance(
         "MULT18X18D", p_REG_INPUTA_CLK="CLK0", p_REG_INPUTB_CLK="CLK0",
         p_REG_INPUTC_CLK="NONE", p_REG_PIPELINE_CLK="NONE",
