@@ -31,8 +31,9 @@ class Feeder(wiring.Component):
     (:class:`~sps_hw.indexing.RouteConfig`).
 
     ``issue`` reads the next pixel (``hw`` per pass, passes back to back); the pixels reach
-    ``pixels`` :attr:`latency` cycles later: with reads of ``read_latency`` 2 the addresses
-    are registered too. The configuration of a pass is held in one of
+    ``pixels`` :attr:`latency` cycles later (:meth:`latency_of`): with reads of
+    ``read_latency`` 2 the addresses are registered too, with 3 the crossbar's outputs as
+    well (on the die of the largest core the banks and the rows are far apart). The configuration of a pass is held in one of
     :data:`~sps_hw.indexing.SLOTS` slots, pass ``n`` in slot ``n mod SLOTS``.
     """
 
@@ -45,8 +46,8 @@ class Feeder(wiring.Component):
             raise ValueError(f"banks ({banks}) must be at least rows ({rows})")
         self.rows, self.banks = rows, banks
         self.registered = read_latency > 1
-        #: Cycles from ``issue`` to ``pixels``: the address register (if any), then the read.
-        self.latency = self.registered + read_latency
+        self.crossbar_registered = read_latency > 2
+        self.latency = self.latency_of(read_latency)
         super().__init__({
             "restart": In(1),
             "issue": In(1),
@@ -57,6 +58,12 @@ class Feeder(wiring.Component):
                                                   shape=signed(8))).array(banks),
             "pixels": Out(data.ArrayLayout(signed(8), rows)),
         })
+
+    @staticmethod
+    def latency_of(read_latency):
+        """Cycles from ``issue`` to ``pixels`` with reads of ``read_latency``: the address
+        register (if any), the read, the crossbar's register (if any)."""
+        return (read_latency > 1) + read_latency + (read_latency > 2)
 
     def elaborate(self, platform):
         m = Module()
@@ -98,12 +105,13 @@ class Feeder(wiring.Component):
         read = delayed(m, self.issue, self.registered, "read")
         for b in range(banks):
             m.d.comb += [self.reads[b].addr.eq(addr[b]), self.reads[b].en.eq(read)]
-        # The pass's slot when its pixels arrive: the routes of that slot pick the banks,
-        # looked up a cycle ahead so that each row's crossbar select is a register.
-        arrive = delayed(m, slot, self.latency - 1, "slot")
+        # The pass's slot when its pixels leave the banks: the routes of that slot pick the
+        # banks, looked up a cycle ahead so that each row's crossbar select is a register.
+        arrive = delayed(m, slot, self.latency - 1 - self.crossbar_registered, "slot")
         bank_data = Array(self.reads[b].data for b in range(banks))
         for r in range(rows):
             select = Signal(range(banks), name=f"select_{r}")
             m.d.sync += select.eq(route[r][arrive])
-            m.d.comb += self.pixels[r].eq(bank_data[select])
+            m.d.comb += self.pixels[r].eq(delayed(m, bank_data[select], self.crossbar_registered,
+                                                  f"pixel_{r}", reset_less=True))
         return m

@@ -10,8 +10,7 @@ cycles, and a layer takes
 
     cycles = fetch_cycles(cfg) + t_feed + N * S + HW + Stages.of(cfg).latency
 
-where ``t_feed = max(0, R' + D - HW)`` (``R' = R`` with reads of at most 2 cycles,
-:func:`walk_ahead`) and ``N`` is the number of passes. The system tests
+where ``t_feed = max(0, R + D - HW)`` and ``N`` is the number of passes. The system tests
 compare this with the cycle counter of the RTL for every layer they run.
 """
 
@@ -26,7 +25,7 @@ from .config import Config
 from .controller import fetch_cycles
 from .top import Stages
 
-__all__ = ["LayerPlan", "layer_cycles", "min_pass_cycles", "plan_layer", "walk_ahead"]
+__all__ = ["LayerPlan", "layer_cycles", "min_pass_cycles", "plan_layer"]
 
 
 def min_pass_cycles(cfg):
@@ -85,23 +84,14 @@ class LayerPlan:
         return asdict(self)
 
 
-def walk_ahead(cfg):
-    """Cycles from the walk of a pass's first row to the read of its first input pixel: a
-    row per cycle (``R``), and with reads of more than 2 cycles one more per extra cycle,
-    so that the last row's taps (two ROM reads after its walk) are in place before its
-    first window is selected (``p`` cycles after the read)."""
-    return cfg.rows + max(0, cfg.read_latency - 2)
-
-
 def layer_cycles(cfg, *, hw, lead, total, tail=None):
     """``(S, t_feed, t_walk, cycles)`` of a layer of ``total`` passes of ``hw`` pixel slots
     on accelerator ``cfg``, whose last output is issued in slot ``tail - 1`` of the last pass
     (default ``hw``: the last slot)."""
     rows, cols = cfg.rows, cfg.cols
     cycle = max(hw, rows, cols - 1, min_pass_cycles(cfg))
-    ahead = walk_ahead(cfg)
-    t_feed = max(0, ahead + lead - hw)
-    t_walk = t_feed + hw - lead - ahead
+    t_feed = max(0, rows + lead - hw)
+    t_walk = t_feed + hw - lead - rows
     cycles = fetch_cycles(cfg) + t_feed + total * cycle + (hw if tail is None else tail) + \
         Stages.of(cfg).latency
     return cycle, t_feed, t_walk, cycles

@@ -88,7 +88,7 @@ class Stages:
 
     @classmethod
     def of(cls, cfg):
-        pixel = cfg.read_latency + (cfg.read_latency > 1)     # Feeder.latency
+        pixel = Feeder.latency_of(cfg.read_latency)
         array_input = pixel + 2
         sums = array_input + SystolicArray.latency(cfg.rows, cfg.cols)
         return cls(pixel=pixel, window=pixel + 1, array_input=array_input, sums=sums,

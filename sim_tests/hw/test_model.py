@@ -104,16 +104,19 @@ def test_vgg16_ratio_is_nine_fourths(size):
         assert sps.utilization(cfg) >= 0.9 and dense.utilization(cfg) >= 0.9
 
 
-@pytest.mark.parametrize("read_latency, fetch, latency", [(2, 5, 15), (1, 4, 13), (3, 6, 16)])
+@pytest.mark.parametrize("read_latency, fetch, latency", [(2, 5, 15), (1, 4, 13), (3, 6, 17)])
 def test_layer_cycles_closed_form(read_latency, fetch, latency):
     """``cycles = fetch + t_feed + N * S + HW + R + C + latency`` with the constants of
-    docs/hardware.md section 4, and the shortest pass on a tiny array. Reads of 3 cycles
-    walk a pass one cycle earlier (``t_feed`` one more) and need passes of 5 cycles."""
+    docs/hardware.md section 4, and the shortest pass on a tiny array (5 cycles with reads
+    of 3). A pass's taps, two ROM reads after its last row's walk (``R`` cycles before its
+    first pixel's read), are in place when its first window is selected (``p`` cycles after
+    that read)."""
     cfg = Config(rows=4, cols=3, read_latency=read_latency)
     assert (fetch_cycles(cfg), Stages.of(cfg).latency) == (fetch, 4 + 3 + latency)
-    period, t_feed = max(4, read_latency + 2), 3 + max(0, read_latency - 2)
+    period = max(4, read_latency + 2)
     assert layer_cycles(cfg, hw=1, lead=0, total=10) == (
-        period, t_feed, 0, fetch + t_feed + 10 * period + 1 + 4 + 3 + latency)
+        period, 3, 0, fetch + 3 + 10 * period + 1 + 4 + 3 + latency)
+    assert 2 * read_latency - 1 <= Stages.of(cfg).pixel
     tiny = Config(rows=1, cols=2, read_latency=read_latency)
     assert layer_cycles(tiny, hw=1, lead=0, total=3)[0] == min_pass_cycles(tiny) == \
         read_latency + 2
