@@ -33,8 +33,9 @@ class Feeder(wiring.Component):
     ``issue`` reads the next pixel (``hw`` per pass, passes back to back); the pixels reach
     ``pixels`` :attr:`latency` cycles later (:meth:`latency_of`): with reads of
     ``read_latency`` 2 the addresses are registered too, with 3 the crossbar's outputs as
-    well (on the die of the largest core the banks and the rows are far apart). The configuration of a pass is held in one of
-    :data:`~sps_hw.indexing.SLOTS` slots, pass ``n`` in slot ``n mod SLOTS``.
+    well (on the die of the largest core the banks and the rows are far apart). The
+    configuration of a pass is held in one of :data:`~sps_hw.indexing.SLOTS` slots, pass
+    ``n`` in slot ``n mod SLOTS``.
     """
 
     def __init__(self, *, rows, banks, addr_bits, hw_bits, read_latency=READ_LATENCY):
