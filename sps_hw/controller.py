@@ -143,6 +143,10 @@ class LayerSequencer(wiring.Component):
         restart = Signal()
         m.d.sync += restart.eq(0)
         m.d.comb += self.run.restart.eq(restart)
+        # `running` is high in RUN: a register of its own (set in PREP, cleared with the
+        # layer's end) rather than a decode of the state, for the agents' clock enables.
+        running = Signal()
+        m.d.comb += self.run.running.eq(running)
         with m.FSM(init="IDLE" if self.wait_at_reset else "FETCH"):
             with m.State("FETCH"):
                 m.d.comb += requested.eq(1)
@@ -190,12 +194,12 @@ class LayerSequencer(wiring.Component):
                     m.d.sync += restart.eq(1)
                     m.next = "PREP"
             with m.State("PREP"):
-                m.d.sync += cycles.eq(cycles + 1)
+                m.d.sync += [cycles.eq(cycles + 1), running.eq(1)]
                 m.next = "RUN"
             with m.State("RUN"):
-                m.d.comb += self.run.running.eq(1)
                 m.d.sync += cycles.eq(cycles + 1)
                 with m.If(self.done):
+                    m.d.sync += running.eq(0)
                     m.d.comb += [self.stats.valid.eq(1),
                                  self.stats.payload.layer.eq(index),
                                  self.stats.payload.cycles.eq(cycles)]

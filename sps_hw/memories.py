@@ -27,7 +27,7 @@ from amaranth.lib.wiring import In, Out
 from .checks import check_int
 from .config import ROM_NAMES, check_read_latency, word_bytes
 from .registers import delayed
-from .vendor import ice40, spram_fits
+from .vendor import crossing, ice40, spram_fits
 
 __all__ = [
     "DROP_INIT",
@@ -305,10 +305,16 @@ class StagedImages(wiring.Component):
     single_port : set of str
         Memories whose banks are single-port (see :class:`StagedMemory`).
     read_latency : int
-        Of every read port (1 or 2).
+        Of every read port (1 to 3).
+    registered_writes : bool
+        Each memory takes the writes and commits through registers of its own, beside its
+        block RAMs, rather than from one register across the die: a cycle late, in order
+        (on the fast parts: :func:`~sps_hw.vendor.crossing`). For a writer that reads no
+        image in the cycle after a commit (the host link; not the tile engine).
     """
 
-    def __init__(self, shapes, init=None, *, single_port=(), read_latency=READ_LATENCY):
+    def __init__(self, shapes, init=None, *, single_port=(), read_latency=READ_LATENCY,
+                 registered_writes=False):
         init = dict(init or {})
         unknown = ((set(shapes) - set(ROM_NAMES)) | (set(init) - set(shapes))
                    | (set(single_port) - set(shapes)))
@@ -317,6 +323,7 @@ class StagedImages(wiring.Component):
                              f"{ROM_NAMES} given in shapes")
         widths = {name: (Shape.cast(shape).width, depth) for name, (shape, depth) in
                   shapes.items()}
+        self.registered_writes = bool(registered_writes)
         self.banks = {name: StagedMemory(width=widths[name][0], depth=depth, shape=shape,
                                          init=init.get(name, ()),
                                          single_port=name in single_port,
@@ -334,13 +341,18 @@ class StagedImages(wiring.Component):
         m.d.comb += self.write.ready.eq(1)
         for name, bank in self.banks.items():
             m.submodules[name] = bank
-            m.d.comb += [
-                bank.write.valid.eq(self.write.valid & (w.region == ROM_NAMES.index(name))),
-                bank.write.payload.addr.eq(w.addr),
-                bank.write.payload.lane.eq(w.lane),
-                bank.write.payload.data.eq(w.data),
-                bank.commit.eq(self.commit | self.commit_regions[ROM_NAMES.index(name)]),
-            ]
+            index = ROM_NAMES.index(name)
+            valid = self.write.valid & (w.region == index)
+            payload, commit = w, self.commit | self.commit_regions[index]
+            if self.registered_writes:
+                valid = crossing(m, platform, valid, f"{name}_write_valid")
+                payload = crossing(m, platform, w, f"{name}_write", reset_less=True)
+                commit = crossing(m, platform, commit, f"{name}_commit")
+            m.d.comb += [bank.write.valid.eq(valid),
+                         bank.write.payload.addr.eq(payload.addr),
+                         bank.write.payload.lane.eq(payload.lane),
+                         bank.write.payload.data.eq(payload.data),
+                         bank.commit.eq(commit)]
             wiring.connect(m, wiring.flipped(getattr(self, f"read_{name}")), bank.read)
         return m
 

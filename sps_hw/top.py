@@ -170,8 +170,11 @@ class Accelerator(wiring.Component):
                 m.submodules[f"rom_{name}"] = rom
             return {name: rom.read for name, rom in roms.items()}
         # The weights are the largest image: single-port banks (iCE40: SPRAM).
+        # The host link reads no image right after a commit; the tile engine starts a job in
+        # the cycle of its commit.
         m.submodules.images = images = StagedImages(shapes, self.images, single_port={"weights"},
-                                                    read_latency=self.cfg.read_latency)
+                                                    read_latency=self.cfg.read_latency,
+                                                    registered_writes=not self.jobs)
         wiring.connect(m, wiring.flipped(self.image_write), images.write)
         m.d.comb += images.commit.eq(self.image_commit)
         if self.jobs:
@@ -345,8 +348,12 @@ class Accelerator(wiring.Component):
             read, write = fmap.read[bank], fmap.write[bank]
             m.d.comb += [read.addr.eq(Cat(Mux(ctrl.draining, drainer.addr, feeder.addr),
                                           chosen)),
-                         read.en.eq(drainer.en | feeder.en),
                          feeder.data.eq(read.data), drainer.data.eq(read.data)]
+            if cfg.read_latency < 3:
+                # With reads of 3 (the largest core) every bank reads in every cycle: its
+                # readers take the data only when they asked for it, and the enable (from
+                # the drainer's queue through the issue) would cross the die.
+                m.d.comb += read.en.eq(drainer.en | feeder.en)
             addr = Signal.like(write.addr, name=f"waddr_{bank}", reset_less=True)
             data = Signal.like(write.data, name=f"wdata_{bank}", reset_less=True)
             en = Signal(name=f"wen_{bank}")

@@ -50,10 +50,12 @@ def test_staged_memory_commit_and_reset(read_latency):
     assert seen == {"before": [1, 2, 3, 4], "after": [9, 8, 7, 6], "active": 1}
 
 
-def test_staged_images_route_writes_by_region():
-    """One write stream fills every region's staging bank; one commit makes all active."""
+@pytest.mark.parametrize("registered", [False, True])
+def test_staged_images_route_writes_by_region(registered):
+    """One write stream fills every region's staging bank; one commit makes all active. With
+    ``registered_writes`` every memory takes writes and commits a cycle late, in order."""
     shapes = {name: (unsigned(8 * (i + 1)), 4 + i) for i, name in enumerate(ROM_NAMES)}
-    images = StagedImages(shapes, {"weights": [5, 6, 7, 8]})
+    images = StagedImages(shapes, {"weights": [5, 6, 7, 8]}, registered_writes=registered)
     assert images.write.payload.shape() == image_write_layout(
         {name: (8 * (i + 1), 4 + i) for i, name in enumerate(ROM_NAMES)})
     sim = Simulator(images)
@@ -80,6 +82,8 @@ def test_staged_images_route_writes_by_region():
         ctx.set(images.commit, 1)
         await ctx.tick()
         ctx.set(images.commit, 0)
+        if registered:                  # the commit reaches the memories a cycle late
+            await ctx.tick()
         seen["after"] = [await read(name, 1) for name in ROM_NAMES]
     sim.add_testbench(bench)
     sim.run()
