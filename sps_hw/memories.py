@@ -345,8 +345,11 @@ class StagedImages(wiring.Component):
             valid = self.write.valid & (w.region == index)
             payload, commit = w, self.commit | self.commit_regions[index]
             if self.registered_writes:
+                # The payload is gated by the memory's own valid, so that each memory's
+                # registers differ from the others' (Yosys merges equal registers into one).
+                gated = data.View(w.shape(), Mux(valid, w.as_value(), 0))
+                payload = crossing(m, platform, gated, f"{name}_write", reset_less=True)
                 valid = crossing(m, platform, valid, f"{name}_write_valid")
-                payload = crossing(m, platform, w, f"{name}_write", reset_less=True)
                 commit = crossing(m, platform, commit, f"{name}_commit")
             m.d.comb += [bank.write.valid.eq(valid),
                          bank.write.payload.addr.eq(payload.addr),
