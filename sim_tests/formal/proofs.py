@@ -23,11 +23,13 @@ class Task:
 PROOFS = [
     Task("staged_images", StagedImagesHarness, 5),
     Task("staged_images_latency1", lambda: StagedImagesHarness(read_latency=1), 5),
+    Task("staged_images_registered", lambda: StagedImagesHarness(registered_writes=True), 6),
     Task("staged_images_single_port",
          lambda: StagedImagesHarness(single_port={"weights", "index"}), 5),
     Task("frame_receiver", FrameReceiverHarness, 10),
     Task("stream_drainer", TensorDrainerHarness, 8),
     Task("stream_drainer_latency1", lambda: TensorDrainerHarness(read_latency=1), 8),
+    Task("stream_drainer_latency3", lambda: TensorDrainerHarness(read_latency=3), 9),
     Task("array_bank", ArrayBankHarness, 6),
     Task("broken_partial_commit", lambda: StagedImagesHarness(PartialCommit), 5, "FAIL"),
     Task("broken_write_commits", lambda: StagedImagesHarness(WriteCommits), 5, "FAIL"),

@@ -16,7 +16,9 @@ banks through a read port of its own on the memory, and asserts, every cycle:
 Every input (writes, COMMIT, the core's reads, reset) is free in every cycle, but for one
 contract of the single-port variant (each bank a memory of its own, the accelerator's weights):
 there a read issued in COMMIT's own cycle returns the other bank's word, so the core must not
-read in that cycle (the link commits only while no run is active).
+read in that cycle (the link commits only while no run is active). With ``registered_writes``
+the writes and COMMITs reach the memories a cycle late: the same properties hold with both
+taken a cycle late.
 """
 
 from amaranth.hdl import Assert, Assume, Cat, Const, Elaboratable, Module, Mux, Signal, unsigned
@@ -54,6 +56,12 @@ class WriteCommits(StagedImages):
         return m
 
 
+def _register(m, value, name):
+    reg = Signal(name=name)
+    m.d.sync += reg.eq(value)
+    return reg
+
+
 def _past(m, value, name, cycles=1):
     for i in range(cycles):
         reg = Signal.like(value, name=f"{name}_p{i + 1}", reset_less=True)
@@ -66,9 +74,12 @@ class StagedImagesHarness(Elaboratable):
     """The properties above on ``dut_class(SHAPES, read_latency=..., single_port=...)``
     (single-port memories keep each bank in a memory of its own)."""
 
-    def __init__(self, dut_class=StagedImages, read_latency=2, single_port=()):
-        self.dut = dut_class(SHAPES, read_latency=read_latency, single_port=single_port)
+    def __init__(self, dut_class=StagedImages, read_latency=2, single_port=(),
+                 registered_writes=False):
+        self.dut = dut_class(SHAPES, read_latency=read_latency, single_port=single_port,
+                             registered_writes=registered_writes)
         self.read_latency = read_latency
+        self.delay = int(registered_writes)
 
     def elaborate(self, platform):
         m = Module()
@@ -76,16 +87,23 @@ class StagedImagesHarness(Elaboratable):
         w = dut.write.payload
         m.d.comb += [dut.write.valid.eq(AnySeq(1)), w.eq(AnySeq(len(w.as_value()))),
                      dut.commit.eq(AnySeq(1))]
-        started = Signal()                      # a cycle has passed: the _p1 values are real
-        m.d.sync += started.eq(1)
-        commit_p = _past(m, dut.commit, "commit")
+        # The writes and COMMITs as the memories take them, and a flag: enough cycles have
+        # passed for the _p values to be real.
+        valid, payload = dut.write.valid, dut.write.payload
+        commit, started = dut.commit, Const(1)
+        for i in range(self.delay):     # cleared by a reset, as the memories' registers are
+            valid, commit, started = (_register(m, v, f"{n}_d{i + 1}") for v, n in (
+                (valid, "valid"), (commit, "commit"), (started, "started")))
+            payload = _past(m, payload, f"payload_d{i + 1}")
+        started = _register(m, started, "started")
+        commit_p = _past(m, commit, "commit")
         actives = [bank.active for bank in dut.banks.values()]
         m.d.comb += Assert(Cat(actives).all() | ~Cat(actives).any())
         for name, bank in dut.banks.items():
-            self._memory(m, name, bank, dut, started, commit_p)
+            self._memory(m, name, bank, dut, (valid, payload), commit, started, commit_p)
         return m
 
-    def _memory(self, m, name, bank, dut, started, commit_p):
+    def _memory(self, m, name, bank, dut, write, commit, started, commit_p):
         depth, lanes = bank.depth, bank.word_bytes
         a = AnyConst(bank.addr_width)
         m.d.comb += [bank_read.eq(AnySeq(len(bank_read))) for bank_read in
@@ -102,8 +120,8 @@ class StagedImagesHarness(Elaboratable):
             m.d.comb += [ports[0].addr.eq(Mux(bank.active, a + depth, a)),
                          ports[1].addr.eq(Mux(bank.active, a, a + depth))]
         # The staging word after this cycle's write.
-        w = dut.write.payload
-        hit = dut.write.valid & (w.region == ROM_NAMES.index(name)) & (w.addr == a)
+        valid, w = write
+        hit = valid & (w.region == ROM_NAMES.index(name)) & (w.addr == a)
         staged = Signal.like(staging_word, name=f"{name}_staged")
         m.d.comb += staged.eq(staging_word)
         for lane in range(lanes):
@@ -118,7 +136,7 @@ class StagedImagesHarness(Elaboratable):
         # The core's read: data now is the word that was active read_latency cycles ago.
         read = getattr(dut, f"read_{name}")
         if bank.single_port:            # its bank multiplexer follows the bank bit a cycle late
-            m.d.comb += Assume(~(read.en & dut.commit))
+            m.d.comb += Assume(~(read.en & commit))
         lat = self.read_latency
         asked = _past(m, read.en & (read.addr == a), f"{name}_asked", lat)
         word = _past(m, active_word[:bank.width], f"{name}_word", lat)
