@@ -27,7 +27,7 @@ from amaranth.lib.wiring import In, Out
 from .checks import check_int
 from .config import ROM_NAMES, check_read_latency, word_bytes
 from .registers import delayed
-from .vendor import crossing, ice40, spram_fits
+from .vendor import crosses, crossing, ice40, spram_fits
 
 __all__ = [
     "DROP_INIT",
@@ -344,7 +344,7 @@ class StagedImages(wiring.Component):
             index = ROM_NAMES.index(name)
             valid = self.write.valid & (w.region == index)
             payload, commit = w, self.commit | self.commit_regions[index]
-            if self.registered_writes:
+            if self.registered_writes and crosses(platform):
                 # The payload is gated by the memory's own valid, so that each memory's
                 # registers differ from the others' (Yosys merges equal registers into one).
                 gated = data.View(w.shape(), Mux(valid, w.as_value(), 0))

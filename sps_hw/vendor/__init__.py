@@ -10,7 +10,8 @@ platform a design is elaborated for.
 - :func:`replica`: a register of a one-bit control signal that synthesis keeps apart from
   its equal copies (each copy drives a share of a large fanout; ECP5 TRELLIS_FF kept);
 - :func:`crossing`: a register where a signal crosses the die, only on the fast parts (an
-  iCE40 at 24 MHz needs none, and a logic cell per bit is dear there);
+  iCE40 at 24 MHz needs none, and a logic cell per bit is dear there; :func:`crosses` says
+  whether it registers);
 - :func:`spram_fits`: whether a single-port memory becomes iCE40 SB_SPRAM256KA
   (:func:`.ice40.spram`);
 - the PLLs of the board clocks (:func:`.ecp5.ehxplll`, :func:`.ice40.sb_pll40_pad`).
@@ -28,7 +29,7 @@ from ..registers import delayed
 from . import ecp5, ice40
 
 __all__ = ["PRIMITIVES", "PRODUCT_LATENCY", "WIDE_PRODUCT_LATENCY", "Multipliers",
-           "WideMultiplier", "crossing", "dsp_primitive", "replica", "spram_fits"]
+           "WideMultiplier", "crosses", "crossing", "dsp_primitive", "replica", "spram_fits"]
 
 #: How multipliers are built: ``None`` in fabric registers around ``*``, or a DSP primitive.
 PRIMITIVES = (None, "MULT18X18D", "SB_MAC16")
@@ -48,11 +49,16 @@ def dsp_primitive(platform):
     return None
 
 
+def crosses(platform):
+    """Whether :func:`crossing` registers on ``platform`` (everywhere but the iCE40)."""
+    return dsp_primitive(platform) != "SB_MAC16"
+
+
 def crossing(m, platform, value, name, *, reset_less=False):
     """``value`` one cycle later from a register (see :func:`~sps_hw.registers.delayed`), or
     on the iCE40 the value itself: for paths whose timing only a fast part needs and no cycle
     count depends on."""
-    if dsp_primitive(platform) == "SB_MAC16":
+    if not crosses(platform):
         return value
     return delayed(m, value, 1, name, reset_less=reset_less)
 
