@@ -244,8 +244,8 @@ BOARDS = {
         # The FT231X's fastest rate (3 Mbaud): 30 clock cycles per bit, 20 in a DRAM build.
         baud=3_000_000,
         # The core clock from the 25 MHz oscillator (ecppll -i 25 -o 90): 90 MHz, below the
-        # 102.4 MHz the board routes at with margin for placement variation; set to 100 MHz
-        # it misses by a few hundred picoseconds, on a different path per seed
+        # 95 to 102 MHz the board routes at, with margin for placement variation; set to
+        # 100 MHz it misses by a few hundred picoseconds, on a different path per seed
         # (docs/boards.md).
         pll=PLL("EHXPLLL", 25_000_000, {"CLKI_DIV": 5, "CLKFB_DIV": 18, "CLKOP_DIV": 7,
                                         "CLKOP_CPHASE": 3}),
