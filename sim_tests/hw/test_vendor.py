@@ -126,12 +126,13 @@ def test_grid_sites_follow_the_columns():
 
 
 def test_array_multipliers_are_placed_on_ecp5():
-    """On an LFE5U-85F each PE's MULT18X18D carries its site (nextpnr's BEL attribute); the
-    requantizer's and those of an unknown device are left to the placer."""
+    """On an LFE5U-85F PE ``(r, c)``'s MULT18X18D (``mult_<r * cols + c>``) carries the site
+    ``grid_sites`` gives it (nextpnr's BEL attribute); without a platform none is placed."""
     array = SystolicArray(2, 3, multiplier="MULT18X18D")
     text = verilog.convert(array, platform=_ECP5(), ports=ports_of(array), emit_src=False)
-    bels = re.findall(r'\(\* BEL = "([^"]+)" \*\)\s*MULT18X18D', text)
+    bels = dict((name, bel) for bel, name in re.findall(
+        r'\(\* BEL = "([^"]+)" \*\)\s*MULT18X18D #\(.*?\) (mult_\d+) \(', text, re.S))
     want = grid_sites("LFE5U-85F", 2, 3)
-    assert sorted(bels) == sorted(s for row in want for s in row)
+    assert bels == {f"mult_{r * 3 + c}": want[r][c] for r in range(2) for c in range(3)}
     plain = SystolicArray(2, 3, multiplier="MULT18X18D")
     assert "BEL" not in verilog.convert(plain, ports=ports_of(plain), emit_src=False)
