@@ -130,8 +130,8 @@ def test_array_multipliers_are_placed_on_ecp5():
     ``grid_sites`` gives it (nextpnr's BEL attribute); without a platform none is placed."""
     array = SystolicArray(2, 3, multiplier="MULT18X18D")
     text = verilog.convert(array, platform=_ECP5(), ports=ports_of(array), emit_src=False)
-    bels = dict((name, bel) for bel, name in re.findall(
-        r'\(\* BEL = "([^"]+)" \*\)\s*MULT18X18D #\(.*?\) (mult_\d+) \(', text, re.S))
+    bels = {name: bel for bel, name in re.findall(
+        r'\(\* BEL = "([^"]+)" \*\)\s*MULT18X18D #\(.*?\) (mult_\d+) \(', text, re.S)}
     want = grid_sites("LFE5U-85F", 2, 3)
     assert bels == {f"mult_{r * 3 + c}": want[r][c] for r in range(2) for c in range(3)}
     plain = SystolicArray(2, 3, multiplier="MULT18X18D")
