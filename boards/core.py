@@ -10,13 +10,13 @@ has (``link: In(CoreInterface(memory_map))``, see ``docs/host_link.md`` section 
   the segment's last output byte, ``cycles`` counts the run's cycles.
 """
 
-from amaranth.hdl import Module, ResetInserter, Signal
+from amaranth.hdl import ClockDomain, ClockSignal, DomainRenamer, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
 from sps_hw.config import Config
 from sps_hw.top import Accelerator, rom_widths
-from sps_hw.vendor import crossing
+from sps_hw.vendor import crossing, global_net
 
 from .link.core_if import CoreInterface, MemoryMap
 
@@ -50,16 +50,25 @@ class SPSCore(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         link = self.link
-        start = link.start
-        # Every sync register of the accelerator restarts with a run; the images' bank bits
-        # are reset_less and keep the committed model.
-        m.submodules.accelerator = acc = ResetInserter(start)(self.accelerator)
+        # The run starts a cycle after the link's start, from a register that also resets
+        # the accelerator: every register of it (the images' bank bits are reset_less and
+        # keep the committed model) is in the `core` domain, whose reset is that register
+        # (or the board's reset) on a global network, not a LUT's output across the die.
+        start = Signal()
+        reset = Signal(init=1)
+        m.d.sync += [start.eq(link.start), reset.eq(link.start)]
+        m.domains.core = core = ClockDomain("core", local=True)
+        m.d.comb += [core.clk.eq(ClockSignal("sync")),
+                     core.rst.eq(global_net(m, platform, reset, "core_reset"))]
+        m.submodules.accelerator = acc = DomainRenamer("core")(self.accelerator)
 
         segment = Signal(8)
         busy = Signal()
         cycles = Signal(32)
+        with m.If(link.start):                     # the segment is valid with it
+            m.d.sync += segment.eq(link.segment)
         with m.If(start):
-            m.d.sync += [segment.eq(link.segment), busy.eq(1), cycles.eq(0)]
+            m.d.sync += [busy.eq(1), cycles.eq(0)]
         with m.Elif(busy):
             m.d.sync += cycles.eq(cycles + 1)
         m.d.comb += [acc.segment.eq(segment), link.busy.eq(busy), link.cycles.eq(cycles)]

@@ -32,8 +32,9 @@ class Feeder(wiring.Component):
 
     ``issue`` reads the next pixel (``hw`` per pass, passes back to back); the pixels reach
     ``pixels`` :attr:`latency` cycles later (:meth:`latency_of`): with reads of
-    ``read_latency`` 2 the addresses are registered too, with 3 the crossbar's outputs as
-    well (on the die of the largest core the banks and the rows are far apart). The
+    ``read_latency`` 2 the addresses and the banks' data (before the crossbar) are registered
+    too, with 3 the crossbar's outputs as well (on the die of the largest core the banks and
+    the rows are far apart). The
     configuration of a pass is held in one of :data:`~sps_hw.indexing.SLOTS` slots, pass
     ``n`` in slot ``n mod SLOTS``.
     """
@@ -63,8 +64,9 @@ class Feeder(wiring.Component):
     @staticmethod
     def latency_of(read_latency):
         """Cycles from ``issue`` to ``pixels`` with reads of ``read_latency``: the address
-        register (if any), the read, the crossbar's register (if any)."""
-        return (read_latency > 1) + read_latency + (read_latency > 2)
+        register (if any), the read, the banks' data register (if any), the crossbar's
+        register (if any)."""
+        return 2 * (read_latency > 1) + read_latency + (read_latency > 2)
 
     def elaborate(self, platform):
         m = Module()
@@ -82,9 +84,14 @@ class Feeder(wiring.Component):
             m.d.sync += [base[bases.slot].eq(bases.block + bases.pixel),
                          base_next[bases.slot].eq(bases.block_next + bases.pixel),
                          ahead[bases.slot].eq(Cat(b < bases.first_bank for b in range(banks - 1)))]
+        # With reads of 2 or more a route is written a cycle late, from registers: it is
+        # looked up at least two cycles after its pass's first pixel is issued, by rows
+        # spread over the die.
+        routes = {name: delayed(m, getattr(self.routes, name), self.registered, f"routes_{name}",
+                                reset_less=name != "en") for name in ("en", "row", "slot", "bank")}
         for r in range(rows):
-            with m.If(self.routes.en & (self.routes.row == r)):
-                m.d.sync += route[r][self.routes.slot].eq(self.routes.bank)
+            with m.If(routes["en"] & (routes["row"] == r)):
+                m.d.sync += route[r][routes["slot"]].eq(routes["bank"])
 
         # The pixel counter j with its flag j == hw - 1, and the pass's slot.
         slot = Signal(range(SLOTS))
@@ -109,7 +116,8 @@ class Feeder(wiring.Component):
         # The pass's slot when its pixels leave the banks: the routes of that slot pick the
         # banks, looked up a cycle ahead so that each row's crossbar select is a register.
         arrive = delayed(m, slot, self.latency - 1 - self.crossbar_registered, "slot")
-        bank_data = Array(self.reads[b].data for b in range(banks))
+        bank_data = Array(delayed(m, self.reads[b].data, self.registered, f"bank_{b}",
+                                  reset_less=True) for b in range(banks))
         for r in range(rows):
             select = Signal(range(banks), name=f"select_{r}")
             m.d.sync += select.eq(route[r][arrive])

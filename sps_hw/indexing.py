@@ -201,7 +201,8 @@ class PassWalker(wiring.Component):
     Outputs: per pass one ``bases`` write (bank and word of its first channel), per row one
     ``routes`` write (the bank of its channel) in the cycle it is visited, and one ``taps``
     write :attr:`tap_latency` cycles after it is visited (after two ROM reads of
-    ``read_latency`` cycles each).
+    ``read_latency`` cycles each, and with reads of 2 or more from a register: the rows it
+    goes to are spread over the die).
     """
 
     def __init__(self, *, rows, banks, addr_bits, hw_bits, index_rom, library_rom,
@@ -209,8 +210,8 @@ class PassWalker(wiring.Component):
         for name, value in (("rows", rows), ("banks", banks), ("addr_bits", addr_bits),
                             ("hw_bits", hw_bits), ("count_bits", count_bits)):
             check_int(name, value, minimum=1)
-        check_read_latency(read_latency)
-        self.tap_latency = 2 * read_latency
+        self.read_latency = check_read_latency(read_latency)
+        self.tap_latency = 2 * read_latency + (read_latency > 1)
         for name, sig in (("index_rom", index_rom), ("library_rom", library_rom)):
             if not isinstance(sig, memory.ReadPort.Signature):
                 raise TypeError(f"{name} must be a memory.ReadPort.Signature, not {sig!r}")
@@ -252,15 +253,27 @@ class PassWalker(wiring.Component):
         s = Signal(range(9))
         q = Signal(len(self.layer.reduction))
 
+        # Flags kept in step with s, bank and phase: s == keep - 1, bank == banks - 1 and
+        # phase == period - 1 (no comparator between the walk's state and its next state).
+        s_last, bank_last, phase_last = Signal(), Signal(), Signal()
+        keep, period, hw = self.layer.keep, self.layer.period, self.layer.hw
+
         first_row = self.start & row_zero
         begin = first_row & self.first
         # The row being visited, with the walk reset for a new reduction.
         cur_bank = Mux(begin, 0, bank)
         cur_block = Mux(begin, 0, block)
-        cur_block_next = Mux(begin, self.layer.hw, block_next)
+        cur_block_next = Mux(begin, hw, block_next)
         cur_phase = Mux(begin, 0, phase)
+        # The index ROM's word of the phase, index_base + phase, kept in step (no adder
+        # before the ROM's address).
+        index_word = Signal.like(self.index_rom.addr)
+        cur_word = Mux(begin, self.layer.index_base, index_word)
         cur_s = Mux(begin, 0, s)
         cur_q = Mux(begin, 0, q)
+        cur_s_last = Mux(begin, keep == 1, s_last)
+        cur_bank_last = Mux(begin, banks == 1, bank_last)
+        cur_phase_last = Mux(begin, period == 1, phase_last)
         pixel = Signal.like(self.pixel)
         with m.If(begin):
             m.d.sync += pixel.eq(self.pixel)
@@ -272,21 +285,28 @@ class PassWalker(wiring.Component):
                 slot.eq(Mux(last_slot, Mux(slot == SLOTS - 1, 0, slot + 1), slot)),
                 q.eq(cur_q + 1),
             ]
-            with m.If(cur_s == self.layer.keep - 1):
+            with m.If(cur_s_last):
                 m.d.sync += [
-                    s.eq(0),
-                    bank.eq(Mux(cur_bank == banks - 1, 0, cur_bank + 1)),
-                    block.eq(Mux(cur_bank == banks - 1, cur_block_next, cur_block)),
-                    block_next.eq(Mux(cur_bank == banks - 1, cur_block_next + self.layer.hw,
-                                      cur_block_next)),
-                    phase.eq(Mux(cur_phase == self.layer.period - 1, 0, cur_phase + 1)),
+                    s.eq(0), s_last.eq(keep == 1),
+                    bank.eq(Mux(cur_bank_last, 0, cur_bank + 1)),
+                    bank_last.eq(Mux(cur_bank_last, banks == 1, cur_bank == banks - 2)),
+                    block.eq(Mux(cur_bank_last, cur_block_next, cur_block)),
+                    block_next.eq(Mux(cur_bank_last, cur_block_next + hw, cur_block_next)),
+                    phase.eq(Mux(cur_phase_last, 0, cur_phase + 1)),
+                    index_word.eq(Mux(cur_phase_last, self.layer.index_base, cur_word + 1)),
+                    phase_last.eq(Mux(cur_phase_last, period == 1, cur_phase + 2 == period)),
                 ]
             with m.Else():
-                m.d.sync += [s.eq(cur_s + 1), bank.eq(cur_bank), block.eq(cur_block),
-                             block_next.eq(cur_block_next), phase.eq(cur_phase)]
+                m.d.sync += [s.eq(cur_s + 1), s_last.eq(cur_s + 2 == keep), bank.eq(cur_bank),
+                             bank_last.eq(cur_bank_last), block.eq(cur_block),
+                             block_next.eq(cur_block_next), phase.eq(cur_phase),
+                             index_word.eq(cur_word),
+                             phase_last.eq(cur_phase_last)]
         with m.If(self.restart):
             m.d.sync += [slot.eq(0), row.eq(0), row_zero.eq(1), s.eq(0), q.eq(0), bank.eq(0),
-                         block.eq(0), block_next.eq(self.layer.hw), phase.eq(0)]
+                         block.eq(0), block_next.eq(hw), phase.eq(0),
+                         index_word.eq(self.layer.index_base), s_last.eq(keep == 1),
+                         bank_last.eq(banks == 1), phase_last.eq(period == 1)]
 
         m.d.comb += [
             self.bases.en.eq(first_row),
@@ -299,12 +319,12 @@ class PassWalker(wiring.Component):
             self.routes.row.eq(row),
             self.routes.slot.eq(slot),
             self.routes.bank.eq(cur_bank),
-            self.index_rom.addr.eq(self.layer.index_base + cur_phase),
+            self.index_rom.addr.eq(cur_word),
             self.index_rom.en.eq(1),
             self.library_rom.en.eq(1),
         ]
         # Two ROM reads, then the tap: the visit travels along with them.
-        lag = self.tap_latency
+        lag = 2 * self.read_latency
         v, row_t, slot_t, s_t, used = (delayed(m, x, lag, n) for x, n in (
             (self.start, "v"), (row, "row"), (slot, "slot"), (cur_s, "s"),
             (cur_q < self.layer.reduction, "used")))
@@ -318,10 +338,12 @@ class PassWalker(wiring.Component):
                     m.d.comb += tap.eq(self.library_rom.data[4 * i:4 * i + 4])
             with m.Default():
                 m.d.comb += tap.eq(8)
+        out = self.tap_latency - lag
         m.d.comb += [
-            self.taps.en.eq(v),
-            self.taps.row.eq(row_t),
-            self.taps.slot.eq(slot_t),
-            self.taps.tap.eq(Mux(used, tap, ZERO_TAP)),
+            self.taps.en.eq(delayed(m, v, out, "taps_en")),
+            self.taps.row.eq(delayed(m, row_t, out, "taps_row", reset_less=True)),
+            self.taps.slot.eq(delayed(m, slot_t, out, "taps_slot", reset_less=True)),
+            self.taps.tap.eq(delayed(m, Mux(used, tap, ZERO_TAP), out, "taps_tap",
+                                     reset_less=True)),
         ]
         return m

@@ -1,10 +1,13 @@
 """The processing element and the weight-stationary systolic array."""
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+import math
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .checks import check_int
+from .registers import delayed
 from .vendor import Multipliers
 
 __all__ = ["Activation", "Operands", "ProcessingElement", "RowLoad", "SystolicArray",
@@ -108,16 +111,21 @@ class SystolicArray(wiring.Component):
 
         sums[c] = sum over r of weight[r][c][acts[r].bank] * acts[r].value
 
-    ``load`` writes a whole row of weights (one per column) into one bank; a weight must be
-    written at least two cycles before the first activation that uses it reaches its PE's
-    ``act_in``. ``multiplier`` builds the multipliers (:data:`sps_hw.vendor.PRIMITIVES`, or
-    ``"auto"``: the platform's DSP blocks); every choice behaves the same.
+    ``load`` writes a whole row of weights (one per column) into one bank
+    ``load_latency`` cycles later; a weight must be written at least two cycles before the
+    first activation that uses it reaches its PE's ``act_in``. With ``load_latency`` 1 or
+    more each array row takes its loads through a register of its own (enabled only by
+    loads of that row), after ``load_latency - 1`` registers of the whole bus: on the
+    largest die the rows are far apart. ``multiplier`` builds the multipliers
+    (:data:`sps_hw.vendor.PRIMITIVES`, or ``"auto"``: the platform's DSP blocks); every
+    choice behaves the same.
     """
 
-    def __init__(self, rows, cols, *, multiplier="auto"):
+    def __init__(self, rows, cols, *, multiplier="auto", load_latency=0):
         for name, value in (("rows", rows), ("cols", cols)):
             check_int(name, value, minimum=1)
-        self.rows, self.cols = rows, cols
+        check_int("load_latency", load_latency, minimum=0)
+        self.rows, self.cols, self.load_latency = rows, cols, load_latency
         self.multipliers = Multipliers(rows * cols, primitive=multiplier, grid=(rows, cols))
         super().__init__({
             "acts": In(data.ArrayLayout(Activation, rows)),
@@ -131,6 +139,41 @@ class SystolicArray(wiring.Component):
         register, the skew, the multiplier's product register and the deskew."""
         return 1 + rows + cols
 
+    def _row_loads(self, m):
+        """``(en, bank, data)`` of each row's weight writes, ``load_latency`` cycles after
+        ``load``: through registers of the whole bus, then (with 2 or more) of each group of
+        about ``sqrt(rows)`` rows, then of each row. Which row a load is for travels one-hot,
+        and a group's or a row's register takes only the loads for its rows, so that each is
+        enabled by a flip-flop (not by a comparator across the die) and no two are equal."""
+        rows, load = self.rows, self.load
+        hits = {r: load.en & (load.row == r) for r in range(rows)}
+        if self.load_latency == 0:
+            return [(hits[r], load.bank, load.data) for r in range(rows)]
+        bus = max(0, self.load_latency - 2)
+        hits = dict(zip(hits, delayed(m, Cat(hits.values()), bus, "load_hits")))
+        loads = [(hits, delayed(m, load.bank, bus, "load_bank", reset_less=True),
+                  delayed(m, load.data, bus, "load_data", reset_less=True))] * rows
+        if self.load_latency >= 2:
+            size = -(-rows // (math.isqrt(rows - 1) + 1))      # rows / ceil(sqrt(rows))
+            groups = [self._take(m, loads[0], range(g, min(g + size, rows)), f"group_{g}")
+                      for g in range(0, rows, size)]
+            loads = [groups[r // size] for r in range(rows)]
+        return [(hits[r], bank, data) for r, (hits, bank, data) in
+                enumerate(self._take(m, loads[r], [r], f"row_{r}") for r in range(rows))]
+
+    @staticmethod
+    def _take(m, source, rows, name):
+        """Registers of ``source`` (``(hits, bank, data)``, ``hits`` by row) that take the
+        loads for ``rows``."""
+        hits, bank, data = source
+        mine = Signal(len(rows), name=f"{name}_hits")
+        own = Signal.like(bank, name=f"{name}_bank", reset_less=True)
+        weights = Signal.like(data, name=f"{name}_data", reset_less=True)
+        m.d.sync += mine.eq(Cat(hits[r] for r in rows))
+        with m.If(Cat(hits[r] for r in rows).any()):
+            m.d.sync += [own.eq(bank), weights.eq(data)]
+        return dict(zip(rows, mine)), own, weights
+
     def elaborate(self, platform):
         m = Module()
         rows, cols = self.rows, self.cols
@@ -139,14 +182,16 @@ class SystolicArray(wiring.Component):
         # PE c + 1 multiplies PE c's input (its act_next): the last two columns pass nothing on.
         pes = [[ProcessingElement(psum_bits=psum_bits(r + 1), passes_on=c < cols - 2)
                 for c in range(cols)] for r in range(rows)]
+        row_loads = self._row_loads(m)
         for r in range(rows):
+            en, bank, weights = row_loads[r]
             for c in range(cols):
                 pe, i = pes[r][c], r * cols + c
                 m.submodules[f"pe_{r}_{c}"] = pe
                 m.d.comb += [
-                    pe.load.en.eq(self.load.en & (self.load.row == r)),
-                    pe.load.bank.eq(self.load.bank),
-                    pe.load.data.eq(self.load.data[c]),
+                    pe.load.en.eq(en),
+                    pe.load.bank.eq(bank),
+                    pe.load.data.eq(weights[c]),
                     mults.a[i].eq(pe.operands.a), mults.b[i].eq(pe.operands.b),
                     pe.product.eq(mults.p[i]),
                 ]

@@ -159,6 +159,10 @@ class TensorDrainer(wiring.Component):
                  read_latency=READ_LATENCY, walk=None):
         _check(banks=banks, addr_bits=addr_bits, hw_bits=hw_bits, channel_bits=channel_bits)
         self.read_latency = check_read_latency(read_latency)
+        #: Cycles from a read to the queue's write of its element: the read, and with reads
+        #: of 2 or more a register behind the choice of its bank (the banks are spread over
+        #: the die).
+        self.latency = read_latency + (read_latency > 1)
         self.banks, self.addr_bits, self.hw_bits = banks, addr_bits, hw_bits
         self._walk, self._user = walk, None if walk is None else walk.user()
         super().__init__({
@@ -171,8 +175,8 @@ class TensorDrainer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        # Reads in flight (read_latency) plus the queue never exceed the queue's depth.
-        latency = self.read_latency
+        # Reads in flight (latency) plus the queue never exceed the queue's depth.
+        latency = self.latency
         depth = latency + 3
         walk, restart, step = _walk_of(m, self)
         m.submodules.queue = queue = fifo.SyncFIFOBuffered(width=9, depth=depth)
@@ -184,7 +188,7 @@ class TensorDrainer(wiring.Component):
             flight.append(delayed(m, flight[-1], 1, f"flight{i}"))
         flight = flight[1:]
         pending = flight[-1]
-        bank = delayed(m, walk.bank, latency, "bank")
+        bank = delayed(m, walk.bank, self.read_latency, "bank")
         last = delayed(m, walk.last, latency, "last")
         m.d.comb += [
             restart.eq(self.start), step.eq(issue),
@@ -196,7 +200,8 @@ class TensorDrainer(wiring.Component):
             m.d.sync += active.eq(0)
         for b in range(self.banks):
             m.d.comb += [self.reads[b].addr.eq(walk.word), self.reads[b].en.eq(issue)]
-        data_in = Array(self.reads[b].data for b in range(self.banks))[bank]
+        data_in = delayed(m, Array(self.reads[b].data for b in range(self.banks))[bank],
+                          latency - self.read_latency, "data", reset_less=True)
         m.d.comb += [
             queue.w_data.eq(Cat(data_in, last)),
             queue.w_en.eq(pending),

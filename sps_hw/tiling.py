@@ -77,8 +77,9 @@ READ_OVERHEAD = 8
 #: Cycles from the vector unit's last input byte to the engine's next state, and from the
 #: unit's end to the writer's without the memory's latency (measured).
 VECTOR_LAST, VECTOR_WRITE = 1, 2
-#: Cycles a job's drain takes beyond its bytes: per output channel, and once.
-DRAIN_PER_CHANNEL, DRAIN_OVERHEAD = 0, 4
+#: Cycles a job's drain takes beyond its bytes: per output channel, and once (with the
+#: engine's reads of 2 cycles, the tensor drainer's ``latency`` of 3 among them).
+DRAIN_PER_CHANNEL, DRAIN_OVERHEAD = 0, 5
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from .output import Accumulator, ChannelParams, MaxPool2, OutputSequencer, Outpu
 from .pe import SystolicArray
 from .registers import delayed
 from .tensor_io import OutputWord, TensorIO
-from .vendor import PRIMITIVES, replica
+from .vendor import PRIMITIVES, crosses, replica
 from .window import WindowGenerator
 
 __all__ = ["Accelerator", "Stages", "descriptor_layout", "rom_bits", "rom_shapes",
@@ -79,6 +79,10 @@ class Stages:
     window: int
     array_input: int
     sums: int
+    #: Cycles from a row of weights on the array's ``load`` to its PEs (``load_latency`` of
+    #: :class:`~sps_hw.pe.SystolicArray`): each cycle of a block-RAM read beyond the first
+    #: buys a register on the way, as on the way of the activations.
+    load: int
     #: Cycles from the feeder's slot ``r`` of a pass to the weight-ROM read of that pass's
     #: row ``r``: the row is written two cycles before the pass's first activation reaches
     #: its first PE (one cycle after the array's input), as the PEs require.
@@ -91,8 +95,9 @@ class Stages:
         pixel = Feeder.latency_of(cfg.read_latency)
         array_input = pixel + 2
         sums = array_input + SystolicArray.latency(cfg.rows, cfg.cols)
+        load = cfg.read_latency - 1
         return cls(pixel=pixel, window=pixel + 1, array_input=array_input, sums=sums,
-                   weight_lead=array_input + 1 - 2 - cfg.read_latency,
+                   load=load, weight_lead=array_input + 1 - 2 - cfg.read_latency - load,
                    latency=sums + POST_STAGES)
 
 
@@ -202,7 +207,8 @@ class Accelerator(wiring.Component):
             "feeder": Feeder(rows=rows, banks=banks, addr_bits=fmap_bits, hw_bits=hw_bits,
                              **latency),
             "indexing": IndexingUnit(rows, used=cfg.counters),
-            "array": SystolicArray(rows, cols, multiplier=self.multiplier),
+            "array": SystolicArray(rows, cols, multiplier=self.multiplier,
+                                   load_latency=Stages.of(cfg).load),
             "sequencer": OutputSequencer(hw_bits=hw_bits, count_bits=cfg.count_bits),
             "accumulator": Accumulator(cols=cols, depth=cfg.max_hw, **latency),
             "requantizer": Requantizer(cols=cols, mult_bits=cfg.mult_bits,
@@ -255,14 +261,22 @@ class Accelerator(wiring.Component):
             b.tensors.drain_start.eq(ctrl.drain_start),
             ctrl.drain_done.eq(b.tensors.drain_done),
         ]
-        self._input_side(m, ctrl, b, windows, roms)
-        self._output_side(m, ctrl, b, roms)
+        self._input_side(m, platform, ctrl, b, windows, roms)
+        self._output_side(m, platform, ctrl, b, roms)
         self._feature_buffers(m, platform, ctrl, b)
         if cfg.counters:
             self._counters(m, ctrl, b, roms)
         return m
 
-    def _input_side(self, m, ctrl, b, windows, roms):
+    def _late_restart(self, m, platform, ctrl, name):
+        """The run's ``restart`` a cycle late from a register of its own for a block that
+        sees no data within two cycles of it (with reads of 2 or more; with reads of 1, the
+        small core's, ``restart`` itself): the blocks spread over the die."""
+        if self.cfg.read_latency < 2:
+            return ctrl.run.restart
+        return replica(m, platform, ctrl.run.restart, f"restart_{name}")
+
+    def _input_side(self, m, platform, ctrl, b, windows, roms):
         """Walker, feeder, window generators and indexing unit, stages F0 to the array."""
         wiring.connect(m, b.walker.index_rom, roms["index"])
         wiring.connect(m, b.walker.library_rom, roms["library"])
@@ -279,7 +293,9 @@ class Accelerator(wiring.Component):
         # A window reads its ring a cycle before its pixel arrives.
         advance = delayed(m, ctrl.issue_in, stages.pixel - 1, "advance")
         for r, window in enumerate(windows):
-            m.d.comb += [window.restart.eq(restart), window.advance.eq(advance),
+            # A window's first advance is at least `stages.pixel` cycles after restart.
+            m.d.comb += [window.restart.eq(self._late_restart(m, platform, ctrl, f"window_{r}")),
+                         window.advance.eq(advance),
                          window.pixel.eq(b.feeder.pixels[r]), window.ky.eq(b.indexing.ky[r]),
                          b.indexing.windows[r].eq(window.window)]
         m.d.comb += [
@@ -292,7 +308,7 @@ class Accelerator(wiring.Component):
             b.array.acts.eq(b.indexing.acts),
         ]
 
-    def _output_side(self, m, ctrl, b, roms):
+    def _output_side(self, m, platform, ctrl, b, roms):
         """Accumulator, requantizer, pool and writer, from the array's sums (stage A) on."""
         cfg, layer = self.cfg, ctrl.descriptor
         # The sums of a pixel issued at F0 leave the array at A; the accumulator's and the
@@ -320,9 +336,12 @@ class Accelerator(wiring.Component):
         m.d.comb += [rq.mult.eq(delayed(m, params.data.mult, 1, "mult", reset_less=True)),
                      rq.shift.eq(delayed(m, params.data.shift, 1, "shift", reset_less=True))]
         m.d.comb += [
-            pool.restart.eq(ctrl.run.restart), pool.valid.eq(rq.out_valid),
+            # The pool's and the writer's first results come long after restart.
+            pool.restart.eq(self._late_restart(m, platform, ctrl, "pool")),
+            pool.valid.eq(rq.out_valid),
             pool.values.eq(rq.out),
-            writer.restart.eq(ctrl.run.restart), writer.valid.eq(pool.out_valid),
+            writer.restart.eq(self._late_restart(m, platform, ctrl, "writer")),
+            writer.valid.eq(pool.out_valid),
             writer.first.eq(pool.out_first), writer.values.eq(pool.out),
             ctrl.done.eq(delayed(m, seq.end, cfg.read_latency + POST_STAGES, "end")),
         ]
@@ -336,34 +355,61 @@ class Accelerator(wiring.Component):
         bank takes the buffer choice from a register of its own (a cycle late: it changes a
         few cycles before a layer, or a load or drain, uses it), not from one net across the
         die, and takes its writes a cycle late, from registers behind the choice between
-        the loader and the writer (nothing reads a word within cycles of its write)."""
+        the loader and the writer (on the fast parts, registers of the loader's and the
+        writer's outputs in front of the choice; nothing reads a word within a cycle of its
+        write)."""
         cfg = self.cfg
         words = 1 << cfg.fmap_bits
         m.submodules.fmap = fmap = FeatureBuffer(banks=cfg.banks, depth=2 * words,
                                                  read_latency=cfg.read_latency)
+        fast = crosses(platform)
         for bank in range(cfg.banks):
+            def flag(value, name, bank=bank):
+                """``value`` from a register of this bank's own on the fast parts (a cycle
+                late), else itself."""
+                return replica(m, platform, value, f"{name}_{bank}") if fast else value
             chosen = replica(m, platform, ctrl.buffer, f"buffer_{bank}")
             feeder, drainer = b.feeder.reads[bank], b.tensors.reads[bank]
-            loader, writer = b.tensors.write[bank], b.writer.write[bank]
-            read, write = fmap.read[bank], fmap.write[bank]
-            m.d.comb += [read.addr.eq(Cat(Mux(ctrl.draining, drainer.addr, feeder.addr),
-                                          chosen)),
+            read = fmap.read[bank]
+            # The drainer's first read follows drain_start, a cycle after `draining` rises.
+            draining = flag(ctrl.draining, "draining")
+            m.d.comb += [read.addr.eq(Cat(Mux(draining, drainer.addr, feeder.addr), chosen)),
                          feeder.data.eq(read.data), drainer.data.eq(read.data)]
             if cfg.read_latency < 3:
                 # With reads of 3 (the largest core) every bank reads in every cycle: its
                 # readers take the data only when they asked for it, and the enable (from
                 # the drainer's queue through the issue) would cross the die.
                 m.d.comb += read.en.eq(drainer.en | feeder.en)
-            addr = Signal.like(write.addr, name=f"waddr_{bank}", reset_less=True)
-            data = Signal.like(write.data, name=f"wdata_{bank}", reset_less=True)
-            en = Signal(name=f"wen_{bank}")
-            with m.If(loader.en & ctrl.loading):        # into the layer's input buffer
-                m.d.sync += [addr.eq(Cat(loader.addr, chosen)), data.eq(loader.data),
-                             en.eq(1)]
-            with m.Else():                              # into its output buffer
-                m.d.sync += [addr.eq(Cat(writer.addr, ~chosen)), data.eq(writer.data),
-                             en.eq(writer.en & ctrl.run.running)]
-            m.d.comb += [write.addr.eq(addr), write.data.eq(data), write.en.eq(en)]
+            self._bank_writes(m, fast, bank, fmap.write[bank], chosen,
+                              (b.tensors.write[bank], flag(ctrl.loading, "loading")),
+                              (b.writer.write[bank], flag(ctrl.run.running, "running")))
+
+    @staticmethod
+    def _bank_writes(m, fast, bank, write, chosen, load, result):
+        """Bank ``bank``'s writes, one register after the loader's (``load``: its port and
+        the loading flag) or the writer's (``result``: its port and the running flag): with
+        ``fast`` the ports cross into registers of the bank's (and the flags are the bank's
+        own copies, a cycle late alike), and are chosen beside it; else the choice is
+        registered. A load goes to the chosen buffer, a result to the other."""
+        (loader, loading), (writer, running) = load, result
+
+        def early(value, name, *, data=True):
+            return delayed(m, value, fast, f"{name}_{bank}", reset_less=data)
+        load_en, write_en = (early(port.en, f"{name}_en", data=False)
+                             for port, name in ((loader, "load"), (writer, "write")))
+        load_addr = early(Cat(loader.addr, chosen), "load_addr")
+        write_addr = early(Cat(writer.addr, ~chosen), "write_addr")
+        load_data, write_data = (early(port.data, f"{name}_data")
+                                 for port, name in ((loader, "load"), (writer, "write")))
+        addr = Signal.like(write.addr, name=f"waddr_{bank}", reset_less=True)
+        data = Signal.like(write.data, name=f"wdata_{bank}", reset_less=True)
+        en = Signal(name=f"wen_{bank}")
+        choose = m.d.comb if fast else m.d.sync
+        with m.If(load_en & loading):               # into the layer's input buffer
+            choose += [addr.eq(load_addr), data.eq(load_data), en.eq(1)]
+        with m.Else():                              # into its output buffer
+            choose += [addr.eq(write_addr), data.eq(write_data), en.eq(write_en & running)]
+        m.d.comb += [write.addr.eq(addr), write.data.eq(data), write.en.eq(en)]
 
     def _counters(self, m, ctrl, b, roms):
         """The action counters, fed with the strobes of the blocks."""

@@ -34,6 +34,6 @@ PROOFS = [
     Task("broken_partial_commit", lambda: StagedImagesHarness(PartialCommit), 5, "FAIL"),
     Task("broken_write_commits", lambda: StagedImagesHarness(WriteCommits), 5, "FAIL"),
     Task("broken_no_crc_restart", lambda: FrameReceiverHarness(NoCRCRestart), 10, "FAIL"),
-    Task("broken_no_backpressure", lambda: TensorDrainerHarness(broken=True), 8, "FAIL"),
+    Task("broken_no_backpressure", lambda: TensorDrainerHarness(broken=True), 10, "FAIL"),
     Task("broken_wrong_bank", lambda: ArrayBankHarness(broken=True), 6, "FAIL"),
 ]

@@ -3,7 +3,8 @@ the feature-buffer banks ``read_latency`` cycles ahead into a small queue and st
 tensor out with backpressure.
 
 The feature buffer is modelled by read ports that return, ``read_latency`` cycles after an
-address, a tag naming the bank and word, so each element of the tensor has its own value.
+address, a tag naming the bank and word, so each element of the tensor has its own value
+(the drainer's queue takes it ``latency`` cycles after the read).
 Asserted every cycle:
 
 - ``held``: an output the consumer has not taken stays offered, unchanged;
@@ -48,7 +49,7 @@ class TensorDrainerHarness(Elaboratable):
         active, issue = inside.signals["active"], inside.signals["issue"]
         if self.broken:
             inside.module.d.comb += issue.eq(active)
-        flight = [inside.signals[f"flight{i}_d1"] for i in range(self.read_latency)]
+        flight = [inside.signals[f"flight{i}_d1"] for i in range(dut.latency)]
         out = dut.stream
 
         # The tensor: its shape, taken at start and held; start only when idle.

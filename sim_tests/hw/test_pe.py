@@ -51,32 +51,52 @@ def test_pe_operands_accumulate_and_banks():
     run(dut, testbench)
 
 
-@pytest.mark.parametrize("rows, cols", [(1, 1), (3, 5), (4, 4), (6, 2)])
-def test_array_matches_matmul(rows, cols):
-    """A stream of pixels with random bank bits gives ``sum_r W[bank][r][c] * x[r]``."""
-    dut = SystolicArray(rows, cols)
-    rng = np.random.default_rng(rows * 10 + cols)
-    weights = rng.integers(-128, 128, size=(2, rows, cols))
-    n = 24
+@pytest.mark.parametrize("rows, cols, load_latency",
+                         [(1, 1, 0), (3, 5, 0), (4, 4, 2), (6, 2, 1), (3, 5, 2), (5, 3, 3)])
+def test_array_matches_matmul(rows, cols, load_latency):
+    """Passes of random pixels, each with weights of its own in the bank of its parity, give
+    ``sum_r W[pass][r][c] * x[r]``. Each pass's rows are loaded, one per cycle, as late as
+    the array allows (written two cycles before the pass's first activation reaches the
+    row's first PE, ``load_latency`` cycles after ``load``): a later write, or a bank taken
+    from the wrong pass, changes sums."""
+    dut = SystolicArray(rows, cols, load_latency=load_latency)
+    rng = np.random.default_rng(rows * 100 + cols * 10 + load_latency)
+    cycle = max(rows, cols + load_latency)             # the pixels of a pass
+    passes = 4
+    weights = rng.integers(-128, 128, size=(passes, rows, cols))
+    n = passes * cycle
     x = rng.integers(-128, 128, size=(n, rows))
     x[0], x[1] = -128, 127                         # extreme products
-    banks = rng.integers(0, 2, size=n)
-    expect = np.einsum("nrc,nr->nc", weights[banks], x)
+    weights[0, :, :] = -128
+    pass_of = np.arange(n) // cycle
+    expect = np.einsum("nrc,nr->nc", weights[pass_of], x)
     latency = SystolicArray.latency(rows, cols)
+    # Pass p's row r: its first activation is on the array's input at p * cycle and on the
+    # row's first act_in r + 1 cycles later.
+    loads = {p * cycle + r + 1 - 2 - load_latency: (p, r)
+             for p in range(1, passes) for r in range(rows)}
+
+    def load(ctx, p, r):
+        for name, value in (("en", 1), ("row", r), ("bank", p % 2),
+                            ("data", [int(v) for v in weights[p, r]])):
+            ctx.set(getattr(dut.load, name), value)
 
     async def testbench(ctx):
-        for b in range(2):
-            for r in range(rows):
-                ctx.set(dut.load.en, 1)
-                ctx.set(dut.load.row, r)
-                ctx.set(dut.load.bank, b)
-                ctx.set(dut.load.data, [int(v) for v in weights[b, r]])
-                await ctx.tick()
+        for r in range(rows):                      # pass 0, before the stream
+            load(ctx, 0, r)
+            await ctx.tick()
         ctx.set(dut.load.en, 0)
+        for _ in range(load_latency):
+            await ctx.tick()
         got = []
         for t in range(n + latency):
+            if t in loads:
+                load(ctx, *loads[t])
+            else:
+                ctx.set(dut.load.en, 0)
             if t < n:
-                ctx.set(dut.acts, [{"value": int(v), "bank": int(banks[t])} for v in x[t]])
+                ctx.set(dut.acts, [{"value": int(v), "bank": int(pass_of[t] % 2)}
+                                   for v in x[t]])
             if t >= latency:
                 got.append([ctx.get(dut.sums[c]) for c in range(cols)])
             await ctx.tick()
@@ -91,4 +111,6 @@ def test_array_rejects_bad_sizes():
         SystolicArray(2.0, 3)
     with pytest.raises(ValueError, match="cols must be at least 1"):
         SystolicArray(2, 0)
+    with pytest.raises(ValueError, match="load_latency must be at least 0"):
+        SystolicArray(2, 2, load_latency=-1)
     gc.collect()

@@ -15,7 +15,7 @@ from amaranth.vendor import LatticePlatform, SiliconBluePlatform
 
 from boards.platforms import tool_path
 from sps_hw.pe import SystolicArray
-from sps_hw.vendor import crossing, replica
+from sps_hw.vendor import crossing, global_net, replica
 from sps_hw.vendor.ecp5 import grid_sites
 from sps_hw.verilog import ports_of
 
@@ -108,19 +108,32 @@ def test_crossing_registers_only_on_fast_parts(platform):
     assert seen == [0, 3, 7, 250]
 
 
-def test_grid_sites_follow_the_columns():
-    """The 16 x 8 array on an LFE5U-85F: 128 distinct DSP sites; a column's multipliers are
-    neighbours on a DSP row (or at a row's end, the same end of the next row), so a partial
-    sum moves at most a DSP slice's width, or one DSP row down."""
+@pytest.mark.parametrize("platform", [_ECP5(), _ICE40(), None], ids=["ecp5", "ice40", "none"])
+def test_global_net_is_a_dcca_on_ecp5(platform):
+    """On the ECP5 a global net is the signal through a DCCA (enabled); elsewhere itself."""
+    a = Signal()
+    m = Module()
+    y = global_net(m, platform, a, "g")
+    if not isinstance(platform, _ECP5):
+        assert y is a
+        return
+    text = verilog.convert(m, platform=platform, ports=[a, y], emit_src=False)
+    assert re.search(r"DCCA\s+g\s*\(\s*\.CE\(1'h1\),\s*\.CLKI\(a\),\s*\.CLKO\(", text), text
+
+
+def test_grid_sites_follow_the_rows():
+    """The 16 x 8 array on an LFE5U-85F: 128 distinct DSP sites; an array row's multipliers
+    are neighbours on a DSP row (or at a DSP row's end, the same end of the next one), so an
+    activation moves at most a few tiles, and a partial sum ``cols`` sites along."""
     sites = grid_sites("LFE5U-85F", 16, 8)
     flat = [s for row in sites for s in row]
     assert len(set(flat)) == 128
     where = {s: tuple(int(v) for v in re.match(r"X(\d+)/Y(\d+)/MULT18_\d$", s).groups())
              for s in flat}
-    for c in range(8):
-        for r in range(1, 16):
-            (x0, y0), (x1, y1) = where[sites[r - 1][c]], where[sites[r][c]]
-            assert (y0 == y1 and abs(x1 - x0) <= 11) or (y1 - y0 == 24 and abs(x1 - x0) <= 1)
+    for i in range(1, 128):
+        (x0, y0), (x1, y1) = where[flat[i - 1]], where[flat[i]]
+        assert (y0 == y1 and 1 <= abs(x1 - x0) <= 6) or (y1 - y0 == 24 and x1 == x0)
+    assert flat == [sites[i // 8][i % 8] for i in range(128)]     # row after row
     assert grid_sites("LFE5U-25F", 2, 2) is None            # sites not known here
     assert grid_sites("LFE5U-85F", 16, 10) is None          # 160 > 156
 

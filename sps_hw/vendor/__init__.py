@@ -9,6 +9,8 @@ platform a design is elaborated for.
   on the ECP5, two chained SB_MAC16 on the iCE40;
 - :func:`replica`: a register of a one-bit control signal that synthesis keeps apart from
   its equal copies (each copy drives a share of a large fanout; ECP5 TRELLIS_FF kept);
+- :func:`global_net`: a signal of large fanout (a core's reset) on a global network (ECP5
+  DCCA), elsewhere the signal itself;
 - :func:`crossing`: a register where a signal crosses the die, only on the fast parts (an
   iCE40 at 24 MHz needs none, and a logic cell per bit is dear there; :func:`crosses` says
   whether it registers);
@@ -29,7 +31,8 @@ from ..registers import delayed
 from . import ecp5, ice40
 
 __all__ = ["PRIMITIVES", "PRODUCT_LATENCY", "WIDE_PRODUCT_LATENCY", "Multipliers",
-           "WideMultiplier", "crosses", "crossing", "dsp_primitive", "replica", "spram_fits"]
+           "WideMultiplier", "crosses", "crossing", "dsp_primitive", "global_net", "replica",
+           "spram_fits"]
 
 #: How multipliers are built: ``None`` in fabric registers around ``*``, or a DSP primitive.
 PRIMITIVES = (None, "MULT18X18D", "SB_MAC16")
@@ -61,6 +64,14 @@ def crossing(m, platform, value, name, *, reset_less=False):
     if not crosses(platform):
         return value
     return delayed(m, value, 1, name, reset_less=reset_less)
+
+
+def global_net(m, platform, value, name):
+    """``value`` (one bit) through the ECP5's global network (:func:`.ecp5.dcca`): a net to
+    most of the flip-flops of a core spanning the die; elsewhere ``value`` itself."""
+    if dsp_primitive(platform) == "MULT18X18D":
+        return ecp5.dcca(m, value, name)
+    return value
 
 
 def spram_fits(platform, width, depth):

@@ -2,7 +2,7 @@
 
 from amaranth.hdl import Cat, ClockSignal, Const, Instance, ResetSignal, Signal, Value, signed
 
-__all__ = ["ehxplll", "grid_sites", "kept_ff", "mult18x18d", "mult_32x18"]
+__all__ = ["dcca", "ehxplll", "grid_sites", "kept_ff", "mult18x18d", "mult_32x18"]
 
 
 def _ports(prefix, value):
@@ -22,12 +22,13 @@ _SITES = {"LFE5U-85F": ((10, 34, 58), (4, 13, 22, 31, 40, 49, 58, 69, 78, 87, 96
 
 def grid_sites(device, rows, cols):
     """A MULT18X18D site for each multiplier ``(r, c)`` of a ``rows x cols`` array whose
-    partial sums move down its columns, by ``[r][c]``; None for a device whose sites are not
-    known here, or too few. The sites are taken in a snake (the DSP rows left to right, right
-    to left, ...), a column's multipliers one after another: a partial sum moves to the next
-    site, an activation (register to register) a column's length along the snake. Without
-    it, nextpnr packs the logic beside the I/O and spreads the multipliers over the die, and
-    the 16 x 8 array does not route."""
+    activations move along its rows and partial sums down its columns, by ``[r][c]``; None
+    for a device whose sites are not known here, or too few. The sites are taken in a snake
+    (the DSP rows left to right, right to left, ...), an array row's multipliers one after
+    another: an activation moves to the next site, a partial sum ``cols`` sites on, a row's
+    weights are written in one place, and the columns end side by side. Without it, nextpnr
+    packs the logic beside the I/O and spreads the multipliers over the die, and the 16 x 8
+    array does not route."""
     if device not in _SITES:
         return None
     ys, xs = _SITES[device]
@@ -37,7 +38,7 @@ def grid_sites(device, rows, cols):
         snake += row[::-1] if i % 2 else row
     if rows * cols > len(snake):
         return None
-    return [[snake[c * rows + r] for c in range(cols)] for r in range(rows)]
+    return [snake[r * cols:(r + 1) * cols] for r in range(rows)]
 
 
 def mult18x18d(m, a, b, name, *, output_reg=True, site=None):
@@ -80,6 +81,15 @@ def kept_ff(m, d, name):
         p_LSRMUX="LSR", p_REGSET="RESET", p_SRMODE="LSR_OVER_CE",
         i_CLK=ClockSignal("sync"), i_LSR=ResetSignal("sync"), i_DI=d, o_Q=q)
     return q
+
+
+def dcca(m, value, name):
+    """``value`` (one bit) through a DCCA clock buffer onto a global network: nextpnr routes
+    it to fabric inputs (a reset of thousands of flip-flops) in a few nanoseconds anywhere
+    on the die, as a clock."""
+    out = Signal(name=f"{name}_global")
+    m.submodules[name] = Instance("DCCA", i_CLKI=value, i_CE=1, o_CLKO=out)
+    return out
 
 
 def mult_32x18(m, a, b, name):
