@@ -32,9 +32,9 @@ class Feeder(wiring.Component):
 
     ``issue`` reads the next pixel (``hw`` per pass, passes back to back); the pixels reach
     ``pixels`` :attr:`latency` cycles later (:meth:`latency_of`): with reads of
-    ``read_latency`` 2 the addresses and the banks' data (before the crossbar) are registered
-    too, with 3 the crossbar's outputs as well (on the die of the largest core the banks and
-    the rows are far apart). The
+    ``read_latency`` 2 the addresses, the banks' data (before the crossbar) and the
+    crossbar's outputs are registered too, with 3 the outputs twice (on the die of the
+    largest core the banks and the rows are far apart). The
     configuration of a pass is held in one of :data:`~sps_hw.indexing.SLOTS` slots, pass
     ``n`` in slot ``n mod SLOTS``.
     """
@@ -48,7 +48,8 @@ class Feeder(wiring.Component):
             raise ValueError(f"banks ({banks}) must be at least rows ({rows})")
         self.rows, self.banks = rows, banks
         self.registered = read_latency > 1
-        self.crossbar_registered = read_latency > 2
+        #: Registers behind the crossbar: one with reads of 2, two with reads of 3.
+        self.outputs = (read_latency > 1) + (read_latency > 2)
         self.latency = self.latency_of(read_latency)
         super().__init__({
             "restart": In(1),
@@ -65,8 +66,8 @@ class Feeder(wiring.Component):
     def latency_of(read_latency):
         """Cycles from ``issue`` to ``pixels`` with reads of ``read_latency``: the address
         register (if any), the read, the banks' data register (if any), the crossbar's
-        register (if any)."""
-        return 2 * (read_latency > 1) + read_latency + (read_latency > 2)
+        output registers (if any)."""
+        return 3 * (read_latency > 1) + read_latency + (read_latency > 2)
 
     def elaborate(self, platform):
         m = Module()
@@ -115,12 +116,12 @@ class Feeder(wiring.Component):
             m.d.comb += [self.reads[b].addr.eq(addr[b]), self.reads[b].en.eq(read)]
         # The pass's slot when its pixels leave the banks: the routes of that slot pick the
         # banks, looked up a cycle ahead so that each row's crossbar select is a register.
-        arrive = delayed(m, slot, self.latency - 1 - self.crossbar_registered, "slot")
+        arrive = delayed(m, slot, self.latency - 1 - self.outputs, "slot")
         bank_data = Array(delayed(m, self.reads[b].data, self.registered, f"bank_{b}",
                                   reset_less=True) for b in range(banks))
         for r in range(rows):
             select = Signal(range(banks), name=f"select_{r}")
             m.d.sync += select.eq(route[r][arrive])
-            m.d.comb += self.pixels[r].eq(delayed(m, bank_data[select], self.crossbar_registered,
+            m.d.comb += self.pixels[r].eq(delayed(m, bank_data[select], self.outputs,
                                                   f"pixel_{r}", reset_less=True))
         return m

@@ -119,13 +119,19 @@ class IndexingUnit(wiring.Component):
     ``acts``. ``bank``, the pixel's weight bank, travels along.
     With ``used``, an output ``used`` flags, with ``acts``, the rows whose activation is a
     tap (not a row past the reduction): the strobes of the action counters.
+
+    With ``bypass`` a tap written through ``config`` in the cycle of its pass's first pick
+    is picked (when the walker's taps arrive just in time); without, taps must be written a
+    cycle earlier, and ``ky`` comes from the row's own tap registers alone (the walker and
+    the window generators are far apart on the largest die).
     """
 
-    def __init__(self, rows, *, used=False):
+    def __init__(self, rows, *, used=False, bypass=True):
         check_int("rows", rows, minimum=1)
-        if not isinstance(used, bool):
-            raise TypeError(f"used must be a bool, not {used!r}")
-        self.rows = rows
+        for name, value in (("used", used), ("bypass", bypass)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be a bool, not {value!r}")
+        self.rows, self.bypass = rows, bypass
         super().__init__({
             "windows": In(data.ArrayLayout(Window, rows)),
             "inside": In(9),
@@ -149,7 +155,7 @@ class IndexingUnit(wiring.Component):
             # The tap of the slot, or the one being written to it (the walker may write a
             # pass's last tap in the cycle its first pixel's pick is made).
             tap = Signal(4, name=f"tap_{r}")
-            writing = cfg.en & (cfg.row == r) & (cfg.slot == self.slot)
+            writing = cfg.en & (cfg.row == r) & (cfg.slot == self.slot) if self.bypass else 0
             m.d.comb += [tap.eq(Mux(writing, cfg.tap, taps[self.slot])),
                          self.ky[r].eq(Mux(tap < 3, 0, Mux(tap < 6, 1, 2)))]
             pick = Signal(4, init=ZERO_TAP, name=f"pick_{r}")

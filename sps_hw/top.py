@@ -206,7 +206,9 @@ class Accelerator(wiring.Component):
                                  count_bits=cfg.count_bits, **latency),
             "feeder": Feeder(rows=rows, banks=banks, addr_bits=fmap_bits, hw_bits=hw_bits,
                              **latency),
-            "indexing": IndexingUnit(rows, used=cfg.counters),
+            # With reads of 2 or more the walker's taps arrive a cycle before they are
+            # picked (PassWalker.tap_latency <= Feeder.latency_of): no bypass.
+            "indexing": IndexingUnit(rows, used=cfg.counters, bypass=cfg.read_latency < 2),
             "array": SystolicArray(rows, cols, multiplier=self.multiplier,
                                    load_latency=Stages.of(cfg).load),
             "sequencer": OutputSequencer(hw_bits=hw_bits, count_bits=cfg.count_bits),

@@ -115,6 +115,8 @@ def test_counters_are_a_generator_option():
     assert "actions" not in Accelerator(Config(counters=False)).signature.members
     with pytest.raises(TypeError, match="used must be a bool"):
         IndexingUnit(2, used=1)
+    with pytest.raises(TypeError, match="bypass must be a bool"):
+        IndexingUnit(2, bypass=None)
     gc.collect()                                     # the components above, while ignored
     pytest.importorskip("amaranth_boards")           # the [boards] extra
     from boards.platforms import BOARDS
