@@ -48,8 +48,7 @@ class Feeder(wiring.Component):
             raise ValueError(f"banks ({banks}) must be at least rows ({rows})")
         self.rows, self.banks = rows, banks
         self.registered = read_latency > 1
-        #: Registers behind the crossbar: one with reads of 2, two with reads of 3.
-        self.outputs = (read_latency > 1) + (read_latency > 2)
+        self.outputs = self._outputs(read_latency)
         self.latency = self.latency_of(read_latency)
         super().__init__({
             "restart": In(1),
@@ -63,11 +62,16 @@ class Feeder(wiring.Component):
         })
 
     @staticmethod
+    def _outputs(read_latency):
+        """Registers behind the crossbar: one with reads of 2, two with reads of 3."""
+        return (read_latency > 1) + (read_latency > 2)
+
+    @staticmethod
     def latency_of(read_latency):
         """Cycles from ``issue`` to ``pixels`` with reads of ``read_latency``: the address
-        register (if any), the read, the banks' data register (if any), the crossbar's
-        output registers (if any)."""
-        return 3 * (read_latency > 1) + read_latency + (read_latency > 2)
+        register and the banks' data register (with reads of 2 or more), the read, the
+        crossbar's output registers."""
+        return 2 * (read_latency > 1) + read_latency + Feeder._outputs(read_latency)
 
     def elaborate(self, platform):
         m = Module()

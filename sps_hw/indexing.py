@@ -155,8 +155,11 @@ class IndexingUnit(wiring.Component):
             # The tap of the slot, or the one being written to it (the walker may write a
             # pass's last tap in the cycle its first pixel's pick is made).
             tap = Signal(4, name=f"tap_{r}")
-            writing = cfg.en & (cfg.row == r) & (cfg.slot == self.slot) if self.bypass else 0
-            m.d.comb += [tap.eq(Mux(writing, cfg.tap, taps[self.slot])),
+            chosen = taps[self.slot]
+            if self.bypass:
+                writing = cfg.en & (cfg.row == r) & (cfg.slot == self.slot)
+                chosen = Mux(writing, cfg.tap, chosen)
+            m.d.comb += [tap.eq(chosen),
                          self.ky[r].eq(Mux(tap < 3, 0, Mux(tap < 6, 1, 2)))]
             pick = Signal(4, init=ZERO_TAP, name=f"pick_{r}")
             m.d.sync += pick.eq(tap)

@@ -115,8 +115,9 @@ class SystolicArray(wiring.Component):
     ``load_latency`` cycles later; a weight must be written at least two cycles before the
     first activation that uses it reaches its PE's ``act_in``. With ``load_latency`` 1 or
     more each array row takes its loads through a register of its own (enabled only by
-    loads of that row), after ``load_latency - 1`` registers of the whole bus: on the
-    largest die the rows are far apart. ``multiplier`` builds the multipliers
+    loads of that row), with 2 or more after a register of its group of about
+    ``sqrt(rows)`` rows, and before them ``load_latency - 2`` registers of the whole bus:
+    on the largest die the rows are far apart. ``multiplier`` builds the multipliers
     (:data:`sps_hw.vendor.PRIMITIVES`, or ``"auto"``: the platform's DSP blocks); every
     choice behaves the same.
     """
@@ -169,8 +170,9 @@ class SystolicArray(wiring.Component):
         mine = Signal(len(rows), name=f"{name}_hits")
         own = Signal.like(bank, name=f"{name}_bank", reset_less=True)
         weights = Signal.like(data, name=f"{name}_data", reset_less=True)
-        m.d.sync += mine.eq(Cat(hits[r] for r in rows))
-        with m.If(Cat(hits[r] for r in rows).any()):
+        taken = Cat(hits[r] for r in rows)
+        m.d.sync += mine.eq(taken)
+        with m.If(taken.any()):
             m.d.sync += [own.eq(bank), weights.eq(data)]
         return dict(zip(rows, mine)), own, weights
 

@@ -199,16 +199,18 @@ class Accelerator(wiring.Component):
         index_rom, library_rom = (memory.ReadPort.Signature(
             addr_width=_addr_bits(shapes[name][1]), shape=shapes[name][0])
             for name in ("index", "library"))
+        walker = PassWalker(rows=rows, banks=banks, addr_bits=fmap_bits, hw_bits=hw_bits,
+                            index_rom=index_rom, library_rom=library_rom,
+                            count_bits=cfg.count_bits, **latency)
         blocks = {
             "tensors": TensorIO(**tensor, **latency),
-            "walker": PassWalker(rows=rows, banks=banks, addr_bits=fmap_bits, hw_bits=hw_bits,
-                                 index_rom=index_rom, library_rom=library_rom,
-                                 count_bits=cfg.count_bits, **latency),
+            "walker": walker,
             "feeder": Feeder(rows=rows, banks=banks, addr_bits=fmap_bits, hw_bits=hw_bits,
                              **latency),
-            # With reads of 2 or more the walker's taps arrive a cycle before they are
-            # picked (PassWalker.tap_latency <= Feeder.latency_of): no bypass.
-            "indexing": IndexingUnit(rows, used=cfg.counters, bypass=cfg.read_latency < 2),
+            # Taps arriving a cycle before their pass's first pick need no bypass (with
+            # reads of 2 or more); with reads of 1 they arrive in that very cycle.
+            "indexing": IndexingUnit(rows, used=cfg.counters,
+                                     bypass=walker.tap_latency > Stages.of(cfg).pixel),
             "array": SystolicArray(rows, cols, multiplier=self.multiplier,
                                    load_latency=Stages.of(cfg).load),
             "sequencer": OutputSequencer(hw_bits=hw_bits, count_bits=cfg.count_bits),
