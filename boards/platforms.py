@@ -153,6 +153,9 @@ class BoardSpec:
     #: ``(rows, cols)`` of the DRAM build's array when it differs from the block-RAM
     #: build's (the tile engine's own multipliers share the DSP blocks; None: the same).
     dram_array: tuple = None
+    #: ``Config`` parameters of the DRAM build's core that differ from :attr:`core` (empty:
+    #: the same).
+    dram_core: dict = field(default_factory=dict)
 
     @property
     def divisor(self):
@@ -196,6 +199,8 @@ class BoardSpec:
         spec = self
         if self.dram_array is not None:
             spec = replace(spec, rows=self.dram_array[0], cols=self.dram_array[1])
+        if self.dram_core:
+            spec = replace(spec, core={**spec.core, **self.dram_core})
         if self.dram_pll is not None:
             spec = replace(spec, clk_hz=round(self.dram_pll.output_hz()), pll=self.dram_pll)
         return spec
@@ -240,23 +245,25 @@ BOARDS = {
     ),
     "ulx3s-85f": BoardSpec(
         name="ulx3s-85f", board_id=2, platform=ULX3S85F, family="ecp5",
-        device="LFE5U-85F-6BG381C", clk_hz=90_000_000,
-        # The FT231X's fastest rate (3 Mbaud): 30 clock cycles per bit, 20 in a DRAM build.
+        device="LFE5U-85F-6BG381C", clk_hz=100_000_000,
+        # The FT231X's fastest rate (3 Mbaud): 33 clock cycles per bit (1% fast, within a
+        # UART's margin), 20 in a DRAM build.
         baud=3_000_000,
-        # The core clock from the 25 MHz oscillator (ecppll -i 25 -o 90): 90 MHz, with
-        # margin for placement variation below the 95 to 112 MHz the board has routed at
-        # (one build at 112.31 MHz so far with the last pipeline changes; docs/boards.md).
-        pll=PLL("EHXPLLL", 25_000_000, {"CLKI_DIV": 5, "CLKFB_DIV": 18, "CLKOP_DIV": 7,
-                                        "CLKOP_CPHASE": 3}),
-        # 64 MULT18X18D for the array (8 reduction rows: 2 channels at keep 4, x 8 output
-        # channels), 16 for the requantizer (32 x 16 bits per column), of 156.
-        rows=8, cols=8,
+        # The core clock from the 25 MHz oscillator (ecppll -i 25 -o 100): the 16 x 8 core
+        # routes at 105 MHz and more (docs/boards.md).
+        pll=PLL("EHXPLLL", 25_000_000, {"CLKI_DIV": 1, "CLKFB_DIV": 4, "CLKOP_DIV": 6,
+                                        "CLKOP_CPHASE": 2}),
+        # 128 MULT18X18D for the array (16 reduction rows: 4 channels at keep 4, x 8 output
+        # channels), 16 for the requantizer (32 x 16 bits per column), of 156; block-RAM
+        # reads of 3 cycles, for the paths across the die (docs/hardware.md, section 8).
+        rows=16, cols=8,
         leds=("heartbeat", "model_valid", "busy", "done", "loading", "error", "activity"),
         budget={"lut": 83640, "dsp": 156, "bram_bits": 208 * 18432},
         program="openFPGALoader -b ulx3s {bitstream}",
         core={"max_hw": 1024, "max_width": 64, "fmap_depth": 2048, "weight_depth": 4096,
               "index_depth": 256, "library_depth": 128, "param_depth": 256, "layer_depth": 32,
-              "max_patterns": 16, "count_bits": 16, "channel_bits": 12, "mult_bits": 16},
+              "max_patterns": 16, "count_bits": 16, "channel_bits": 12, "mult_bits": 16,
+              "read_latency": 3},
         # 32 MiB SDR SDRAM: one 16-bit 256 Mbit part (16M x 16, IS42S16160G or AS4C16M16SB).
         dram_bytes=32 * 2**20,
         dram_controller=SDRAMController,
@@ -265,6 +272,9 @@ BOARDS = {
         dram_pll=PLL("EHXPLLL", 25_000_000, {"CLKI_DIV": 5, "CLKFB_DIV": 12, "CLKOP_DIV": 10,
                                              "CLKOP_CPHASE": 4},
                      secondary=(("dram", "CLKOS", 12, 4, 0), ("dram_ps", "CLKOS2", 12, 7, 0))),
+        # The DRAM build keeps the 8 x 8 array with reads of 2 (at 60 MHz it needs no more,
+        # and the tile engine's own multipliers share the DSP blocks).
+        dram_array=(8, 8), dram_core={"read_latency": 2},
     ),
     "arty-a7-35": BoardSpec(
         name="arty-a7-35", board_id=3, platform=ArtyA735, family="xc7",

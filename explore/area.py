@@ -2,8 +2,8 @@
 
 DSP blocks are counted from the array: one multiplier per PE (two PEs share an iCE40
 ``SB_MAC16``, which has two 8 x 8 products) and two per column for the requantizer's 32 x 16
-product, as every board build has it (``docs/boards.md``: 3 ``SB_MAC16`` at 2 x 1, 80
-``MULT18X18D`` at 8 x 8, 90 ``DSP48E1`` at 16 x 5).
+product, as every board build has it (``docs/boards.md``: 3 ``SB_MAC16`` at 2 x 1, 144
+``MULT18X18D`` at 16 x 8, 90 ``DSP48E1`` at 16 x 5).
 
 Logic is an estimate: each board's measured build at its own array (:data:`MEASURED`, in the
 board's units: iCE40 logic cells, ECP5 LUT4, the Xilinx LUT of the yosys estimate) scaled by
@@ -19,7 +19,7 @@ import math
 __all__ = ["MEASURED", "dsp_blocks", "estimate", "logic_units"]
 
 #: board -> (rows, cols, logic used) of a measured build of its SPS core with the demo model.
-MEASURED = {"icebreaker": (4, 2, 5224), "ulx3s-85f": (8, 8, 15075), "arty-a7-35": (16, 5, 7871)}
+MEASURED = {"icebreaker": (4, 2, 5224), "ulx3s-85f": (16, 8, 15172), "arty-a7-35": (16, 5, 7871)}
 #: Logic cells of the fixed part, and per PE, per column and per row (iCE40 logic cells).
 FIXED, PER_PE, PER_COL, PER_ROW = 3400, 36, 560, 450
 

@@ -26,7 +26,7 @@ from ..support.layers import layer, random_model
 
 ULX3S = BOARDS["ulx3s-85f"]
 #: check_fit's refusal of :data:`BIG` on the ULX3S (after the model's name).
-BLOCK_RAM = (r"does not fit ulx3s-85f: on its 8x8 core the packed images need weights "
+BLOCK_RAM = (r"does not fit ulx3s-85f: on its 16x8 core the packed images need weights "
              r"[\d,]+ words of 64 bits > 4,096")
 
 #: 16 x 16 inputs: every layer's buffers fit the ULX3S core, its weights do not (7,552
@@ -72,7 +72,7 @@ def test_big_model_fits_the_dram(big):
     with pytest.raises(SPSError, match=BLOCK_RAM):
         check_fit(model, ULX3S)
     fit = check_dram_fit(model, ULX3S)
-    image = pack(model, ULX3S.config)
+    image = pack(model, ULX3S.dram_config)
     assert fit == {"dram_bytes": 32 * 2**20, "image_bytes": len(image.data),
                    "jobs": len(image.jobs), "host_layers": {},
                    "regions": {"table": 32 * len(image.segments) + 128 * len(image.jobs),
@@ -96,7 +96,7 @@ def test_dram_build_without_synthesis(big, tmp_path, capsys):
     out = tmp_path / "build"
     assert main(["build", "--board", "ulx3s-85f", "--model", str(path), "--no-synth",
                  "-o", str(out)]) == 0
-    image = pack(model, ULX3S.config)
+    image = pack(model, ULX3S.dram_config)
     report = json.loads((out / "report.json").read_text())
     assert (out / "dram.bin").read_bytes() == bytes(image.data)
     assert json.loads((out / "dram.json").read_text()) == json.loads(json.dumps(image.map()))
@@ -257,7 +257,7 @@ def test_image_larger_than_the_dram_is_refused(big, tmp_path, capsys, monkeypatc
     """With 16 KiB halves the tensors alone (24,480 bytes) do not fit: no layer moves."""
     path, model = big
     small = dataclasses.replace(ULX3S, dram_bytes=2 * 16384)
-    size = len(pack(model, ULX3S.config).data)
+    size = len(pack(model, ULX3S.dram_config).data)
     message = (f"its external-memory image of {size:,} bytes > the 16,384 bytes of half the "
                f"DRAM (an upload is staged in the half the running model does not use)")
     with pytest.raises(SPSError,
@@ -295,6 +295,6 @@ def test_board_top_needs_the_dram_build():
         BoardTop(dataclasses.replace(arty, clk_hz=50_000_000, baud=1_000_000), core)
     with pytest.raises(ValueError, match=r"^spec must be a DRAM build's \(BoardSpec.dram_build"
                                          r"\(\)\) with a 'dram' PLL output, not ulx3s-85f's$"):
-        BoardTop(ULX3S, DramCore(ULX3S.config, half_bytes=ULX3S.dram_half_bytes))
+        BoardTop(ULX3S, DramCore(ULX3S.dram_config, half_bytes=ULX3S.dram_half_bytes))
     with pytest.raises(ValueError, match=r"^arty-a7-35's top has no DRAM controller for core "):
         BoardTop(dataclasses.replace(arty, dram_controller=None), core)

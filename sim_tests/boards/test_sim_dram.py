@@ -60,7 +60,7 @@ class DramModel:
 
     def __init__(self, path, seed):
         self.compiled = images.load(path)
-        self.image = bytes(pack(self.compiled, SPEC.config).data)
+        self.image = bytes(pack(self.compiled, SPEC.dram_config).data)
         self.x = np.random.default_rng(seed).integers(
             -128, 128, self.compiled.manifest["input"]["shape"], dtype=np.int8)
 

@@ -138,7 +138,7 @@ def test_resnet18_from_memory(tmp_path):
     assert cli.main(["compile", "resnet18", "-o", str(out)]) == 0
     model = images.load(out)
     x = sample_input(model, 1)
-    run = engine_sim.run(model, x, cfg=BOARDS["ulx3s-85f"].config, latency=10)
+    run = engine_sim.run(model, x, cfg=BOARDS["ulx3s-85f"].dram_config, latency=10)
     assert set(run.image.host) == {"conv1"}, run.image.host
     want = golden_tensors(model, x)
     for name, value in want.items():
