@@ -27,6 +27,8 @@ CONFIGS = {
     "8x8": Config(rows=8, cols=8, **_SIZES),
     # Block-RAM reads of 3 cycles, the feeder's crossbar registered (the 16 x 8 ULX3S core).
     "4x3, reads of 3": Config(rows=4, cols=3, read_latency=3, **_SIZES),
+    # The ULX3S core's array and reads (boards.platforms), with small buffers.
+    "16x8, reads of 3": Config(rows=16, cols=8, read_latency=3, **_SIZES),
 }
 
 
@@ -34,6 +36,7 @@ CONFIGS = {
     ("3x2", 0), ("3x2", 1), ("3x2", 2), ("4x5", 3), ("4x5", 4), ("1x1", 5),
     ("4x3, reads of 3", 6), ("4x3, reads of 3", 7),
     *(pytest.param("8x8", seed, marks=pytest.mark.slow) for seed in range(10, 14)),
+    *(pytest.param("16x8, reads of 3", seed, marks=pytest.mark.slow) for seed in (30, 31)),
     *(pytest.param("3x2", seed, marks=pytest.mark.slow) for seed in range(20, 26))])
 def test_random_layers_with_stalls(config, seed):
     rng = np.random.default_rng(seed)
